@@ -1,0 +1,29 @@
+# Two entry points for people and CI: `make example` and `make test`.
+# Each creates .venv with a supported Python (3.11 or 3.12) and installs the project into it.
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] <= (3,12)))' 2>/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: example test bench clean
+
+$(BIN)/crs-rules: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not import on 3.13)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+example: $(BIN)/crs-rules
+	$(BIN)/crs-rules validate rules
+	$(BIN)/crs-rules evaluate examples/grade3-adult.yaml
+
+test: $(BIN)/crs-rules
+	$(BIN)/python -m mypy
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/crs-rules
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache

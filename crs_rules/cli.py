@@ -1,0 +1,160 @@
+"""The ``crs-rules`` command: a thin layer over the library.
+
+Exit codes: 0 success; 1 invalid pack, invalid input, failed check or internal error; 2 usage
+error. No Python traceback ever reaches the user: every error is printed as plain lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence, TextIO
+
+from . import __version__
+from .errors import CrsRulesError, InvalidInputError, InvalidPackError
+from .model import Protocol
+
+__all__ = ["main", "run"]
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message}\n{self.format_usage().rstrip()}")
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="crs-rules", description="Severe CRS and sepsis protocol rules: validate, evaluate, review.")
+    parser.add_argument("--version", action="version", version=f"crs-rules {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    validate = commands.add_parser("validate", help="check a rule pack; prints OK <id> <version> <digest> or every problem")
+    validate.add_argument("pack", nargs="?", help="rule pack folder (default: the shipped pack)")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate one patient's state against a rule pack")
+    evaluate.add_argument("patient", help="patient state file (JSON or YAML), or - for standard input")
+    evaluate.add_argument("--rules", dest="pack", help="rule pack folder (default: the shipped pack)")
+    evaluate.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
+
+    trace = commands.add_parser("trace", help="write PACK/TRACEABILITY.md (seed statement -> rule ids)")
+    trace.add_argument("pack", nargs="?", help="rule pack folder (default: the shipped pack)")
+    trace.add_argument("--check", action="store_true", help="only check that the table is current and complete")
+
+    release = commands.add_parser("release", help="record a new version: bump, changelog note, digest")
+    release.add_argument("pack", help="rule pack folder")
+    release.add_argument("--bump", required=True, choices=("major", "minor", "patch"))
+    release.add_argument("--note", required=True, help="what changed, in words")
+
+    return parser
+
+
+def _load(pack: str | None) -> Protocol:
+    from .pack import load_protocol
+
+    return load_protocol(pack)
+
+
+def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    protocol = _load(args.pack)
+    out.write(f"OK {protocol.id} {protocol.version} {protocol.digest}\n")
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .evaluation import evaluate
+    from .patient import read_patient
+
+    protocol = _load(args.pack)
+    patient = read_patient(args.patient)
+    decision = evaluate(patient, protocol)
+    if args.format == "json":
+        out.write(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(decision.render_text() + "\n")
+    return EXIT_OK
+
+
+def _trace(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._resources import default_pack_dir
+    from .traceability import TABLE, render_table, trace
+
+    folder = Path(args.pack) if args.pack else default_pack_dir()
+    protocol, rows, problems = trace(folder)
+    table = render_table(protocol, rows)
+    target = folder / TABLE
+    if args.check:
+        current = target.read_text(encoding="utf-8") if target.is_file() else ""
+        if current != table:
+            problems.append(f"{target}: not current; expected the output of crs-rules trace {folder}")
+    else:
+        target.write_text(table, encoding="utf-8")
+    for problem in problems:
+        err.write(problem + "\n")
+    if problems:
+        return EXIT_INVALID
+    covered = sum(1 for row in rows if row.rules)
+    out.write(f"OK {covered}/{len(rows)} statements encoded; {target}{' is current' if args.check else ' written'}\n")
+    return EXIT_OK
+
+
+def _release(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .release import release
+
+    protocol = release(args.pack, args.bump, args.note)
+    out.write(f"Released {protocol.id} {protocol.version} {protocol.digest}\n")
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
+    "validate": _validate,
+    "evaluate": _evaluate,
+    "trace": _trace,
+    "release": _release,
+}
+
+
+def run(arguments: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
+    """Run the command line; returns the exit code. Tests call this with in-memory streams."""
+    parser = _parser()
+    try:
+        try:
+            args = parser.parse_args(list(arguments))
+        except SystemExit as exit_:  # --help and --version print and exit 0
+            return int(exit_.code or 0)
+        if args.command is None:
+            stderr.write(parser.format_usage())
+            return EXIT_USAGE
+        return _COMMANDS[args.command](args, stdout, stderr)
+    except _UsageError as error:
+        stderr.write(f"{error}\n")
+        return EXIT_USAGE
+    except (InvalidPackError, InvalidInputError) as error:
+        for problem in error.problems:
+            stderr.write(f"{problem}\n")
+        kind = "pack" if isinstance(error, InvalidPackError) else "input"
+        stderr.write(f"{len(error.problems)} problem(s): invalid {kind}, nothing was evaluated\n"
+                     if kind == "input" else f"{len(error.problems)} problem(s): invalid rule pack\n")
+        return EXIT_INVALID
+    except CrsRulesError as error:
+        stderr.write(f"error: {error}\n")
+        return EXIT_INVALID
+    except ValueError as error:
+        stderr.write(f"error: {error}\n")
+        return EXIT_INVALID
+    except OSError as error:
+        stderr.write(f"error: {error.strerror or error}: {error.filename or ''}\n")
+        return EXIT_INVALID
+    except Exception as error:  # noqa: BLE001 - the last guard: a user never sees a traceback
+        stderr.write(f"internal error ({type(error).__name__}): {error}; please report it\n")
+        return EXIT_INVALID
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))

@@ -1,0 +1,132 @@
+"""Conditions as data: reading them from YAML, their meaning, and their disjunctive normal form.
+
+Meaning (shared by the compiler and the validator): a comparison on a fact that is absent is
+false; ``not`` is plain negation, so it is true when the fact is absent. The compiler turns each
+condition into disjunctive normal form (an OR of ANDs of possibly negated comparisons) because
+the engine matches conjunctions of patterns.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from typing import Any, Callable, Iterator, Mapping
+
+from .model import AllOf, AnyOf, Comparison, Condition, Not, OPERATORS, Source
+
+__all__ = ["build_condition", "holds", "to_dnf", "Literal", "comparisons", "MAX_DNF_TERMS"]
+
+#: A rule whose condition expands to more conjunctions than this is refused as too complex
+#: (the engine slows down and, past a few hundred tests under one node, hangs).
+MAX_DNF_TERMS = 64
+
+Literal = tuple[Comparison, bool]  # (comparison, negated)
+Positioner = Callable[[tuple[str | int, ...]], Source]
+
+
+def build_condition(data: Any, path: tuple[str | int, ...], where: Positioner) -> Condition:
+    """Build a condition from schema-valid data (``where`` gives each node's source)."""
+    source = where(path)
+    if "all" in data:
+        return AllOf(
+            tuple(build_condition(c, (*path, "all", i), where) for i, c in enumerate(data["all"])),
+            source,
+        )
+    if "any" in data:
+        return AnyOf(
+            tuple(build_condition(c, (*path, "any", i), where) for i, c in enumerate(data["any"])),
+            source,
+        )
+    if "not" in data:
+        return Not(build_condition(data["not"], (*path, "not"), where), source)
+    operators = [key for key in data if key in OPERATORS]
+    # Validation reports a leaf without exactly one operator; build with the first for positions.
+    operator = operators[0] if operators else "exists"
+    value = data.get(operator, True)
+    if isinstance(value, list):
+        value = tuple(value)
+    return Comparison(
+        fact=data["fact"],
+        operator=operator,
+        value=value,
+        source=source,
+        not_counting=tuple(data.get("not_counting", ())),
+    )
+
+
+def comparisons(condition: Condition) -> Iterator[Comparison]:
+    """Every comparison inside a condition, in the order written."""
+    if isinstance(condition, Comparison):
+        yield condition
+    elif isinstance(condition, Not):
+        yield from comparisons(condition.condition)
+    else:
+        for part in condition.conditions:
+            yield from comparisons(part)
+
+
+_MISSING = object()
+
+
+def compare(comparison: Comparison, value: Any) -> bool:
+    """Whether a present fact value passes the comparison."""
+    op, expected = comparison.operator, comparison.value
+    if op == "exists":
+        return True
+    if op == "equals":
+        return bool(type(value) is type(expected) or _both_numbers(value, expected)) and value == expected
+    if op == "not_equals":
+        return not (bool(type(value) is type(expected) or _both_numbers(value, expected)) and value == expected)
+    if op == "one_of":
+        assert isinstance(expected, tuple)
+        return value in expected
+    if op == "includes":
+        return expected in value
+    if op == "count_at_least":
+        assert isinstance(expected, int)
+        counted = [item for item in value if item not in comparison.not_counting]
+        return len(counted) >= expected
+    assert isinstance(expected, (int, float)) and isinstance(value, (int, float))
+    if op == "at_least":
+        return value >= expected
+    if op == "above":
+        return value > expected
+    if op == "at_most":
+        return value <= expected
+    if op == "below":
+        return value < expected
+    raise ValueError(f"unknown operator {op}")
+
+
+def _both_numbers(a: Any, b: Any) -> bool:
+    return all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+
+
+def holds(condition: Condition, facts: Mapping[str, Any]) -> bool:
+    """Evaluate a condition over flat facts (``{"vitals.temperature_c": 39.0, ...}``)."""
+    if isinstance(condition, Comparison):
+        value = facts.get(condition.fact, _MISSING)
+        return value is not _MISSING and compare(condition, value)
+    if isinstance(condition, Not):
+        return not holds(condition.condition, facts)
+    if isinstance(condition, AllOf):
+        return all(holds(c, facts) for c in condition.conditions)
+    return any(holds(c, facts) for c in condition.conditions)
+
+
+def to_dnf(condition: Condition, negated: bool = False) -> list[list[Literal]]:
+    """Disjunctive normal form: a list of conjunctions of (comparison, negated) literals."""
+    if isinstance(condition, Comparison):
+        return [[(condition, negated)]]
+    if isinstance(condition, Not):
+        return to_dnf(condition.condition, not negated)
+    parts = [to_dnf(c, negated) for c in condition.conditions]
+    conjunctive = isinstance(condition, AllOf) != negated  # De Morgan
+    if not conjunctive:
+        return [term for part in parts for term in part]
+    terms: list[list[Literal]] = []
+    for combination in product(*parts):
+        term = [literal for piece in combination for literal in piece]
+        terms.append(term)
+        if len(terms) > MAX_DNF_TERMS:
+            break
+    return terms

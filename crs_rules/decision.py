@@ -1,0 +1,225 @@
+"""The Decision: what the protocol says for one patient at one moment, and its renderings.
+
+A decision is frozen. ``to_dict()`` gives the JSON form documented by
+``schemas/decision.schema.json``; ``render_text()`` gives the form for people: the grade and its
+basis, critical alerts first, each recommendation with its dose and source, withheld actions with
+the time they become eligible again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = [
+    "ProtocolRef",
+    "Citation",
+    "Dose",
+    "Recommendation",
+    "Withheld",
+    "Alert",
+    "Decision",
+    "iso",
+]
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, to the second."""
+    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ProtocolRef:
+    """The exact protocol that produced a decision."""
+
+    id: str
+    version: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Citation:
+    id: str
+    seed_number: int
+    title: str
+
+
+@dataclass(frozen=True)
+class Dose:
+    drug: str
+    amount_mg: int | float
+    route: str
+    regimen: str
+    interval_h: float | None
+    interval_up_to_h: float | None
+    times_daily: int | None
+    for_days: float | None
+    then: str | None
+    calculation: str
+
+    def describe(self) -> str:
+        text = f"{self.drug} {_number(self.amount_mg)} mg {self.route}"
+        if self.times_daily is not None:
+            text += " twice daily" if self.times_daily == 2 else f" {self.times_daily} times daily"
+        elif self.interval_h is not None:
+            upto = f"-{_number(self.interval_up_to_h)}" if self.interval_up_to_h is not None else ""
+            text += f" every {_number(self.interval_h)}{upto} h"
+        if self.for_days is not None:
+            text += f" for {_number(self.for_days)} days"
+        if self.then is not None:
+            text += f", then {self.then}"
+        return text
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    rule: str
+    action: str
+    strength: str
+    dose: Dose | None
+    text: str
+    citations: tuple[Citation, ...]
+
+
+@dataclass(frozen=True)
+class Withheld:
+    rule: str
+    action: str
+    strength: str
+    reason: str
+    limits: tuple[str, ...]
+    next_eligible_at: datetime | None
+    citations: tuple[Citation, ...]
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: str
+    severity: str
+    rule: str
+    text: str
+    citations: tuple[Citation, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The protocol's answer for one patient at one moment."""
+
+    protocol: ProtocolRef
+    assessed_at: datetime
+    crs_grade: int
+    grade_basis: str
+    findings: tuple[tuple[str, bool | int], ...]
+    recommendations: tuple[Recommendation, ...]
+    withheld: tuple[Withheld, ...]
+    alerts: tuple[Alert, ...]
+    trace: tuple[str, ...]
+
+    def actions(self, strength: str | None = None) -> tuple[str, ...]:
+        """Action ids recommended or considered (or of one strength), in decision order."""
+        return tuple(dict.fromkeys(r.action for r in self.recommendations if strength in (None, r.strength)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (see schemas/decision.schema.json)."""
+        return {
+            "protocol": {"id": self.protocol.id, "version": self.protocol.version, "digest": self.protocol.digest},
+            "assessed_at": iso(self.assessed_at),
+            "crs_grade": self.crs_grade,
+            "grade_basis": self.grade_basis,
+            "findings": {name: value for name, value in self.findings},
+            "recommendations": [
+                {
+                    "rule": r.rule,
+                    "action": r.action,
+                    "strength": r.strength,
+                    "dose": _dose_dict(r.dose),
+                    "text": r.text,
+                    "citations": [_citation_dict(c) for c in r.citations],
+                }
+                for r in self.recommendations
+            ],
+            "withheld": [
+                {
+                    "rule": w.rule,
+                    "action": w.action,
+                    "strength": w.strength,
+                    "reason": w.reason,
+                    "limits": list(w.limits),
+                    "next_eligible_at": iso(w.next_eligible_at) if w.next_eligible_at else None,
+                    "citations": [_citation_dict(c) for c in w.citations],
+                }
+                for w in self.withheld
+            ],
+            "alerts": [
+                {
+                    "id": a.id,
+                    "severity": a.severity,
+                    "rule": a.rule,
+                    "text": a.text,
+                    "citations": [_citation_dict(c) for c in a.citations],
+                }
+                for a in self.alerts
+            ],
+            "trace": list(self.trace),
+        }
+
+    def render_text(self) -> str:
+        """The decision for people."""
+        lines = [f"CRS grade {self.crs_grade}: {self.grade_basis}"]
+        alerts = sorted(self.alerts, key=lambda a: SEVERITY_ORDER.get(a.severity, 9))
+        if alerts:
+            lines.append("")
+            lines.append("Alerts:")
+            lines.extend(f"  [{a.severity.upper()}] {a.text} ({_sources(a.citations)}; {a.rule})" for a in alerts)
+        lines.append("")
+        if self.recommendations:
+            lines.append("Recommendations:")
+            for r in self.recommendations:
+                dose = f" {r.dose.describe()} ({r.dose.calculation})." if r.dose else ""
+                lines.append(f"  {r.strength.upper():9} {r.action}: {r.text}{dose} ({_sources(r.citations)}; {r.rule})")
+        else:
+            lines.append("Recommendations: none")
+        if self.withheld:
+            lines.append("")
+            lines.append("Withheld:")
+            for w in self.withheld:
+                when = f" Eligible again at {iso(w.next_eligible_at)}." if w.next_eligible_at else " Not eligible again in this course."
+                lines.append(f"  {w.action} ({w.rule}): {w.reason}.{when}")
+        lines.append("")
+        lines.append(f"Protocol {self.protocol.id} {self.protocol.version} {self.protocol.digest}; "
+                     f"assessed at {iso(self.assessed_at)}")
+        return "\n".join(lines)
+
+
+def _number(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _sources(citations: tuple[Citation, ...]) -> str:
+    return "source " + ", ".join(f"[{c.seed_number}] {c.title}" for c in citations)
+
+
+def _citation_dict(citation: Citation) -> dict[str, Any]:
+    return {"id": citation.id, "seed_number": citation.seed_number, "title": citation.title}
+
+
+def _dose_dict(dose: Dose | None) -> dict[str, Any] | None:
+    if dose is None:
+        return None
+    return {
+        "drug": dose.drug,
+        "amount_mg": dose.amount_mg,
+        "route": dose.route,
+        "regimen": dose.regimen,
+        "interval_h": dose.interval_h,
+        "interval_up_to_h": dose.interval_up_to_h,
+        "times_daily": dose.times_daily,
+        "for_days": dose.for_days,
+        "then": dose.then,
+        "calculation": dose.calculation,
+    }

@@ -1,0 +1,124 @@
+"""The independent dose check: every dose the rules propose is verified again here.
+
+Plain Python over the pack's limits and the patient's medication history. It deliberately shares
+no code with the compiled rules (``compilation``): if either is wrong, the other still stands
+between the patient and an over-limit dose. A dose that fails any check is never recommended; it
+is withheld with the reasons and, when waiting helps, the time it becomes eligible again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+from math import floor
+
+from .model import Drug, Regimen
+from .patient import PatientState
+
+__all__ = ["DoseCheck", "check_dose", "largest_allowed_mg"]
+
+
+@dataclass(frozen=True)
+class DoseCheck:
+    """The verdict on one proposed dose.
+
+    ``limits`` names each limit reached (``max_dose_mg``, ``max_doses_per_course``,
+    ``max_doses_in_window``, ``min_interval_h``, ``repeat_only_if_not_improving``); ``reasons``
+    says the same in words; ``next_eligible_at`` is None when waiting does not help.
+    """
+
+    allowed: bool
+    largest_allowed_mg: Fraction
+    limits: tuple[str, ...]
+    reasons: tuple[str, ...]
+    next_eligible_at: datetime | None
+
+
+def _exact(value: float) -> Fraction:
+    return Fraction(str(value))
+
+
+def largest_allowed_mg(drug: Drug, regimen: Regimen, weight_kg: float) -> Fraction:
+    """The most this patient may get in one dose of this regimen: the fixed amount, or the per-kg
+    amount of the patient's weight band rounded down, never above the drug's cap."""
+    amount = regimen.amount
+    if amount is None:
+        return Fraction(0)
+    if amount.fixed_mg is not None:
+        allowed = _exact(amount.fixed_mg)
+    else:
+        weight = _exact(weight_kg)
+        applicable = [band for band in amount.per_kg if _exact(band.from_weight_kg) <= weight]
+        if not applicable:
+            return Fraction(0)
+        # Bands are in increasing weight: the last one that starts at or below the weight applies.
+        allowed = _exact(applicable[-1].mg_per_kg) * weight
+    if amount.round_down_to_mg is not None:
+        step = _exact(amount.round_down_to_mg)
+        allowed = floor(allowed / step) * step
+    if drug.limits.max_dose_mg is not None:
+        allowed = min(allowed, _exact(drug.limits.max_dose_mg))
+    return allowed
+
+
+def _hours(value: float) -> str:
+    return f"{value:g} h"
+
+
+def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientState) -> DoseCheck:
+    """Check one proposed dose against every limit of its drug and regimen."""
+    limits = drug.limits
+    reached: list[str] = []
+    reasons: list[str] = []
+    waits: list[datetime] = []
+    never = False
+    now = patient.assessed_at
+
+    largest = largest_allowed_mg(drug, regimen, patient.weight_kg)
+    if not (0 < _exact(amount_mg) <= largest):
+        reached.append("max_dose_mg")
+        reasons.append(f"{amount_mg:g} mg is above the {float(largest):g} mg this patient may receive in one dose")
+        never = True
+
+    given = sorted(m.given_at for m in patient.medications if m.drug == drug.id and m.given_at <= now)
+
+    if limits.max_doses_per_course is not None and len(given) >= limits.max_doses_per_course:
+        reached.append("max_doses_per_course")
+        reasons.append(f"{len(given)} doses already given in this course (at most {limits.max_doses_per_course})")
+        never = True
+
+    if limits.max_doses_in_window is not None and limits.window_h is not None:
+        window = timedelta(hours=limits.window_h)
+        # A dose given exactly one window before now is outside the window.
+        in_window = [t for t in given if t > now - window]
+        if len(in_window) >= limits.max_doses_in_window:
+            reached.append("max_doses_in_window")
+            reasons.append(f"{len(in_window)} doses in the last {_hours(limits.window_h)} "
+                           f"(at most {limits.max_doses_in_window})")
+            # Eligible again when enough of them have left the window to make room for one more.
+            leaving = in_window[len(in_window) - limits.max_doses_in_window]
+            waits.append(leaving + window)
+
+    intervals = [h for h in (limits.min_interval_h, regimen.every_h, _times_daily_interval(regimen)) if h is not None]
+    if given and intervals:
+        interval = max(intervals)
+        last = given[-1]
+        if now - last < timedelta(hours=interval):
+            reached.append("min_interval_h")
+            elapsed = (now - last).total_seconds() / 3600
+            reasons.append(f"last dose {elapsed:.1f} h ago (at least {_hours(interval)} between doses)")
+            waits.append(last + timedelta(hours=interval))
+
+    if limits.repeat_only_if_not_improving and given and patient.improving is True:
+        reached.append("repeat_only_if_not_improving")
+        reasons.append("the patient is improving: a repeat dose is given only without improvement")
+        never = True
+
+    next_eligible = None if never or not waits else max(waits)
+    return DoseCheck(not reached, largest, tuple(reached), tuple(reasons), next_eligible)
+
+
+def _times_daily_interval(regimen: Regimen) -> float | None:
+    # "n times daily" leaves 24/n hours between doses (a unit conversion, not protocol content).
+    return 24 / regimen.times_daily if regimen.times_daily else None

@@ -1,0 +1,370 @@
+"""The rule model: a validated pack as frozen, typed values.
+
+Everything clinical (thresholds, doses, limits, drug names) lives in these values, read from the
+pack's YAML; nothing here knows a protocol number. Each element keeps its :class:`Source` so any
+later stage can point back into the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+__all__ = [
+    "Source",
+    "Comparison",
+    "AllOf",
+    "AnyOf",
+    "Not",
+    "Condition",
+    "OPERATORS",
+    "Reference",
+    "FindingLevel",
+    "Finding",
+    "GradeCriterion",
+    "WeightBand",
+    "Amount",
+    "Regimen",
+    "DoseLimits",
+    "Drug",
+    "DrugClass",
+    "Action",
+    "DoseRef",
+    "ActionRule",
+    "AlertRule",
+    "Statement",
+    "ChangelogEntry",
+    "Protocol",
+    "GRADE_FINDING",
+    "HOURS_PER_DAY",
+]
+
+Scalar = Union[str, int, float, bool]
+
+#: Comparison operators a condition may use, as written in the YAML.
+OPERATORS = (
+    "equals",
+    "not_equals",
+    "at_least",
+    "above",
+    "at_most",
+    "below",
+    "one_of",
+    "includes",
+    "count_at_least",
+    "exists",
+)
+
+#: The finding the grade criteria set (``finding.crs_grade``).
+GRADE_FINDING = "crs_grade"
+
+#: Unit conversion, not protocol content: "twice daily" means an interval of 24 h / 2.
+HOURS_PER_DAY = 24
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an element is written: file and 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A test on one named fact, e.g. ``vitals.temperature_c at_least 38.0``."""
+
+    fact: str
+    operator: str
+    value: Scalar | tuple[Scalar, ...]
+    source: Source
+    not_counting: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AllOf:
+    conditions: tuple["Condition", ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    conditions: tuple["Condition", ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class Not:
+    condition: "Condition"
+    source: Source
+
+
+Condition = Union[Comparison, AllOf, AnyOf, Not]
+
+
+@dataclass(frozen=True)
+class Reference:
+    id: str
+    seed_number: int
+    title: str
+    source_text: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class FindingLevel:
+    value: int
+    text: str | None
+    when: Condition
+    source: Source
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A derived finding. Boolean (``when``) or levelled (first matching level, else otherwise)."""
+
+    id: str
+    description: str
+    when: Condition | None
+    true_text: str | None
+    false_text: str | None
+    levels: tuple[FindingLevel, ...]
+    otherwise_value: int | None
+    otherwise_text: str | None
+    citations: tuple[str, ...]
+    source: Source
+
+    @property
+    def rule_id(self) -> str:
+        return f"finding.{self.id}"
+
+    @property
+    def is_boolean(self) -> bool:
+        return self.when is not None
+
+    def values(self) -> tuple[bool | int, ...]:
+        """Every value this finding can take."""
+        if self.is_boolean:
+            return (True, False)
+        values = [level.value for level in self.levels]
+        assert self.otherwise_value is not None
+        return tuple(dict.fromkeys([*values, self.otherwise_value]))
+
+    def text_for(self, value: bool | int) -> str | None:
+        if self.is_boolean:
+            return self.true_text if value else self.false_text
+        for level in self.levels:
+            if level.value == value:
+                return level.text
+        return self.otherwise_text
+
+
+@dataclass(frozen=True)
+class GradeCriterion:
+    id: str
+    grade: int
+    text: str
+    when: Condition
+    citations: tuple[str, ...]
+    source: Source
+
+    @property
+    def rule_id(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class WeightBand:
+    """A per-kg amount that applies from ``from_weight_kg`` (inclusive) up to the next band's."""
+
+    from_weight_kg: float
+    mg_per_kg: float
+
+
+@dataclass(frozen=True)
+class Amount:
+    """How much one dose is: a fixed amount, or per kg by weight band, rounded down."""
+
+    fixed_mg: float | None
+    per_kg: tuple[WeightBand, ...]
+    round_down_to_mg: float | None
+    source: Source
+
+
+@dataclass(frozen=True)
+class Regimen:
+    id: str
+    amount: Amount | None
+    every_h: float | None
+    up_to_every_h: float | None
+    times_daily: int | None
+    for_days: float | None
+    then: str | None
+    source: Source
+
+    @property
+    def interval_h(self) -> float | None:
+        """The shortest time between two doses that this regimen allows."""
+        if self.every_h is not None:
+            return self.every_h
+        if self.times_daily is not None:
+            return HOURS_PER_DAY / self.times_daily
+        return None
+
+
+@dataclass(frozen=True)
+class DoseLimits:
+    max_dose_mg: float | None = None
+    min_interval_h: float | None = None
+    max_doses_in_window: int | None = None
+    window_h: float | None = None
+    max_doses_per_course: int | None = None
+    repeat_only_if_not_improving: bool = False
+    source: Source | None = None
+
+    def is_empty(self) -> bool:
+        return (
+            self.max_dose_mg is None
+            and self.min_interval_h is None
+            and self.max_doses_in_window is None
+            and self.max_doses_per_course is None
+            and not self.repeat_only_if_not_improving
+        )
+
+
+@dataclass(frozen=True)
+class Drug:
+    id: str
+    name: str
+    route: str
+    regimens: tuple[Regimen, ...]
+    limits: DoseLimits
+    citations: tuple[str, ...]
+    source: Source
+
+    @property
+    def rule_id(self) -> str:
+        return f"dosing.{self.id}"
+
+    def regimen(self, regimen_id: str) -> Regimen | None:
+        return next((r for r in self.regimens if r.id == regimen_id), None)
+
+
+@dataclass(frozen=True)
+class DrugClass:
+    id: str
+    description: str
+    members: tuple[str, ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    text: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class DoseRef:
+    drug: str
+    regimen: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    id: str
+    description: str
+    when: Condition
+    action: str
+    strength: str  # "recommend" or "consider"
+    dose: DoseRef | None
+    citations: tuple[str, ...]
+    source: Source
+
+    @property
+    def rule_id(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    id: str
+    severity: str
+    description: str
+    text: str
+    when: Condition
+    citations: tuple[str, ...]
+    source: Source
+
+    @property
+    def rule_id(self) -> str:
+        return f"alert.{self.id}"
+
+
+@dataclass(frozen=True)
+class Statement:
+    id: str
+    text: str
+    encoded_by: tuple[str, ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class ChangelogEntry:
+    version: str
+    date: str
+    note: str
+
+
+@dataclass(frozen=True, eq=False)
+class Protocol:
+    """A validated rule pack. Compare packs by ``digest``; instances compare by identity."""
+
+    id: str
+    title: str
+    version: str
+    status: str
+    effective_date: str
+    digest: str
+    recorded_digest: str | None
+    changelog: tuple[ChangelogEntry, ...]
+    definition_id: str
+    definition_text: str
+    definition_citations: tuple[str, ...]
+    references: tuple[Reference, ...]
+    findings: tuple[Finding, ...]
+    grades: tuple[GradeCriterion, ...]
+    drugs: tuple[Drug, ...]
+    drug_classes: tuple[DrugClass, ...]
+    actions: tuple[Action, ...]
+    action_rules: tuple[ActionRule, ...]
+    alerts: tuple[AlertRule, ...]
+    statements: tuple[Statement, ...]
+    headings: tuple[str, ...]
+    path: str
+
+    def drug(self, drug_id: str) -> Drug | None:
+        return next((d for d in self.drugs if d.id == drug_id), None)
+
+    def reference(self, reference_id: str) -> Reference | None:
+        return next((r for r in self.references if r.id == reference_id), None)
+
+    def finding(self, finding_id: str) -> Finding | None:
+        return next((f for f in self.findings if f.id == finding_id), None)
+
+    def action(self, action_id: str) -> Action | None:
+        return next((a for a in self.actions if a.id == action_id), None)
+
+    def rule_ids(self) -> tuple[str, ...]:
+        """Every rule id of the pack, in file order."""
+        return (
+            self.definition_id,
+            *(f.rule_id for f in self.findings),
+            *(g.rule_id for g in self.grades),
+            *(d.rule_id for d in self.drugs),
+            *(r.rule_id for r in self.action_rules),
+            *(a.rule_id for a in self.alerts),
+        )

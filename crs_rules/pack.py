@@ -1,0 +1,290 @@
+"""Reading a rule pack folder into a validated :class:`~crs_rules.model.Protocol`.
+
+The stages run in order and collect every problem before raising: load each YAML file with
+positions (``loading``), check it against its schema (``validation``), build the frozen model,
+then run the semantic checks. :func:`load_protocol` is the public entry point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from ._resources import default_pack_dir
+from .conditions import build_condition
+from .errors import InvalidPackError, Problem
+from .loading import LoadedDocument, load_yaml_file
+from .model import (
+    OPERATORS,
+    Action,
+    ActionRule,
+    AlertRule,
+    Amount,
+    ChangelogEntry,
+    DoseLimits,
+    DoseRef,
+    Drug,
+    DrugClass,
+    Finding,
+    FindingLevel,
+    GradeCriterion,
+    Protocol,
+    Reference,
+    Regimen,
+    Source,
+    Statement,
+    WeightBand,
+)
+from .validation import schema_problems, semantic_problems
+
+__all__ = ["load_protocol", "MANIFEST", "content_digest", "read_pack_documents"]
+
+MANIFEST = "manifest.yaml"
+FILE_KINDS = ("references", "grading", "dosing", "actions", "alerts", "statements")
+
+
+def _display(pack: Path, name: str) -> str:
+    return str(pack / name) if str(pack) != "." else name
+
+
+def read_pack_documents(pack: Path) -> tuple[dict[str, LoadedDocument], list[Problem]]:
+    """Load and schema-check the manifest and every file it lists, keyed by kind."""
+    problems: list[Problem] = []
+    if not pack.is_dir():
+        problem = Problem(str(pack), 0, 0, "-", "is not a folder", "expected a rule pack folder holding manifest.yaml")
+        return {}, [problem]
+    manifest, found = load_yaml_file(pack / MANIFEST, _display(pack, MANIFEST))
+    problems.extend(found)
+    if manifest is None:
+        return {}, problems
+    documents = {"manifest": manifest}
+    problems.extend(schema_problems(manifest, "manifest"))
+    files = manifest.data.get("files") if isinstance(manifest.data, dict) else None
+    if not isinstance(files, dict):
+        return documents, problems
+    for kind in FILE_KINDS:
+        name = files.get(kind)
+        if not isinstance(name, str):
+            continue
+        document, found = load_yaml_file(pack / name, _display(pack, name))
+        problems.extend(found)
+        if document is not None:
+            problems.extend(schema_problems(document, kind))
+            documents[kind] = document
+    return documents, problems
+
+
+def content_digest(documents: dict[str, LoadedDocument]) -> str:
+    """sha256 of the pack's content: every file's data (not its comments or layout), the
+    manifest's own recorded digest left out, so the digest can be written into the manifest."""
+    content: dict[str, Any] = {}
+    for kind, document in sorted(documents.items()):
+        data = document.data
+        if kind == "manifest" and isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != "digest"}
+        content[kind] = data
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class _Builder:
+    """Builds model values from schema-valid documents, recording positions."""
+
+    def __init__(self, documents: dict[str, LoadedDocument]) -> None:
+        self.documents = documents
+        self.problems: list[Problem] = []
+
+    def where(self, kind: str) -> Callable[[tuple[str | int, ...]], Source]:
+        document = self.documents[kind]
+
+        def source(path: tuple[str | int, ...]) -> Source:
+            line, column = document.position(path)
+            return Source(document.file, line, column)
+
+        return source
+
+    def condition(self, kind: str, data: Any, path: tuple[str | int, ...], rule_id: str) -> Any:
+        self._check_operators(kind, data, path, rule_id)
+        return build_condition(data, path, self.where(kind))
+
+    def _check_operators(self, kind: str, data: Any, path: tuple[str | int, ...], rule_id: str) -> None:
+        if not isinstance(data, dict):
+            return
+        for key in ("all", "any"):
+            for index, part in enumerate(data.get(key, ())):
+                self._check_operators(kind, part, (*path, key, index), rule_id)
+        if "not" in data:
+            self._check_operators(kind, data["not"], (*path, "not"), rule_id)
+        combiners = [key for key in ("all", "any", "not", "fact") if key in data]
+        source = self.where(kind)(path)
+        if len(combiners) > 1:
+            self.problems.append(Problem(source.file, source.line, source.column, rule_id,
+                                         "mixes " + ", ".join(combiners) + " in one condition",
+                                         "expected exactly one of all, any, not, fact; nest the others", path,
+                                         "condition-form"))
+        if "fact" in data:
+            operators = [key for key in data if key in OPERATORS]
+            if len(operators) != 1:
+                found = ", ".join(operators) if operators else "none"
+                self.problems.append(Problem(source.file, source.line, source.column, rule_id,
+                                             f"a comparison on {data['fact']} has {len(operators)} operators ({found})",
+                                             "expected exactly one of " + ", ".join(OPERATORS), path,
+                                             "condition-form"))
+
+    def build(self, pack: Path, digest: str) -> Protocol:
+        m = self.documents["manifest"].data
+        refs = self.documents["references"].data
+        grading = self.documents["grading"].data
+        dosing = self.documents["dosing"].data
+        actions = self.documents["actions"].data
+        alerts = self.documents["alerts"].data
+        statements = self.documents["statements"].data
+        at = {kind: self.where(kind) for kind in self.documents}
+
+        references = tuple(
+            Reference(r["id"], r["seed_number"], r["title"], r["source"], at["references"](("references", i)))
+            for i, r in enumerate(refs["references"])
+        )
+        findings = []
+        for i, f in enumerate(grading["findings"]):
+            path: tuple[str | int, ...] = ("findings", i)
+            rule_id = f"finding.{f['id']}"
+            when = self.condition("grading", f["when"], (*path, "when"), rule_id) if "when" in f else None
+            levels = tuple(
+                FindingLevel(
+                    level["value"],
+                    level.get("text"),
+                    self.condition("grading", level["when"], (*path, "levels", j, "when"), rule_id),
+                    at["grading"]((*path, "levels", j)),
+                )
+                for j, level in enumerate(f.get("levels", ()))
+            )
+            otherwise = f.get("otherwise", {})
+            findings.append(Finding(
+                f["id"], f["description"], when, f.get("true_text"), f.get("false_text"), levels,
+                otherwise.get("value"), otherwise.get("text"), tuple(f["citations"]), at["grading"](path),
+            ))
+        grades = tuple(
+            GradeCriterion(g["id"], g["grade"], g["text"],
+                           self.condition("grading", g["when"], ("grades", i, "when"), g["id"]),
+                           tuple(g["citations"]), at["grading"](("grades", i)))
+            for i, g in enumerate(grading["grades"])
+        )
+        drugs = tuple(self._drug(d, i) for i, d in enumerate(dosing["drugs"]))
+        classes = tuple(
+            DrugClass(c["id"], c["description"], tuple(c["members"]), at["dosing"](("drug_classes", i)))
+            for i, c in enumerate(dosing["drug_classes"])
+        )
+        action_list = tuple(
+            Action(a["id"], a["text"], at["actions"](("actions", i))) for i, a in enumerate(actions["actions"])
+        )
+        action_rules = []
+        for i, r in enumerate(actions["rules"]):
+            strength = "recommend" if "recommend" in r else "consider"
+            dose = r.get("dose")
+            action_rules.append(ActionRule(
+                r["id"], r["description"], self.condition("actions", r["when"], ("rules", i, "when"), r["id"]),
+                r[strength], strength,
+                DoseRef(dose["drug"], dose["regimen"], at["actions"](("rules", i, "dose"))) if dose else None,
+                tuple(r["citations"]), at["actions"](("rules", i)),
+            ))
+        alert_rules = tuple(
+            AlertRule(a["id"], a["severity"], a["description"], a["text"],
+                      self.condition("alerts", a["when"], ("alerts", i, "when"), f"alert.{a['id']}"),
+                      tuple(a["citations"]), at["alerts"](("alerts", i)))
+            for i, a in enumerate(alerts["alerts"])
+        )
+        statement_list = tuple(
+            Statement(s["id"], " ".join(s["text"].split()), tuple(s["encoded_by"]), at["statements"](("statements", i)))
+            for i, s in enumerate(statements["statements"])
+        )
+        definition = grading["definition"]
+        return Protocol(
+            id=m["protocol"], title=m["title"], version=m["version"], status=m["status"],
+            effective_date=m["effective_date"], digest=digest, recorded_digest=m.get("digest"),
+            changelog=tuple(ChangelogEntry(c["version"], c["date"], c["note"]) for c in m["changelog"]),
+            definition_id=definition["id"], definition_text=" ".join(definition["text"].split()),
+            definition_citations=tuple(definition["citations"]),
+            references=references, findings=tuple(findings), grades=grades, drugs=drugs,
+            drug_classes=classes, actions=action_list, action_rules=tuple(action_rules), alerts=alert_rules,
+            statements=statement_list, headings=tuple(statements["headings"]), path=str(pack),
+        )
+
+    def _amount(self, data: dict[str, Any] | None, path: tuple[str | int, ...]) -> Amount | None:
+        if data is None:
+            return None
+        bands = tuple(WeightBand(float(b["from_weight_kg"]), float(b["mg_per_kg"])) for b in data.get("per_kg", ()))
+        fixed = data.get("fixed_mg")
+        step = data.get("round_down_to_mg")
+        return Amount(float(fixed) if fixed is not None else None, bands,
+                      float(step) if step is not None else None, self.where("dosing")(path))
+
+    def _drug(self, d: dict[str, Any], i: int) -> Drug:
+        path: tuple[str | int, ...] = ("drugs", i)
+        where = self.where("dosing")
+        drug_amount = self._amount(d.get("amount"), (*path, "amount"))
+        regimens = []
+        for j, r in enumerate(d["regimens"]):
+            own = self._amount(r.get("amount"), (*path, "regimens", j, "amount"))
+            regimens.append(Regimen(
+                r["id"], own or drug_amount, r.get("every_h"), r.get("up_to_every_h"), r.get("times_daily"),
+                r.get("for_days"), r.get("then"), where((*path, "regimens", j)),
+            ))
+        limits = d.get("limits", {})
+        window = limits.get("max_doses_in_window", {})
+        return Drug(
+            d["id"], d["name"], d["route"], tuple(regimens),
+            DoseLimits(
+                max_dose_mg=limits.get("max_dose_mg"),
+                min_interval_h=limits.get("min_interval_h"),
+                max_doses_in_window=window.get("doses"),
+                window_h=window.get("window_h"),
+                max_doses_per_course=limits.get("max_doses_per_course"),
+                repeat_only_if_not_improving=limits.get("repeat_only_if_not_improving", False),
+                source=where((*path, "limits")),
+            ),
+            tuple(d["citations"]), where(path),
+        )
+
+
+def _release_problems(documents: dict[str, LoadedDocument], protocol: Protocol) -> list[Problem]:
+    manifest = documents["manifest"]
+    recorded = protocol.recorded_digest
+    if recorded is None:
+        if protocol.status == "draft":
+            return []
+        line, column = manifest.position(("version",))
+        return [Problem(manifest.file, line, column, protocol.id,
+                        f"an {protocol.status} pack has no recorded digest",
+                        "expected a released pack: run crs-rules release PACK --bump patch --note \"...\"",
+                        ("digest",), "release-digest")]
+    if recorded != protocol.digest:
+        line, column = manifest.position(("digest",))
+        return [Problem(manifest.file, line, column, protocol.id,
+                        f"the pack's content changed since version {protocol.version} was released "
+                        f"(recorded {recorded[:19]}..., content {protocol.digest[:19]}...)",
+                        "expected a new version for a changed protocol: run crs-rules release PACK "
+                        "--bump major|minor|patch --note \"what changed\"",
+                        ("digest",), "release-digest")]
+    return []
+
+
+def load_protocol(path: str | Path | None = None) -> Protocol:
+    """Load and validate a rule pack folder (the shipped pack when ``path`` is None).
+
+    Raises :class:`~crs_rules.errors.InvalidPackError` carrying every problem found, sorted by
+    file and position, when the pack is not valid.
+    """
+    pack = Path(path) if path is not None else default_pack_dir()
+    documents, problems = read_pack_documents(pack)
+    if problems or set(documents) != {"manifest", *FILE_KINDS}:
+        raise InvalidPackError(problems or [Problem(str(pack), 0, 0, "-", "the pack is incomplete",
+                                                    "expected every file the manifest lists")])
+    builder = _Builder(documents)
+    protocol = builder.build(pack, content_digest(documents))
+    problems = builder.problems + semantic_problems(protocol) + _release_problems(documents, protocol)
+    if problems:
+        raise InvalidPackError(problems)
+    return protocol

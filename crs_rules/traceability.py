@@ -1,0 +1,182 @@
+"""Traceability: every statement of the seed protocol, the rule ids that encode it, and where each
+of its numbers lives in the YAML.
+
+``crs-rules trace PACK`` writes ``PACK/TRACEABILITY.md`` from ``statements.yaml`` and the pack;
+``--check`` fails when that file is not current or when a statement is not encoded. A number of a
+statement (``800 mg``, ``8 hours``, ``≥38°C``) must be found exactly once among the data of the rules
+that encode the statement, in a field of the matching unit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .loading import LoadedDocument
+from .model import Protocol
+from .pack import load_protocol, read_pack_documents
+
+__all__ = ["TraceRow", "trace", "render_table", "TABLE", "SEED", "statement_numbers"]
+
+TABLE = "TRACEABILITY.md"
+SEED = "seed-protocol.txt"
+
+# Unit words of the seed, and how the field holding such a number is named.
+_UNITS: tuple[tuple[str, str], ...] = (
+    ("mg/kg", "mg_per_kg"),
+    ("mg", "_mg"),
+    ("hours", "_h"),
+    ("hour", "_h"),
+    ("days", "days"),
+    ("doses", "doses"),
+    ("kg", "weight_kg"),
+    ("years", "years"),
+    ("°C", "temperature_c"),
+    ("L/min", "l_min"),
+)
+_UNIT_PATTERN = "|".join(re.escape(unit) for unit, _ in _UNITS)
+_NUMBER = re.compile(r"(\d[\d,]*(?:\.\d+)?)(?:\s*-\s*(\d+))?\s*-?\s*(" + _UNIT_PATTERN + r")(?![A-Za-z])")
+_CITATIONS_AT_END = re.compile(r"\s+\d+(?:\s*,\s*\d+)*\s*$")
+_GRADE_LABEL = re.compile(r"\bGrade \d\+?")
+
+
+def statement_numbers(text: str) -> list[tuple[float, str]]:
+    """The protocol numbers of a statement with their units; citation numbers and grade labels
+    are not protocol numbers."""
+    body = _GRADE_LABEL.sub("", _CITATIONS_AT_END.sub("", text))
+    numbers: list[tuple[float, str]] = []
+    for match in _NUMBER.finditer(body):
+        unit = match.group(3)
+        numbers.append((float(match.group(1).replace(",", "")), unit))
+        if match.group(2):
+            numbers.append((float(match.group(2)), unit))
+    return numbers
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int
+    column: int
+    path: str
+    value: float
+    context: str
+
+
+@dataclass(frozen=True)
+class TraceRow:
+    statement: str
+    text: str
+    rules: tuple[str, ...]
+    numbers: tuple[tuple[str, tuple[Location, ...]], ...]  # ("800 mg", locations found)
+
+
+def _elements(protocol: Protocol) -> dict[str, tuple[str, tuple[str | int, ...]]]:
+    """Where each rule id is written: (file kind, path)."""
+    places: dict[str, tuple[str, tuple[str | int, ...]]] = {protocol.definition_id: ("grading", ("definition",))}
+    places.update({f.rule_id: ("grading", ("findings", i)) for i, f in enumerate(protocol.findings)})
+    places.update({g.rule_id: ("grading", ("grades", i)) for i, g in enumerate(protocol.grades)})
+    places.update({d.rule_id: ("dosing", ("drugs", i)) for i, d in enumerate(protocol.drugs)})
+    places.update({r.rule_id: ("actions", ("rules", i)) for i, r in enumerate(protocol.action_rules)})
+    places.update({a.rule_id: ("alerts", ("alerts", i)) for i, a in enumerate(protocol.alerts)})
+    return places
+
+
+def _numbers(document: LoadedDocument, node: Any, path: tuple[str | int, ...], fact: str = "") -> Iterator[Location]:
+    if isinstance(node, dict):
+        here = node.get("fact", fact) if isinstance(node.get("fact"), str) else fact
+        for key, value in node.items():
+            yield from _numbers(document, value, (*path, key), here)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _numbers(document, value, (*path, index), fact)
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        keys = [str(p) for p in path if isinstance(p, str)]
+        line, column = document.position(path)
+        dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+        yield Location(document.file, line, column, dotted, float(node), f"{keys[-1] if keys else ''} {fact}")
+
+
+def _matches_unit(location: Location, unit: str) -> bool:
+    marker = dict(_UNITS)[unit]
+    key, _, fact = location.context.partition(" ")
+    if marker.startswith("_"):
+        return key.endswith(marker)
+    return marker in key or marker in fact
+
+
+def trace(pack: str | Path) -> tuple[Protocol, list[TraceRow], list[str]]:
+    """The traceability rows of a pack and every problem with them (in words)."""
+    folder = Path(pack)
+    protocol = load_protocol(folder)
+    documents, _ = read_pack_documents(folder)
+    places = _elements(protocol)
+    rows: list[TraceRow] = []
+    problems: list[str] = []
+    for statement in protocol.statements:
+        locations = [loc for rule in statement.encoded_by if rule in places
+                     for loc in _numbers(documents[places[rule][0]], _at(documents[places[rule][0]].data, places[rule][1]),
+                                         places[rule][1])]
+        numbers = []
+        for value, unit in statement_numbers(statement.text):
+            found = tuple(dict.fromkeys(loc for loc in locations if loc.value == value and _matches_unit(loc, unit)))
+            label = f"{value:g} {unit}"
+            numbers.append((label, found))
+            if len(found) != 1:
+                where = ", ".join(f"{loc.file}:{loc.line}:{loc.column}" for loc in found) or "nowhere"
+                problems.append(f"{statement.id}: the number {label} is found {len(found)} times among "
+                                f"{', '.join(statement.encoded_by)} ({where}); expected exactly once")
+        if not statement.encoded_by:
+            problems.append(f"{statement.id}: no rule encodes this statement")
+        rows.append(TraceRow(statement.id, statement.text, statement.encoded_by, tuple(numbers)))
+    problems.extend(_seed_coverage(folder, protocol))
+    return protocol, rows, problems
+
+
+def _at(data: Any, path: tuple[str | int, ...]) -> Any:
+    for key in path:
+        data = data[key]
+    return data
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.replace("\u2011", "-").split())
+
+
+def _seed_coverage(folder: Path, protocol: Protocol) -> list[str]:
+    """Every line of the seed protocol kept beside the pack is a heading or a statement."""
+    seed = folder / SEED
+    if not seed.is_file():
+        return [f"{seed}: the seed protocol is not beside the pack; expected {SEED} to check coverage against"]
+    known = {_normalise(s.text) for s in protocol.statements} | {_normalise(h) for h in protocol.headings}
+    problems = []
+    for number, line in enumerate(seed.read_text(encoding="utf-8").splitlines(), start=1):
+        text = _normalise(line.lstrip("- ").strip())
+        if text and text not in known:
+            problems.append(f"{SEED}:{number}: this line of the seed is neither a statement nor a heading "
+                            "in statements.yaml; expected every statement to be encoded")
+    return problems
+
+
+def render_table(protocol: Protocol, rows: list[TraceRow]) -> str:
+    """The Markdown table written to TRACEABILITY.md."""
+    lines = [
+        f"# Traceability: {protocol.title}",
+        "",
+        f"Generated by `crs-rules trace` from `statements.yaml` for {protocol.id} {protocol.version}; "
+        "do not edit by hand. Each statement of the seed protocol, the rule ids that encode it, and "
+        "where each of its numbers is written (the only place it is written).",
+        "",
+        "| Statement | Seed text | Rule ids | Numbers and where they live |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        numbers = "<br>".join(
+            f"{label}: " + (", ".join(f"`{Path(loc.file).name}:{loc.line}` {loc.path}" for loc in found) or "not found")
+            for label, found in row.numbers
+        ) or "none"
+        text = row.text.replace("|", "\\|")
+        lines.append(f"| {row.statement} | {text} | {', '.join(f'`{r}`' for r in row.rules)} | {numbers} |")
+    return "\n".join(lines) + "\n"

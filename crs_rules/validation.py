@@ -1,0 +1,566 @@
+"""Validation: every pack file against its JSON Schema, then the checks a schema cannot express.
+
+Schema errors are turned into plain words (what is wrong; what is expected) at the position of the
+offending node. Semantic checks are small functions, one per concern, registered in
+``SEMANTIC_CHECKS``; each yields :class:`~crs_rules.errors.Problem` values. Semantic checks run once
+every file matches its schema (before that, the model they read cannot be built).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from itertools import product
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+
+from ._resources import schema_dir
+from .conditions import MAX_DNF_TERMS, comparisons, holds, to_dnf
+from .errors import Problem
+from .facts import FactType, fact_catalogue
+from .loading import LoadedDocument
+from .model import GRADE_FINDING, Comparison, Condition, Not, Protocol, Source
+
+__all__ = ["schema_problems", "semantic_problems", "SEMANTIC_CHECKS", "MAX_GRADING_COMBINATIONS"]
+
+
+# --------------------------------------------------------------------------- schema stage
+
+
+@lru_cache(maxsize=1)
+def _registry() -> Registry:
+    resources = []
+    for path in sorted(schema_dir().glob("*.schema.json")):
+        contents = json.loads(path.read_text(encoding="utf-8"))
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
+@lru_cache(maxsize=None)
+def _validator(schema_name: str) -> jsonschema.Draft202012Validator:
+    schema = _registry().contents(f"urn:crs-rules:schema:{schema_name}")
+    return jsonschema.Draft202012Validator(schema, registry=_registry())
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true/false)"
+    if isinstance(value, (int, float)):
+        return f"{value} (a number)"
+    if isinstance(value, str):
+        return f"'{value}' (a text)" if len(value) <= 60 else f"'{value[:57]}...' (a text)"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    if isinstance(value, dict):
+        return "a mapping" if value else "an empty mapping"
+    if value is None:
+        return "empty (null)"
+    return repr(value)
+
+
+_TYPE_WORDS = {
+    "object": "a mapping of keys",
+    "array": "a list",
+    "string": "a text",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _expected(error: Any) -> str:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    description = schema.get("description")
+    keyword, detail = error.validator, error.validator_value
+    if keyword == "type":
+        words = [_TYPE_WORDS.get(t, t) for t in ([detail] if isinstance(detail, str) else detail)]
+        return f"expected {description}" if description else "expected " + " or ".join(words)
+    if keyword == "enum":
+        return "expected one of " + ", ".join(str(v) for v in detail)
+    if keyword == "const":
+        return f"expected {json.dumps(detail)}"
+    if keyword in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "exclusiveMinimum": "above", "maximum": "at most", "exclusiveMaximum": "below"}
+        return f"expected {description or 'a number'} ({bound[str(keyword)]} {detail})"
+    if keyword == "minItems":
+        return f"expected at least {detail} item(s)"
+    if keyword == "uniqueItems":
+        return "expected each item only once"
+    if description:
+        return f"expected {description}"
+    if keyword == "pattern":
+        return f"expected a text matching {detail}"
+    return f"expected the form described by the schema ({keyword})"
+
+
+def _subject(data: Any, path: Iterable[str | int]) -> str:
+    """The id of the innermost element around ``path`` that has one (a rule id), else ``-``."""
+    subject = "-"
+    node = data
+    for key in path:
+        if isinstance(node, dict) and isinstance(node.get("id"), str):
+            subject = node["id"]
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+    if isinstance(node, dict) and isinstance(node.get("id"), str):
+        subject = node["id"]
+    return subject
+
+
+def _schema_problem(doc: LoadedDocument, error: Any) -> Problem:
+    path = tuple(error.absolute_path)
+    check = "schema." + "/".join(str(p) for p in error.relative_schema_path)
+    subject = _subject(doc.data, path)
+    instance = error.instance
+    if error.validator == "required" and isinstance(instance, dict):
+        missing = [key for key in error.validator_value if key not in instance]
+        name = missing[0] if missing else "?"
+        line, column = doc.position(path)
+        return Problem(doc.file, line, column, subject, f"the key '{name}' is missing",
+                       f"expected '{name}' here", path, check)
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        extras = [key for key in instance if key not in allowed]
+        name = extras[0] if extras else "?"
+        line, column = doc.key_position((*path, name))
+        return Problem(doc.file, line, column, subject, f"unknown key '{name}'",
+                       "expected one of the keys " + ", ".join(allowed), (*path, name), check)
+    line, column = doc.position(path)
+    where = f"'{path[-1]}' " if path and isinstance(path[-1], str) else ""
+    message = f"{where}is {_describe(instance)}"
+    if error.validator in ("oneOf", "anyOf", "not") and isinstance(instance, dict):
+        message = f"{where}does not have the expected form (keys: {', '.join(map(str, instance))})"
+    return Problem(doc.file, line, column, subject, message, _expected(error), path, check)
+
+
+def schema_problems(doc: LoadedDocument, schema_name: str) -> list[Problem]:
+    """Every schema error of one pack file, in plain words."""
+    validator = _validator(schema_name)
+    problems: list[Problem] = []
+    error: Any  # jsonschema types its error fields loosely (Unset); these are set on every error
+    for error in validator.iter_errors(doc.data):
+        # A required/additionalProperties error can list several keys: report each one.
+        if error.validator == "required" and isinstance(error.instance, dict):
+            for key in error.validator_value:
+                if key not in error.instance:
+                    single = ValidationError(error.message, validator="required", validator_value=[key],
+                                             instance=error.instance, schema=error.schema,
+                                             path=error.absolute_path, schema_path=error.relative_schema_path)
+                    problems.append(_schema_problem(doc, single))
+            continue
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = set(error.schema.get("properties", {}))
+            for key in error.instance:
+                if key not in allowed:
+                    line, column = doc.key_position((*error.absolute_path, key))
+                    problems.append(Problem(
+                        doc.file, line, column, _subject(doc.data, error.absolute_path),
+                        f"unknown key '{key}'", "expected one of the keys " + ", ".join(sorted(allowed)),
+                        (*error.absolute_path, key), "schema.additionalProperties"))
+            continue
+        problems.append(_schema_problem(doc, error))
+    return problems
+
+
+# --------------------------------------------------------------------------- semantic stage
+
+Check = Callable[[Protocol], Iterator[Problem]]
+SEMANTIC_CHECKS: list[Check] = []
+
+
+def semantic_check(function: Check) -> Check:
+    SEMANTIC_CHECKS.append(function)
+    return function
+
+
+def _problem(source: Source, subject: str, message: str, expected: str, check: str) -> Problem:
+    return Problem(source.file, source.line, source.column, subject, message, expected, (), check)
+
+
+def _rule_conditions(protocol: Protocol) -> Iterator[tuple[str, Condition]]:
+    """(rule id, condition) for every condition of the pack."""
+    for finding in protocol.findings:
+        if finding.when is not None:
+            yield finding.rule_id, finding.when
+        for level in finding.levels:
+            yield finding.rule_id, level.when
+    for grade in protocol.grades:
+        yield grade.rule_id, grade.when
+    for rule in protocol.action_rules:
+        yield rule.rule_id, rule.when
+    for alert in protocol.alerts:
+        yield alert.rule_id, alert.when
+
+
+def _cited(protocol: Protocol) -> Iterator[tuple[str, tuple[str, ...], Source]]:
+    yield protocol.definition_id, protocol.definition_citations, Source(protocol.path, 0, 0)
+    for finding in protocol.findings:
+        yield finding.rule_id, finding.citations, finding.source
+    for grade in protocol.grades:
+        yield grade.rule_id, grade.citations, grade.source
+    for drug in protocol.drugs:
+        yield drug.rule_id, drug.citations, drug.source
+    for rule in protocol.action_rules:
+        yield rule.rule_id, rule.citations, rule.source
+    for alert in protocol.alerts:
+        yield alert.rule_id, alert.citations, alert.source
+
+
+@semantic_check
+def check_citations_resolve(protocol: Protocol) -> Iterator[Problem]:
+    """Every citation names an entry of the references file. Fails: ``citations: [ref3]``."""
+    known = {r.id for r in protocol.references}
+    for rule_id, citations, source in _cited(protocol):
+        for citation in citations:
+            if citation not in known:
+                yield _problem(source, rule_id, f"cites '{citation}', which is not in the references file",
+                               "expected one of " + ", ".join(sorted(known)), "citation-resolves")
+
+
+@semantic_check
+def check_unique_ids(protocol: Protocol) -> Iterator[Problem]:
+    """Rule ids are unique across the pack; so are action, drug, class, reference and statement ids."""
+    groups: dict[str, list[tuple[str, Source]]] = {
+        "rule": [(f.rule_id, f.source) for f in protocol.findings]
+        + [(g.rule_id, g.source) for g in protocol.grades]
+        + [(d.rule_id, d.source) for d in protocol.drugs]
+        + [(r.rule_id, r.source) for r in protocol.action_rules]
+        + [(a.rule_id, a.source) for a in protocol.alerts],
+        "action": [(a.id, a.source) for a in protocol.actions],
+        "drug or drug class": [(d.id, d.source) for d in protocol.drugs]
+        + [(c.id, c.source) for c in protocol.drug_classes],
+        "reference": [(r.id, r.source) for r in protocol.references],
+        "statement": [(s.id, s.source) for s in protocol.statements],
+    }
+    for drug in protocol.drugs:
+        groups[f"regimen of {drug.id}"] = [(r.id, r.source) for r in drug.regimens]
+    for kind, entries in groups.items():
+        first: dict[str, Source] = {}
+        for identifier, source in entries:
+            if identifier in first:
+                where = first[identifier]
+                yield _problem(source, identifier,
+                               f"duplicate {kind} id '{identifier}' (first defined at {where.file}:{where.line})",
+                               f"expected each {kind} id once", "unique-ids")
+            else:
+                first[identifier] = source
+
+
+def _leaf_problems(rule_id: str, comparison: Comparison, catalogue: Mapping[str, FactType]) -> Iterator[Problem]:
+    fact_type = catalogue.get(comparison.fact)
+    src = comparison.source
+    if fact_type is None:
+        family = comparison.fact.split(".")[0]
+        near = sorted(p for p in catalogue if p.split(".")[0] == family)
+        hint = ("expected a known fact such as " + ", ".join(near[:8])) if near else (
+            "expected a fact path starting with patient, therapy, crs, sepsis, vitals, neuro, history, proposed, finding or action")
+        yield _problem(src, rule_id, f"unknown fact '{comparison.fact}'", hint, "fact-path-known")
+        return
+    op, value, kind = comparison.operator, comparison.value, fact_type.kind
+    allowed = {
+        "number": {"equals", "not_equals", "at_least", "above", "at_most", "below"},
+        "boolean": {"equals", "not_equals"},
+        "enum": {"equals", "not_equals", "one_of"},
+        "list": {"includes", "count_at_least"},
+        "level": {"equals", "not_equals", "at_least", "above", "at_most", "below", "one_of"},
+        "presence": {"exists"},
+    }[kind]
+    if op not in allowed:
+        yield _problem(src, rule_id, f"'{op}' cannot be used on {comparison.fact} ({kind})",
+                       "expected one of " + ", ".join(sorted(allowed)), "operator-fits-fact")
+        return
+    if comparison.not_counting and op != "count_at_least":
+        yield _problem(src, rule_id, "'not_counting' is only for count_at_least", "expected it removed", "operator-fits-fact")
+    values = value if isinstance(value, tuple) else (value,)
+    for item in values:
+        if kind in ("number", "level") and (isinstance(item, bool) or not isinstance(item, (int, float))):
+            yield _problem(src, rule_id, f"compares {comparison.fact} with {_describe(item)}",
+                           "expected a number", "value-fits-fact")
+        elif kind == "boolean" and not isinstance(item, bool):
+            yield _problem(src, rule_id, f"compares {comparison.fact} with {_describe(item)}",
+                           "expected true or false", "value-fits-fact")
+        elif kind == "enum" and item not in fact_type.values:
+            yield _problem(src, rule_id, f"compares {comparison.fact} with {_describe(item)}",
+                           "expected one of " + ", ".join(map(str, fact_type.values)), "value-fits-fact")
+        elif kind == "level" and item not in fact_type.values and op in ("equals", "not_equals", "one_of"):
+            yield _problem(src, rule_id, f"{comparison.fact} never takes the value {item}",
+                           "expected one of " + ", ".join(map(str, fact_type.values)), "value-fits-fact")
+
+
+@semantic_check
+def check_conditions(protocol: Protocol) -> Iterator[Problem]:
+    """Conditions name known facts, one operator each, with values of the fact's type."""
+    catalogue = fact_catalogue(protocol)
+    for rule_id, condition in _rule_conditions(protocol):
+        for comparison in comparisons(condition):
+            yield from _leaf_problems(rule_id, comparison, catalogue)
+
+
+def _negated_presence(condition: Condition, negated: bool = False) -> Iterator[Comparison]:
+    if isinstance(condition, Comparison):
+        if negated and condition.fact.startswith("action."):
+            yield condition
+    elif isinstance(condition, Not):
+        yield from _negated_presence(condition.condition, not negated)
+    else:
+        for part in condition.conditions:
+            yield from _negated_presence(part, negated)
+
+
+@semantic_check
+def check_no_negated_actions(protocol: Protocol) -> Iterator[Problem]:
+    """``not`` over ``action.*`` cannot be decided while rules are still firing: refused."""
+    for rule_id, condition in _rule_conditions(protocol):
+        for comparison in _negated_presence(condition):
+            yield _problem(comparison.source, rule_id,
+                           f"'{comparison.fact}' is negated; whether an action is proposed is known only once every rule has fired",
+                           "expected a condition on patient facts or findings instead", "no-negated-actions")
+
+
+@semantic_check
+def check_condition_size(protocol: Protocol) -> Iterator[Problem]:
+    """A condition must stay small enough for the engine (its OR-of-ANDs form is bounded)."""
+    for rule_id, condition in _rule_conditions(protocol):
+        if len(to_dnf(condition)) > MAX_DNF_TERMS:
+            src = condition.source
+            yield _problem(src, rule_id, "the condition is too complex for the engine",
+                           f"expected at most {MAX_DNF_TERMS} alternatives once expanded; split the rule", "condition-size")
+
+
+@semantic_check
+def check_actions_known(protocol: Protocol) -> Iterator[Problem]:
+    """Rules propose actions of the actions list, and dose drugs and regimens of dosing.yaml."""
+    actions = {a.id for a in protocol.actions}
+    for rule in protocol.action_rules:
+        if rule.action not in actions:
+            yield _problem(rule.source, rule.rule_id, f"unknown action '{rule.action}'",
+                           "expected one of " + ", ".join(sorted(actions)), "action-known")
+        if rule.dose is not None:
+            drug = protocol.drug(rule.dose.drug)
+            if drug is None:
+                yield _problem(rule.dose.source, rule.rule_id, f"unknown drug '{rule.dose.drug}'",
+                               "expected one of " + ", ".join(d.id for d in protocol.drugs), "drug-known")
+            elif drug.regimen(rule.dose.regimen) is None:
+                yield _problem(rule.dose.source, rule.rule_id,
+                               f"unknown regimen '{rule.dose.regimen}' of {drug.id}",
+                               "expected one of " + ", ".join(r.id for r in drug.regimens), "drug-known")
+
+
+@semantic_check
+def check_dose_limits(protocol: Protocol) -> Iterator[Problem]:
+    """Every dose is bounded in amount and in frequency, and no amount exceeds its own cap."""
+    for drug in protocol.drugs:
+        cap = drug.limits.max_dose_mg
+        for regimen in drug.regimens:
+            amount = regimen.amount
+            subject = f"{drug.rule_id}.{regimen.id}"
+            if amount is None:
+                yield _problem(regimen.source, subject, "the regimen has no amount",
+                               "expected an amount (fixed_mg or per_kg) on the regimen or the drug", "dose-has-limits")
+                continue
+            if amount.per_kg and cap is None:
+                yield _problem(amount.source, subject, "a per-kg dose has no cap",
+                               "expected limits.max_dose_mg on the drug", "dose-has-limits")
+            if regimen.interval_h is None and drug.limits.min_interval_h is None:
+                yield _problem(regimen.source, subject, "the regimen says nothing about how often",
+                               "expected every_h or times_daily, or limits.min_interval_h on the drug", "dose-has-limits")
+            if amount.fixed_mg is not None and cap is not None and amount.fixed_mg > cap:
+                yield _problem(amount.source, subject,
+                               f"the dose of {amount.fixed_mg:g} mg is above the drug's own cap of {cap:g} mg",
+                               "expected an amount at most max_dose_mg", "dose-within-cap")
+            bands = [band.from_weight_kg for band in amount.per_kg]
+            if bands and (bands[0] != 0 or bands != sorted(set(bands))):
+                yield _problem(amount.source, subject, "weight bands do not start at 0 kg in increasing order",
+                               "expected bands from 0 kg up, each heavier than the one before", "dose-has-limits")
+        window = (drug.limits.max_doses_in_window, drug.limits.max_doses_per_course)
+        if None not in window and window[0] > window[1]:  # type: ignore[operator]
+            yield _problem(drug.limits.source or drug.source, drug.rule_id,
+                           "more doses are allowed in the window than in the whole course",
+                           "expected max_doses_in_window.doses at most max_doses_per_course", "dose-within-cap")
+
+
+#: The grading check enumerates every combination of the values the grade criteria read.
+MAX_GRADING_COMBINATIONS = 200_000
+
+
+def _sample_values(fact_type: FactType, tests: list[Comparison]) -> list[Any]:
+    """Values that reach every side of every test on one fact, plus 'absent'."""
+    absent = _ABSENT
+    if fact_type.kind == "boolean":
+        # Findings are always set (true or false); patient facts may also be unknown.
+        return list(fact_type.values) if fact_type.values else [True, False, absent]
+    if fact_type.kind == "level":
+        return list(fact_type.values)
+    if fact_type.kind == "enum":
+        return [*fact_type.values, absent]
+    if fact_type.kind == "presence":
+        return [True, absent]
+    if fact_type.kind == "list":
+        names = sorted({str(t.value) for t in tests if t.operator == "includes"}
+                       | {n for t in tests for n in t.not_counting} | {"other_a", "other_b", "other_c"})
+        return [tuple(names[:size]) for size in range(len(names) + 1)] + [tuple(names[-3:])]
+    thresholds = sorted({float(v) for t in tests for v in (t.value if isinstance(t.value, tuple) else (t.value,))
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    points: set[float] = set()
+    for threshold in thresholds:
+        points.update({threshold - 0.5, threshold, threshold + 0.5})
+    return [*sorted(points), absent] if points else [0.0, absent]
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "absent"
+
+
+_ABSENT = _Absent()
+
+
+@semantic_check
+def check_grading_exhaustive_and_exclusive(protocol: Protocol) -> Iterator[Problem]:
+    """Every combination of the facts the grade criteria read gives exactly one grade."""
+    if not protocol.grades:
+        return
+    catalogue = fact_catalogue(protocol)
+    tests: dict[str, list[Comparison]] = {}
+    for grade in protocol.grades:
+        for comparison in comparisons(grade.when):
+            tests.setdefault(comparison.fact, []).append(comparison)
+    if any(fact not in catalogue for fact in tests):
+        return  # reported by check_conditions
+    facts = sorted(tests)
+    domains = [_sample_values(catalogue[f], tests[f]) for f in facts]
+    size = 1
+    for domain in domains:
+        size *= len(domain)
+    first = protocol.grades[0].source
+    if size > MAX_GRADING_COMBINATIONS:
+        yield _problem(first, protocol.grades[0].rule_id,
+                       f"the grade criteria read too many facts to check ({size} combinations)",
+                       f"expected grade criteria over findings, at most {MAX_GRADING_COMBINATIONS} combinations",
+                       "grading-exhaustive")
+        return
+    gaps: list[str] = []
+    overlaps: dict[tuple[str, ...], str] = {}
+    for combination in product(*domains):
+        flat = {f: v for f, v in zip(facts, combination) if v is not _ABSENT}
+        matched = tuple(g.rule_id for g in protocol.grades if holds(g.when, flat))
+        described = ", ".join(f"{f}={'absent' if v is _ABSENT else _plain(v)}" for f, v in zip(facts, combination))
+        if not matched:
+            gaps.append(described)
+        elif len(matched) > 1:
+            overlaps.setdefault(matched, described)
+    if gaps:
+        more = f" (and {len(gaps) - 1} more)" if len(gaps) > 1 else ""
+        yield _problem(first, protocol.grades[0].rule_id,
+                       f"no grade criterion matches {gaps[0]}{more}",
+                       "expected the grade criteria to give every patient a grade", "grading-exhaustive")
+    by_rule = {g.rule_id: g for g in protocol.grades}
+    for matched, described in overlaps.items():
+        second = by_rule[matched[1]]
+        yield _problem(second.source, second.rule_id,
+                       f"gives a second grade, with {', '.join(matched[:1])}, for {described}",
+                       "expected the grade criteria to give every patient exactly one grade", "grading-exclusive")
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _finding_dependencies(protocol: Protocol) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for finding in protocol.findings:
+        conditions = [finding.when] if finding.when is not None else [lv.when for lv in finding.levels]
+        graph[finding.id] = {c.fact.split(".", 1)[1] for cond in conditions for c in comparisons(cond)
+                             if c.fact.startswith("finding.")}
+    graph[GRADE_FINDING] = {c.fact.split(".", 1)[1] for g in protocol.grades for c in comparisons(g.when)
+                            if c.fact.startswith("finding.")}
+    return graph
+
+
+@semantic_check
+def check_findings_acyclic(protocol: Protocol) -> Iterator[Problem]:
+    """A finding may read other findings, but never itself through a loop; grading reads no action."""
+    graph = _finding_dependencies(protocol)
+    by_id = {f.id: f for f in protocol.findings}
+    for start in graph:
+        stack, seen = [start], set()
+        while stack:
+            node = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    source = by_id[start].source if start in by_id else protocol.grades[0].source
+                    yield _problem(source, f"finding.{start}", f"finding.{start} depends on itself through other findings",
+                                   "expected findings that do not depend on themselves", "findings-acyclic")
+                    stack = []
+                    break
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+    for rule_id, condition in _rule_conditions(protocol):
+        if rule_id.startswith("finding.") or rule_id in {g.rule_id for g in protocol.grades}:
+            for comparison in comparisons(condition):
+                if comparison.fact.startswith("action."):
+                    yield _problem(comparison.source, rule_id, "grading reads a proposed action",
+                                   "expected findings and grades to read patient facts and findings only", "findings-acyclic")
+
+
+@semantic_check
+def check_statements_encoded(protocol: Protocol) -> Iterator[Problem]:
+    """Every seed statement names rule ids that exist."""
+    known = set(protocol.rule_ids())
+    for statement in protocol.statements:
+        for rule_id in statement.encoded_by:
+            if rule_id not in known:
+                yield _problem(statement.source, statement.id, f"names rule '{rule_id}', which does not exist",
+                               "expected ids of rules of this pack", "statement-encoded")
+
+
+_NUMBER_IN_TEXT = re.compile(r"(?<![A-Za-z])(?<!grade )(?<!Grade )\d")
+
+
+def _texts(protocol: Protocol) -> Iterator[tuple[str, str, Source]]:
+    for finding in protocol.findings:
+        for text in (finding.description, finding.true_text, finding.false_text, finding.otherwise_text,
+                     *(level.text for level in finding.levels)):
+            if text:
+                yield finding.rule_id, text, finding.source
+    for grade in protocol.grades:
+        yield grade.rule_id, grade.text, grade.source
+    for action in protocol.actions:
+        yield action.id, action.text, action.source
+    for rule in protocol.action_rules:
+        yield rule.rule_id, rule.description, rule.source
+    for alert in protocol.alerts:
+        yield alert.rule_id, alert.description, alert.source
+        yield alert.rule_id, alert.text, alert.source
+
+
+@semantic_check
+def check_numbers_live_in_data(protocol: Protocol) -> Iterator[Problem]:
+    """Texts carry no protocol numbers: a number written in words-for-people drifts from the data."""
+    for rule_id, text, source in _texts(protocol):
+        if _NUMBER_IN_TEXT.search(text):
+            yield _problem(source, rule_id, f"the text contains a number: {text[:70]!r}",
+                           "expected numbers only in data fields (the decision shows them from there)",
+                           "numbers-in-data")
+
+
+def semantic_problems(protocol: Protocol) -> list[Problem]:
+    problems: list[Problem] = []
+    for check in SEMANTIC_CHECKS:
+        problems.extend(check(protocol))
+    return problems
+
