@@ -39,7 +39,7 @@ from .model import (
 )
 from .patient import PatientState
 
-__all__ = ["CompiledProtocol", "compile_protocol", "FACT_KINDS", "OBSERVATION_FAMILIES", "compute_amount"]
+__all__ = ["CompiledProtocol", "compile_protocol", "engine_program", "FACT_KINDS", "OBSERVATION_FAMILIES", "compute_amount"]
 
 FACT_KINDS = ("observation", "finding", "action", "dose", "withheld", "alert")
 OBSERVATION_FAMILIES = ("patient", "therapy", "crs", "sepsis", "vitals", "neuro", "history", "proposed")
@@ -235,10 +235,26 @@ class CompiledProtocol:
 
 def compile_protocol(protocol: Protocol) -> CompiledProtocol:
     """Compile a validated protocol. Compile once per pack per process: engine rulesets are never freed."""
+    holder: list[CompiledProtocol] = []
+    rules, handlers, list_counts = engine_program(protocol, holder)
+    compiled = CompiledProtocol(
+        protocol=protocol,
+        ruleset=CompiledRuleset(rules, handlers, FACT_KINDS, label=f"{protocol.id}-{protocol.version}"),
+        list_counts=frozenset(list_counts),
+    )
+    holder.append(compiled)
+    return compiled
+
+
+def engine_program(
+    protocol: Protocol, holder: list[CompiledProtocol]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Callable[[Firing], None]], set[tuple[str, tuple[str, ...]]]]:
+    """The engine rules, their handlers and the list counts the observation needs, without creating
+    anything in the engine (validation sizes a pack with it). ``holder`` receives the compiled
+    protocol whose bookkeeping the handlers use."""
     rules: dict[str, dict[str, Any]] = {}
     handlers: dict[str, Callable[[Firing], None]] = {}
     list_counts: set[tuple[str, tuple[str, ...]]] = set()
-    holder: list[CompiledProtocol] = []
 
     def add(rule_id: str, condition: Condition, effect: Callable[[Firing], None]) -> None:
         for comparison in comparisons(condition):
@@ -293,13 +309,7 @@ def compile_protocol(protocol: Protocol) -> CompiledProtocol:
     for drug in protocol.drugs:
         _add_dose_rules(drug, rules, handlers, holder)
 
-    compiled = CompiledProtocol(
-        protocol=protocol,
-        ruleset=CompiledRuleset(rules, handlers, FACT_KINDS, label=f"{protocol.id}-{protocol.version}"),
-        list_counts=frozenset(list_counts),
-    )
-    holder.append(compiled)
-    return compiled
+    return rules, handlers, list_counts
 
 
 def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[str, Callable[[Firing], None]],

@@ -673,7 +673,8 @@ class _Builder:
     """Walks the composed node tree once: records every position, reports every trap, and builds
     the plain Python data (which is thrown away if anything was reported)."""
 
-    def __init__(self, file: str, composer: _RecordingComposer) -> None:
+    def __init__(self, file: str, composer: _RecordingComposer, times_as_text: bool = False) -> None:
+        self.times_as_text = times_as_text
         self.file = file
         self.anchored = composer.anchored
         self.tagged = composer.tagged
@@ -709,6 +710,9 @@ class _Builder:
 
     def scalar(self, node: ScalarNode, path: PathKey) -> Any:
         if id(node) in self.tagged:
+            return node.value
+        if self.times_as_text and node.style is None and node.tag == _TIMESTAMP:
+            # The caller checks date-times itself (patient input): keep exactly what was written.
             return node.value
         trap = _scalar_trap(node)
         if trap is not None:
@@ -854,7 +858,7 @@ def _root_problems(root: Node | None, file: str) -> list[Problem]:
     return [_problem(file, _node_position(root), trap)]
 
 
-def _load(text: str, file: str) -> tuple[LoadedDocument | None, list[Problem]]:
+def _load(text: str, file: str, times_as_text: bool = False) -> tuple[LoadedDocument | None, list[Problem]]:
     lines = _LineIndex(text)
     problems = _tab_problems(text, lines, file) + _invisible_problems(text, lines, file)
     forbidden = _forbidden_character_problems(text, lines, file)
@@ -876,7 +880,7 @@ def _load(text: str, file: str) -> tuple[LoadedDocument | None, list[Problem]]:
             problems.append(syntax)
         return None, sorted(problems)
     problems += _root_problems(root, file)
-    builder = _Builder(file, composer)
+    builder = _Builder(file, composer, times_as_text)
     data = builder.build(root, ()) if root is not None else None
     problems += builder.problems
     if problems:
@@ -890,11 +894,16 @@ def _load(text: str, file: str) -> tuple[LoadedDocument | None, list[Problem]]:
     return document, []
 
 
-def load_yaml_text(text: str, file: str) -> tuple[LoadedDocument | None, list[Problem]]:
+def load_yaml_text(
+    text: str, file: str, *, times_as_text: bool = False
+) -> tuple[LoadedDocument | None, list[Problem]]:
     """Read YAML text. Returns ``(document, [])``, or ``(None, problems)`` listing every problem
-    found, sorted by position. Never raises for any text: a pack that cannot be read is refused."""
+    found, sorted by position. Never raises for any text: a pack that cannot be read is refused.
+
+    ``times_as_text`` keeps unquoted dates and times as the text written instead of refusing
+    them; only for callers that check date-times themselves (patient input does)."""
     try:
-        return _load(text, file)
+        return _load(text, file, times_as_text)
     except (yaml.YAMLError, RecursionError, ValueError) as error:
         # PyYAML can fail in ways not listed above; the file is refused, never half-read.
         said = f"{type(error).__name__}: {error}".replace("\n", " ")

@@ -864,7 +864,8 @@ def parse_patient_text(text: str, source: str = "<input>") -> PatientState:
                 at_key=True,
             )
     else:
-        positions, yaml_problems = load_yaml_text(text, source)
+        # Unquoted date-times are fine here (the contract writes them so); each is checked below.
+        positions, yaml_problems = load_yaml_text(text, source, times_as_text=True)
         # The loader names no field; the path it gives does.
         report_problems = [
             dataclasses.replace(p, subject=_subject(p.path)) if p.subject == "-" and p.path else p

@@ -558,6 +558,20 @@ def check_numbers_live_in_data(protocol: Protocol) -> Iterator[Problem]:
                            "numbers-in-data")
 
 
+@semantic_check
+def check_engine_size(protocol: Protocol) -> Iterator[Problem]:
+    """The compiled pack stays within what the engine can build (it hangs past a bound)."""
+    from .compilation import FACT_KINDS, engine_program  # compilation reads the validated model
+    from .engine import MAX_ENGINE_TESTS, ruleset_chain_bound
+
+    rules, _, _ = engine_program(protocol, [])
+    size = ruleset_chain_bound(rules, FACT_KINDS)
+    if size > MAX_ENGINE_TESTS:
+        source = protocol.grades[0].source if protocol.grades else Source(protocol.path, 0, 0)
+        yield _problem(source, protocol.id, f"the pack compiles to {size} engine test chains",
+                       f"expected at most {MAX_ENGINE_TESTS}: merge or simplify rules", "engine-size")
+
+
 def semantic_problems(protocol: Protocol) -> list[Problem]:
     problems: list[Problem] = []
     for check in SEMANTIC_CHECKS:
