@@ -167,30 +167,38 @@ class Decision:
         }
 
     def render_text(self) -> str:
-        """The decision for people."""
-        lines = [f"CRS grade {self.crs_grade}: {self.grade_basis}"]
+        """The decision for people: grade and basis, critical alerts first, each recommendation
+        with its dose and source, withheld actions with the time they become eligible again."""
+        lines = [f"CRS grade {self.crs_grade}", f"  {self.grade_basis}"]
+        cited: dict[str, Citation] = {}
+
+        def refs(citations: tuple[Citation, ...]) -> str:
+            for citation in citations:
+                cited.setdefault(citation.id, citation)
+            return "".join(f"[{c.seed_number}]" for c in citations)
+
         alerts = sorted(self.alerts, key=lambda a: SEVERITY_ORDER.get(a.severity, 9))
         if alerts:
-            lines.append("")
-            lines.append("Alerts:")
-            lines.extend(f"  [{a.severity.upper()}] {a.text} ({_sources(a.citations)}; {a.rule})" for a in alerts)
-        lines.append("")
-        if self.recommendations:
-            lines.append("Recommendations:")
-            for r in self.recommendations:
-                dose = f" {r.dose.describe()} ({r.dose.calculation})." if r.dose else ""
-                lines.append(f"  {r.strength.upper():9} {r.action}: {r.text}{dose} ({_sources(r.citations)}; {r.rule})")
-        else:
-            lines.append("Recommendations: none")
+            lines += ["", "Alerts:"]
+            lines += [f"  {a.severity.upper():8} {a.text} {refs(a.citations)} ({a.rule})" for a in alerts]
+        lines += ["", "Recommendations:" if self.recommendations else "Recommendations: none"]
+        for r in self.recommendations:
+            head = f"  {r.strength.upper():9} {r.action}"
+            if r.dose:
+                calculation = "" if r.dose.calculation == f"{_number(r.dose.amount_mg)} mg" else f" ({r.dose.calculation})"
+                head += f": {r.dose.describe()}{calculation}"
+            lines += [head, f"            {r.text} {refs(r.citations)} ({r.rule})"]
         if self.withheld:
-            lines.append("")
-            lines.append("Withheld:")
+            lines += ["", "Withheld:"]
             for w in self.withheld:
-                when = f" Eligible again at {iso(w.next_eligible_at)}." if w.next_eligible_at else " Not eligible again in this course."
-                lines.append(f"  {w.action} ({w.rule}): {w.reason}.{when}")
-        lines.append("")
-        lines.append(f"Protocol {self.protocol.id} {self.protocol.version} {self.protocol.digest}; "
-                     f"assessed at {iso(self.assessed_at)}")
+                when = (f"eligible again at {iso(w.next_eligible_at)}" if w.next_eligible_at
+                        else "not eligible again under this protocol's limits")
+                lines.append(f"  {w.action} ({w.rule}): {w.reason}; {when}. {refs(w.citations)}")
+        if cited:
+            lines += ["", "Sources:"]
+            lines += [f"  [{c.seed_number}] {c.title}" for c in sorted(cited.values(), key=lambda c: c.seed_number)]
+        lines += ["", f"Protocol {self.protocol.id} {self.protocol.version} {self.protocol.digest}; "
+                      f"assessed at {iso(self.assessed_at)}"]
         return "\n".join(lines)
 
 
@@ -198,10 +206,6 @@ def _number(value: float | int | None) -> str:
     if value is None:
         return ""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _sources(citations: tuple[Citation, ...]) -> str:
-    return "source " + ", ".join(f"[{c.seed_number}] {c.title}" for c in citations)
 
 
 def _citation_dict(citation: Citation) -> dict[str, Any]:

@@ -166,4 +166,8 @@ def _basis(protocol: Protocol, grade_rule: str, values: Mapping[str, Any], patie
         flow = f" at {patient.oxygen_flow_l_min:g} L/min" if patient.oxygen_flow_l_min is not None else ""
         observed.append(f"oxygen: {patient.oxygen_device}{flow}")
     text = " ".join(criterion.text.split())
-    return f"{text} Signs: {'; '.join(signs)} ({', '.join(observed)}). [{criterion.rule_id}]"
+    # The sign(s) that set the grade: levelled findings whose value is the grade itself.
+    setting = [f.text_for(values[f.id]) for f in protocol.findings
+               if not f.is_boolean and values[f.id] == criterion.grade and f.text_for(values[f.id])]
+    set_by = f" Set by: {'; '.join(t for t in setting if t)}." if setting and criterion.grade > 0 else ""
+    return f"{text}{set_by} Signs: {'; '.join(signs)} ({', '.join(observed)})."
