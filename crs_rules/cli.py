@@ -7,6 +7,7 @@ error. No Python traceback ever reaches the user: every error is printed as plai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -52,7 +53,24 @@ def _parser() -> _Parser:
     release.add_argument("--bump", required=True, choices=("major", "minor", "patch"))
     release.add_argument("--note", required=True, help="what changed, in words")
 
+    scenarios = commands.add_parser("test", help="run the pack's scenarios (PACK/scenarios/*.yaml); prints N passed, M "
+                                                 "failed and the rule coverage; exit 0 only if all pass, 100 %% covered")
+    scenarios.add_argument("pack", nargs="?", help="rule pack folder (default: the shipped pack)")
+
+    diff = commands.add_parser("diff", help="what changed between two rule packs, and what that does to patients")
+    diff.add_argument("old", help="rule pack folder as it was")
+    diff.add_argument("new", help="rule pack folder as changed")
+    diff.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
+    diff.add_argument("--population", type=_population_size, metavar="N",
+                      help="how many generated patients to evaluate besides the packs' scenarios (default 12,000)")
+
     return parser
+
+
+def _population_size(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of patients, 0 or more, not {text!r}")
+    return int(text)
 
 
 def _load(pack: str | None) -> Protocol:
@@ -112,11 +130,48 @@ def _release(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _scenarios(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .scenarios import run_scenarios
+
+    protocol = _load(args.pack)  # an invalid pack is reported as by validate
+    try:
+        report = run_scenarios(protocol)
+    except InvalidPackError as error:
+        for problem in error.problems:
+            err.write(f"{problem}\n")
+        err.write(f"{len(error.problems)} problem(s): invalid scenarios, nothing was run\n")
+        return EXIT_INVALID
+    out.write(report.render() + "\n")
+    return EXIT_OK if report.ok else EXIT_INVALID
+
+
+def _diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .impact import compare_packs
+
+    protocols: list[Protocol] = []
+    invalid: list[InvalidPackError] = []
+    for pack in (args.old, args.new):  # every problem of both packs at once
+        try:
+            protocols.append(_load(pack))
+        except InvalidPackError as error:
+            invalid.append(error)
+    if invalid:
+        raise InvalidPackError(problem for error in invalid for problem in error.problems)
+    report = compare_packs(protocols[0], protocols[1], args.population)
+    if args.format == "json":
+        out.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(report.render() + "\n")
+    return EXIT_OK  # differences are information, not failure
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "validate": _validate,
     "evaluate": _evaluate,
     "trace": _trace,
     "release": _release,
+    "test": _scenarios,
+    "diff": _diff,
 }
 
 
@@ -125,7 +180,8 @@ def run(arguments: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     parser = _parser()
     try:
         try:
-            args = parser.parse_args(list(arguments))
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                args = parser.parse_args(list(arguments))
         except SystemExit as exit_:  # --help and --version print and exit 0
             return int(exit_.code or 0)
         if args.command is None:

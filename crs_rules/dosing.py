@@ -115,8 +115,16 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientS
         reasons.append("the patient is improving: a repeat dose is given only without improvement")
         never = True
 
-    next_eligible = None if never or not waits else max(waits)
+    next_eligible = None if never or not waits else _up_to_the_second(max(waits))
     return DoseCheck(not reached, largest, tuple(reached), tuple(reasons), next_eligible)
+
+
+def _up_to_the_second(moment: datetime) -> datetime:
+    # Decisions show times to the second: a time shown must never be before the dose is eligible
+    # (a dose given at 03:00:00.5 is eligible 8 h later at 11:00:01, not at 11:00:00).
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
 
 
 def _times_daily_interval(regimen: Regimen) -> float | None:

@@ -64,7 +64,7 @@ class InvalidPackError(_ProblemsError):
     """A rule pack is not valid; ``problems`` lists every problem found."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
-        problems = tuple(problems)
+        problems = _sorted_unique(problems)
         super().__init__(problems, f"invalid rule pack ({len(problems)} problem(s))")
 
 
@@ -72,7 +72,7 @@ class InvalidInputError(_ProblemsError):
     """A patient state is not valid; ``problems`` names each bad field and what was expected."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
-        problems = tuple(problems)
+        problems = _sorted_unique(problems)
         super().__init__(problems, f"invalid patient input ({len(problems)} problem(s))")
 
 

@@ -345,6 +345,8 @@ class Protocol:
     statements: tuple[Statement, ...]
     headings: tuple[str, ...]
     path: str
+    #: Where the definition is written (its citations are checked against the references).
+    definition_source: Source | None = None
 
     def drug(self, drug_id: str) -> Drug | None:
         return next((d for d in self.drugs if d.id == drug_id), None)

@@ -95,6 +95,9 @@ class _Builder:
     def __init__(self, documents: dict[str, LoadedDocument]) -> None:
         self.documents = documents
         self.problems: list[Problem] = []
+        # Comparisons written without an operator: the model gives them one (exists) only to keep
+        # building, so the semantic checks must not report on that operator.
+        self.no_operator: set[tuple[str, int, int]] = set()
 
     def where(self, kind: str) -> Callable[[tuple[str | int, ...]], Source]:
         document = self.documents[kind]
@@ -126,6 +129,8 @@ class _Builder:
                                          "condition-form"))
         if "fact" in data:
             operators = [key for key in data if key in OPERATORS]
+            if not operators:
+                self.no_operator.add((source.file, source.line, source.column))
             if len(operators) != 1:
                 found = ", ".join(operators) if operators else "none"
                 self.problems.append(Problem(source.file, source.line, source.column, rule_id,
@@ -210,6 +215,7 @@ class _Builder:
             references=references, findings=tuple(findings), grades=grades, drugs=drugs,
             drug_classes=classes, actions=action_list, action_rules=tuple(action_rules), alerts=alert_rules,
             statements=statement_list, headings=tuple(statements["headings"]), path=str(pack),
+            definition_source=at["grading"](("definition",)),
         )
 
     def _amount(self, data: dict[str, Any] | None, path: tuple[str | int, ...]) -> Amount | None:
@@ -284,7 +290,9 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
                                                     "expected every file the manifest lists")])
     builder = _Builder(documents)
     protocol = builder.build(pack, content_digest(documents))
-    problems = builder.problems + semantic_problems(protocol) + _release_problems(documents, protocol)
+    semantic = [p for p in semantic_problems(protocol)
+                if not (p.check == "operator-fits-fact" and (p.file, p.line, p.column) in builder.no_operator)]
+    problems = builder.problems + semantic + _release_problems(documents, protocol)
     if problems:
         raise InvalidPackError(problems)
     return protocol

@@ -155,7 +155,7 @@ def _seed_coverage(folder: Path, protocol: Protocol) -> list[str]:
     for number, line in enumerate(seed.read_text(encoding="utf-8").splitlines(), start=1):
         text = _normalise(line.lstrip("- ").strip())
         if text and text not in known:
-            problems.append(f"{SEED}:{number}: this line of the seed is neither a statement nor a heading "
+            problems.append(f"{seed}:{number}: this line of the seed is neither a statement nor a heading "
                             "in statements.yaml; expected every statement to be encoded")
     return problems
 

@@ -200,7 +200,7 @@ def _rule_conditions(protocol: Protocol) -> Iterator[tuple[str, Condition]]:
 
 
 def _cited(protocol: Protocol) -> Iterator[tuple[str, tuple[str, ...], Source]]:
-    yield protocol.definition_id, protocol.definition_citations, Source(protocol.path, 0, 0)
+    yield protocol.definition_id, protocol.definition_citations, protocol.definition_source or Source(protocol.path, 0, 0)
     for finding in protocol.findings:
         yield finding.rule_id, finding.citations, finding.source
     for grade in protocol.grades:

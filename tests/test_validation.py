@@ -1,0 +1,632 @@
+"""Validation, one concern at a time: each test copies the shipped pack, makes one mistake in one
+YAML file and checks the exact problem reported (file, line, column, subject, check, words).
+
+The copy is made a draft without a recorded digest, so editing it raises no release problem.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from crs_rules import engine, validation
+from crs_rules.conditions import MAX_DNF_TERMS
+from crs_rules.errors import CrsRulesError, InvalidPackError, Problem
+from crs_rules.pack import load_protocol
+from crs_rules.validation import SEMANTIC_CHECKS
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+
+REFERENCES = "expected one of ref1, ref2, ref4, ref5, ref6, ref7, ref8"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> Path:
+    """A draft copy of the shipped pack, without its recorded digest."""
+    folder = tmp_path / "pack"
+    shutil.copytree(RULES, folder)
+    manifest = folder / "manifest.yaml"
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    text = "".join(line for line in lines if not line.startswith("digest:"))
+    assert text.count("status: active\n") == 1
+    manifest.write_text(text.replace("status: active\n", "status: draft\n"), encoding="utf-8")
+    load_protocol(folder)  # the unedited copy is valid
+    return folder
+
+
+def edit(pack: Path, name: str, old: str, new: str) -> None:
+    path = pack / name
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} is not written exactly once in {name}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def at(pack: Path, name: str, needle: str, occurrence: int = 1) -> tuple[str, int, int]:
+    """(file as reported, 1-based line, 1-based column) of an occurrence of ``needle``."""
+    text = (pack / name).read_text(encoding="utf-8")
+    index = -1
+    for _ in range(occurrence):
+        index = text.index(needle, index + 1)
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return str(pack / name), line, column
+
+
+def problems(pack: Path) -> tuple[Problem, ...]:
+    with pytest.raises(InvalidPackError) as caught:
+        load_protocol(pack)
+    return caught.value.problems
+
+
+def only(pack: Path) -> Problem:
+    found = problems(pack)
+    assert len(found) == 1, [str(p) for p in found]
+    return found[0]
+
+
+def where(problem: Problem) -> tuple[str, int, int]:
+    return problem.file, problem.line, problem.column
+
+
+FEVER = "    when: {fact: vitals.temperature_c, at_least: 38.0}\n"
+
+
+def fever_when(pack: Path, condition: str) -> None:
+    """Replace the fever finding's condition (grading.yaml) with ``condition``."""
+    edit(pack, "grading.yaml", FEVER, f"    when: {condition}\n")
+
+
+# --------------------------------------------------------------------------- schema stage, in plain words
+
+
+def test_a_missing_key_is_named_at_its_element(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "    name: Dexamethasone\n    route: IV\n", "    name: Dexamethasone\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "id: dexamethasone")
+    assert problem.subject == "dexamethasone"
+    assert problem.message == "the key 'route' is missing"
+    assert problem.expected == "expected 'route' here"
+    assert problem.check.startswith("schema.") and problem.check.endswith("required")
+
+
+def test_an_unknown_key_is_named_and_the_allowed_keys_listed(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "    route: IV\n    amount: {fixed_mg: 10}\n",
+         "    route: IV\n    dose: 10\n    amount: {fixed_mg: 10}\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "dose: 10")
+    assert problem.subject == "dexamethasone"
+    assert problem.message == "unknown key 'dose'"
+    assert problem.expected == "expected one of the keys amount, citations, id, limits, name, regimens, route"
+    assert problem.check == "schema.additionalProperties"
+
+
+def test_a_wrong_type_echoes_the_value_written(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "      max_dose_mg: 800\n", '      max_dose_mg: "800"\n')
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", '"800"')
+    assert problem.subject == "tocilizumab"
+    assert problem.message == "'max_dose_mg' is '800' (a text)"
+    assert problem.expected == "expected a number above 0"
+    assert problem.check.endswith("/type")
+
+
+def test_a_value_outside_an_enum_lists_the_allowed_values(pack: Path) -> None:
+    edit(pack, "alerts.yaml", "    severity: critical\n", "    severity: urgent\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "alerts.yaml", "urgent")
+    assert problem.subject == "gm_csf_contraindicated"
+    assert problem.message == "'severity' is 'urgent' (a text)"
+    assert problem.expected == "expected one of critical, warning, info"
+    assert problem.check.endswith("/enum")
+
+
+def test_schema_problems_of_several_files_are_reported_together(pack: Path) -> None:
+    edit(pack, "alerts.yaml", "    severity: critical\n", "    severity: urgent\n")
+    edit(pack, "dosing.yaml", "      max_dose_mg: 800\n", '      max_dose_mg: "800"\n')
+    found = problems(pack)
+    assert [(Path(p.file).name, p.subject) for p in found] == [
+        ("alerts.yaml", "gm_csf_contraindicated"), ("dosing.yaml", "tocilizumab")]
+
+
+# --------------------------------------------------------------------------- condition form (pack.py)
+
+
+def test_a_comparison_with_two_operators_is_refused(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.temperature_c, at_least: 38.0, below: 42}")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "{fact: vitals.temperature_c, at_least: 38.0, below")
+    assert problem.subject == "finding.fever"
+    assert problem.message == "a comparison on vitals.temperature_c has 2 operators (at_least, below)"
+    assert problem.expected.startswith("expected exactly one of equals, not_equals, at_least")
+    assert problem.check == "condition-form"
+
+
+def test_a_comparison_without_operator_is_reported_once_in_its_own_words(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.temperature_c}")
+    problem = only(pack)  # not also "'exists' cannot be used": the author wrote no operator
+    assert where(problem) == at(pack, "grading.yaml", "{fact: vitals.temperature_c}")
+    assert problem.subject == "finding.fever"
+    assert problem.message == "a comparison on vitals.temperature_c has 0 operators (none)"
+    assert problem.check == "condition-form"
+
+
+def test_a_condition_mixing_a_combiner_and_a_comparison_is_refused(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.temperature_c, at_least: 38.0, all: [{fact: vitals.hypotension, equals: true}]}")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "{fact: vitals.temperature_c, at_least: 38.0, all")
+    assert problem.subject == "finding.fever"
+    assert problem.message == "mixes all, fact in one condition"
+    assert problem.expected == "expected exactly one of all, any, not, fact; nest the others"
+    assert problem.check == "condition-form"
+
+
+# --------------------------------------------------------------------------- check_citations_resolve
+
+
+def test_a_rule_citing_a_missing_reference_is_refused(pack: Path) -> None:
+    edit(pack, "actions.yaml", "    citations: [ref2]\n", "    citations: [ref3]\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "actions.yaml", "id: grade1.tocilizumab")
+    assert problem.subject == "grade1.tocilizumab"
+    assert problem.message == "cites 'ref3', which is not in the references file"
+    assert problem.expected == REFERENCES
+    assert problem.check == "citation-resolves"
+
+
+def test_the_definition_citing_a_missing_reference_points_into_grading(pack: Path) -> None:
+    edit(pack, "grading.yaml", "  citations: [ref2]\n\nfindings:", "  citations: [ref3]\n\nfindings:")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "id: crs.definition")
+    assert problem.subject == "crs.definition"
+    assert problem.message == "cites 'ref3', which is not in the references file"
+    assert problem.check == "citation-resolves"
+
+
+# --------------------------------------------------------------------------- check_unique_ids
+
+
+def test_a_copied_rule_keeping_its_id_is_a_duplicate(pack: Path) -> None:
+    rule = ("  - id: grade2.iv_fluid_bolus\n    description: IV fluid boluses as needed at grade 2.\n"
+            "    when: {fact: finding.crs_grade, equals: 2}\n    recommend: iv_fluid_bolus\n    citations: [ref1]\n")
+    copy = rule.replace("at grade 2.", "at grade 3.").replace("equals: 2}", "equals: 3}")
+    edit(pack, "actions.yaml", rule, rule + "\n" + copy)
+    problem = only(pack)
+    file, first_line, _ = at(pack, "actions.yaml", "id: grade2.iv_fluid_bolus")
+    assert where(problem) == at(pack, "actions.yaml", "id: grade2.iv_fluid_bolus", occurrence=2)
+    assert problem.subject == "grade2.iv_fluid_bolus"
+    assert problem.message == f"duplicate rule id 'grade2.iv_fluid_bolus' (first defined at {file}:{first_line})"
+    assert problem.expected == "expected each rule id once"
+    assert problem.check == "unique-ids"
+
+
+def test_a_duplicate_action_id_is_refused(pack: Path) -> None:
+    edit(pack, "actions.yaml", "  - id: diagnostic_workup\n    text: Diagnostic workup.\n",
+         "  - id: diagnostic_workup\n    text: Diagnostic workup.\n  - id: icu_transfer\n    text: Admit to intensive care.\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "actions.yaml", "id: icu_transfer", occurrence=2)
+    assert problem.subject == "icu_transfer"
+    assert problem.message.startswith("duplicate action id 'icu_transfer' (first defined at ")
+    assert problem.check == "unique-ids"
+
+
+# --------------------------------------------------------------------------- check_conditions
+
+
+def test_a_typo_in_a_fact_path_is_refused_with_the_known_facts_of_its_family(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.temprature_c, at_least: 38.0}")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "{fact: vitals.temprature_c")
+    assert problem.subject == "finding.fever"
+    assert problem.message == "unknown fact 'vitals.temprature_c'"
+    assert problem.expected.startswith("expected a known fact such as ")
+    assert "vitals.temperature_c" in problem.expected
+    assert problem.check == "fact-path-known"
+
+
+def test_a_fact_of_an_unknown_family_lists_the_families(pack: Path) -> None:
+    fever_when(pack, "{fact: vital.temperature_c, at_least: 38.0}")
+    problem = only(pack)
+    assert problem.message == "unknown fact 'vital.temperature_c'"
+    assert problem.expected.startswith("expected a fact path starting with patient, therapy, crs")
+    assert problem.check == "fact-path-known"
+
+
+def test_an_operator_that_does_not_fit_the_fact_is_refused(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.vasopressors, equals: 1}")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "{fact: vitals.vasopressors, equals: 1}")
+    assert problem.message == "'equals' cannot be used on vitals.vasopressors (list)"
+    assert problem.expected == "expected one of count_at_least, includes"
+    assert problem.check == "operator-fits-fact"
+
+
+def test_not_counting_on_an_operator_other_than_count_at_least_is_refused(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.temperature_c, at_least: 38.0, not_counting: [vasopressin]}")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "{fact: vitals.temperature_c, at_least: 38.0, not_counting")
+    assert problem.subject == "finding.fever"
+    assert problem.message == "'not_counting' is only for count_at_least"
+    assert problem.check == "operator-fits-fact"
+
+
+def test_comparing_a_boolean_fact_with_a_number_is_refused(pack: Path) -> None:
+    edit(pack, "actions.yaml", "        - {fact: vitals.refractory_hypotension, equals: true}\n",
+         "        - {fact: vitals.refractory_hypotension, equals: 1}\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "actions.yaml", "{fact: vitals.refractory_hypotension")
+    assert problem.subject == "grade2.dexamethasone"
+    assert problem.message == "compares vitals.refractory_hypotension with 1 (a number)"
+    assert problem.expected == "expected true or false"
+    assert problem.check == "value-fits-fact"
+
+
+def test_comparing_a_number_fact_with_true_is_refused(pack: Path) -> None:
+    edit(pack, "actions.yaml", "{fact: crs.days_since_onset, above: 3}", "{fact: crs.days_since_onset, equals: true}")
+    problem = only(pack)
+    assert problem.subject == "grade1.tocilizumab"
+    assert problem.message == "compares crs.days_since_onset with true (true/false)"
+    assert problem.expected == "expected a number"
+    assert problem.check == "value-fits-fact"
+
+
+def test_an_enum_value_the_fact_never_takes_is_refused(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.oxygen.device, equals: helmet}")
+    problem = only(pack)
+    assert problem.message == "compares vitals.oxygen.device with 'helmet' (a text)"
+    assert problem.expected.startswith("expected one of room_air, ")
+    assert "nasal_cannula" in problem.expected
+    assert problem.check == "value-fits-fact"
+
+
+def test_a_grade_that_does_not_exist_is_refused(pack: Path) -> None:
+    edit(pack, "actions.yaml", "    when: {fact: finding.crs_grade, equals: 4}\n    recommend: mechanical_ventilation\n",
+         "    when: {fact: finding.crs_grade, equals: 7}\n    recommend: mechanical_ventilation\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "actions.yaml", "{fact: finding.crs_grade, equals: 7}")
+    assert problem.subject == "grade4.mechanical_ventilation"
+    assert problem.message == "finding.crs_grade never takes the value 7"
+    assert problem.expected == "expected one of 0, 1, 2, 3, 4"
+    assert problem.check == "value-fits-fact"
+
+
+# --------------------------------------------------------------------------- check_no_negated_actions
+
+
+def test_a_negated_action_is_refused(pack: Path) -> None:
+    edit(pack, "actions.yaml", "        - {fact: action.dexamethasone, exists: true}\n",
+         "        - {not: {fact: action.dexamethasone, exists: true}}\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "actions.yaml", "{fact: action.dexamethasone")
+    assert problem.subject == "steroids.antifungal_prophylaxis"
+    assert problem.message.startswith("'action.dexamethasone' is negated; ")
+    assert problem.expected == "expected a condition on patient facts or findings instead"
+    assert problem.check == "no-negated-actions"
+
+
+def test_a_doubly_negated_action_is_not_negated(pack: Path) -> None:
+    edit(pack, "actions.yaml", "        - {fact: action.dexamethasone, exists: true}\n",
+         "        - {not: {not: {fact: action.dexamethasone, exists: true}}}\n")
+    assert load_protocol(pack).action_rules
+
+
+# --------------------------------------------------------------------------- check_condition_size
+
+
+def test_a_condition_too_large_for_the_engine_is_refused(pack: Path) -> None:
+    five = ("[{fact: patient.neutropenic, equals: true}, {fact: therapy.car_t, equals: true}, "
+            "{fact: crs.improving, equals: false}, {fact: sepsis.septic_shock, equals: true}, "
+            "{fact: crs.suspected_mas, equals: true}]")  # 5 x 5 x 5 = 125 alternatives
+    edit(pack, "alerts.yaml", "    when: {fact: neuro.icans_signs, equals: true}\n",
+         "    when:\n      all:\n" + "".join(f"        - any: {five}\n" for _ in range(3)))
+    problem = only(pack)
+    assert where(problem) == at(pack, "alerts.yaml", "all:\n        - any: [{fact: patient.neutropenic")
+    assert problem.subject == "alert.icans_vigilance"
+    assert problem.message == "the condition is too complex for the engine"
+    assert problem.expected == f"expected at most {MAX_DNF_TERMS} alternatives once expanded; split the rule"
+    assert problem.check == "condition-size"
+
+
+# --------------------------------------------------------------------------- check_actions_known
+
+
+def test_an_unknown_action_is_refused_with_the_known_actions(pack: Path) -> None:
+    edit(pack, "actions.yaml", "    recommend: icu_transfer\n", "    recommend: icu_admission\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "actions.yaml", "id: severe.icu_transfer")
+    assert problem.subject == "severe.icu_transfer"
+    assert problem.message == "unknown action 'icu_admission'"
+    assert problem.expected.startswith("expected one of antifungal_prophylaxis, cardiac_monitoring, ")
+    assert "icu_transfer" in problem.expected
+    assert problem.check == "action-known"
+
+
+def test_an_unknown_drug_is_refused(pack: Path) -> None:
+    edit(pack, "actions.yaml", "    dose: {drug: dexamethasone, regimen: every_6_hours}\n",
+         "    dose: {drug: dexamethason, regimen: every_6_hours}\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "actions.yaml", "{drug: dexamethason,")
+    assert problem.subject == "grade3.dexamethasone"
+    assert problem.message == "unknown drug 'dexamethason'"
+    assert problem.expected == "expected one of tocilizumab, dexamethasone, methylprednisolone"
+    assert problem.check == "drug-known"
+
+
+def test_an_unknown_regimen_is_refused(pack: Path) -> None:
+    edit(pack, "actions.yaml", "    dose: {drug: dexamethasone, regimen: every_6_hours}\n",
+         "    dose: {drug: dexamethasone, regimen: every_4_hours}\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "actions.yaml", "{drug: dexamethasone, regimen: every_4_hours}")
+    assert problem.message == "unknown regimen 'every_4_hours' of dexamethasone"
+    assert problem.expected == "expected one of every_6_hours, every_12_to_24_hours"
+    assert problem.check == "drug-known"
+
+
+# --------------------------------------------------------------------------- check_dose_limits
+
+
+def test_a_per_kg_dose_without_maximum_is_refused(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "      max_dose_mg: 800\n", "")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "per_kg:")
+    assert problem.subject == "dosing.tocilizumab.weight_based"
+    assert problem.message == "a per-kg dose has no cap"
+    assert problem.expected == "expected limits.max_dose_mg on the drug"
+    assert problem.check == "dose-has-limits"
+
+
+def test_a_fixed_amount_above_its_own_maximum_is_refused(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "        times_daily: 2\n    citations: [ref1]\n",
+         "        times_daily: 2\n    limits:\n      max_dose_mg: 500\n    citations: [ref1]\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "{fixed_mg: 1000}")
+    assert problem.subject == "dosing.methylprednisolone.twice_daily_if_not_improving"
+    assert problem.message == "the dose of 1000 mg is above the drug's own cap of 500 mg"
+    assert problem.expected == "expected an amount at most max_dose_mg"
+    assert problem.check == "dose-within-cap"
+
+
+def test_a_regimen_without_frequency_is_refused(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "      - id: every_6_hours\n        every_h: 6\n", "      - id: every_6_hours\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "id: every_6_hours")
+    assert problem.subject == "dosing.dexamethasone.every_6_hours"
+    assert problem.message == "the regimen says nothing about how often"
+    assert problem.check == "dose-has-limits"
+
+
+def test_a_regimen_without_amount_is_refused(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "      - id: high_dose\n        amount: {fixed_mg: 500}\n", "      - id: high_dose\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "id: high_dose")
+    assert problem.subject == "dosing.methylprednisolone.high_dose"
+    assert problem.message == "the regimen has no amount"
+    assert problem.check == "dose-has-limits"
+
+
+def test_weight_bands_must_start_at_zero(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "{from_weight_kg: 0, mg_per_kg: 12}", "{from_weight_kg: 5, mg_per_kg: 12}")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "per_kg:")
+    assert problem.message == "weight bands do not start at 0 kg in increasing order"
+    assert problem.check == "dose-has-limits"
+
+
+def test_more_doses_in_the_window_than_in_the_course_is_refused(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "      max_doses_per_course: 4\n", "      max_doses_per_course: 2\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "max_dose_mg: 800")
+    assert problem.subject == "dosing.tocilizumab"
+    assert problem.message == "more doses are allowed in the window than in the whole course"
+    assert problem.check == "dose-within-cap"
+
+
+# --------------------------------------------------------------------------- check_grading_exhaustive_and_exclusive
+
+
+def _grade0(pack: Path) -> str:
+    text = (pack / "grading.yaml").read_text(encoding="utf-8")
+    start = text.index("  - id: grade.0\n")
+    return text[start:text.index("  - id: grade.1\n")]
+
+
+def test_a_gap_in_the_grades_is_reported(pack: Path) -> None:
+    edit(pack, "grading.yaml", _grade0(pack), "")
+    edit(pack, "statements.yaml", "    encoded_by: [grade.0, grade.1,", "    encoded_by: [grade.1,")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "id: grade.1")
+    assert problem.subject == "grade.1"
+    assert problem.message.startswith("no grade criterion matches ")
+    assert "finding.fever=false" in problem.message
+    assert problem.expected == "expected the grade criteria to give every patient a grade"
+    assert problem.check == "grading-exhaustive"
+
+
+def test_an_overlap_between_grades_is_reported(pack: Path) -> None:
+    edit(pack, "grading.yaml", "        - {fact: finding.cardiorespiratory_grade, equals: 2}\n",
+         "        - {fact: finding.cardiorespiratory_grade, one_of: [2, 3]}\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "id: grade.3")
+    assert problem.subject == "grade.3"
+    assert problem.message.startswith("gives a second grade, with grade.2, for ")
+    assert "finding.cardiorespiratory_grade=3" in problem.message
+    assert problem.expected == "expected the grade criteria to give every patient exactly one grade"
+    assert problem.check == "grading-exclusive"
+
+
+def test_grading_too_large_to_check_is_refused(pack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validation, "MAX_GRADING_COMBINATIONS", 2)
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "id: grade.0")
+    assert problem.message.startswith("the grade criteria read too many facts to check (")
+    assert problem.check == "grading-exhaustive"
+
+
+# --------------------------------------------------------------------------- check_findings_acyclic
+
+
+def test_a_finding_that_depends_on_itself_is_refused(pack: Path) -> None:
+    fever_when(pack, "{fact: finding.fever, equals: true}")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "id: fever\n")
+    assert problem.subject == "finding.fever"
+    assert problem.message == "finding.fever depends on itself through other findings"
+    assert problem.check == "findings-acyclic"
+
+
+def test_two_findings_reading_each_other_are_both_refused(pack: Path) -> None:
+    edit(pack, "grading.yaml", "        when: {fact: vitals.hypotension, equals: true}\n",
+         "        when: {fact: finding.cardiorespiratory_grade, equals: 2}\n")
+    found = problems(pack)
+    assert [(p.subject, p.check) for p in found] == [
+        ("finding.hypotension_grade", "findings-acyclic"), ("finding.cardiorespiratory_grade", "findings-acyclic")]
+    assert where(found[0]) == at(pack, "grading.yaml", "id: hypotension_grade")
+    assert where(found[1]) == at(pack, "grading.yaml", "id: cardiorespiratory_grade")
+
+
+def test_grading_may_not_read_a_proposed_action(pack: Path) -> None:
+    fever_when(pack, "{fact: action.tocilizumab, exists: true}")
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "{fact: action.tocilizumab")
+    assert problem.message == "grading reads a proposed action"
+    assert problem.check == "findings-acyclic"
+
+
+# --------------------------------------------------------------------------- check_statements_encoded
+
+
+def test_a_statement_naming_an_unknown_rule_is_refused(pack: Path) -> None:
+    edit(pack, "statements.yaml", "    encoded_by: [severe.icu_transfer]\n", "    encoded_by: [severe.icu_transfr]\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "statements.yaml", "id: S21")
+    assert problem.subject == "S21"
+    assert problem.message == "names rule 'severe.icu_transfr', which does not exist"
+    assert problem.expected == "expected ids of rules of this pack"
+    assert problem.check == "statement-encoded"
+
+
+# --------------------------------------------------------------------------- check_numbers_live_in_data
+
+
+def test_a_number_in_free_text_is_refused(pack: Path) -> None:
+    edit(pack, "actions.yaml", "    description: Supportive care at every CRS grade.\n",
+         "    description: Supportive care at every CRS grade, for 3 days.\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "actions.yaml", "id: all_grades.supportive_care")
+    assert problem.subject == "all_grades.supportive_care"
+    assert problem.message == "the text contains a number: 'Supportive care at every CRS grade, for 3 days.'"
+    assert problem.expected.startswith("expected numbers only in data fields")
+    assert problem.check == "numbers-in-data"
+
+
+def test_a_number_in_an_alert_text_is_refused(pack: Path) -> None:
+    edit(pack, "alerts.yaml", "    text: Do not use GM-CSF (sargramostim, molgramostim) in the setting of CAR T-cell therapy.\n",
+         "    text: Do not use GM-CSF (sargramostim, molgramostim) within 30 days of CAR T-cell therapy.\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "alerts.yaml", "id: gm_csf_contraindicated")
+    assert problem.subject == "alert.gm_csf_contraindicated"
+    assert problem.check == "numbers-in-data"
+
+
+def test_a_grade_named_in_text_is_not_a_protocol_number(pack: Path) -> None:
+    edit(pack, "actions.yaml", "    description: Supportive care at every CRS grade.\n",
+         "    description: Supportive care from grade 1 up.\n")
+    assert load_protocol(pack).action_rules[0].description == "Supportive care from grade 1 up."
+
+
+# --------------------------------------------------------------------------- check_engine_size
+
+
+def test_a_pack_too_large_for_the_engine_is_refused(pack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "MAX_ENGINE_TESTS", 1)
+    problem = only(pack)
+    assert where(problem) == at(pack, "grading.yaml", "id: grade.0")
+    assert problem.subject == "severe-crs-and-sepsis"
+    assert problem.message.startswith("the pack compiles to ")
+    assert problem.expected == "expected at most 1: merge or simplify rules"
+    assert problem.check == "engine-size"
+
+
+# --------------------------------------------------------------------------- every check has tests here
+
+#: The semantic checks of validation.py and the check ids their tests above assert.
+TESTED_CHECKS = {
+    "check_citations_resolve": {"citation-resolves"},
+    "check_unique_ids": {"unique-ids"},
+    "check_conditions": {"fact-path-known", "operator-fits-fact", "value-fits-fact"},
+    "check_no_negated_actions": {"no-negated-actions"},
+    "check_condition_size": {"condition-size"},
+    "check_actions_known": {"action-known", "drug-known"},
+    "check_dose_limits": {"dose-has-limits", "dose-within-cap"},
+    "check_grading_exhaustive_and_exclusive": {"grading-exhaustive", "grading-exclusive"},
+    "check_findings_acyclic": {"findings-acyclic"},
+    "check_statements_encoded": {"statement-encoded"},
+    "check_numbers_live_in_data": {"numbers-in-data"},
+    "check_engine_size": {"engine-size"},
+}
+
+
+def test_every_registered_semantic_check_is_tested_here() -> None:
+    assert sorted(check.__name__ for check in SEMANTIC_CHECKS) == sorted(TESTED_CHECKS)
+    source = Path(__file__).read_text(encoding="utf-8")
+    for ids in TESTED_CHECKS.values():
+        for check_id in ids:
+            assert f'problem.check == "{check_id}"' in source or f'"{check_id}")' in source, check_id
+
+
+# --------------------------------------------------------------------------- release digest (pack.py)
+
+
+def test_an_active_pack_without_digest_must_be_released(pack: Path) -> None:
+    edit(pack, "manifest.yaml", "status: draft\n", "status: active\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "manifest.yaml", '"1.0.0"')
+    assert problem.subject == "severe-crs-and-sepsis"
+    assert problem.message == "an active pack has no recorded digest"
+    assert "crs-rules release" in problem.expected
+    assert problem.check == "release-digest"
+
+
+# --------------------------------------------------------------------------- all problems, sorted, as values
+
+
+def test_every_problem_is_reported_at_once_sorted_by_file_and_position(pack: Path) -> None:
+    edit(pack, "statements.yaml", "    encoded_by: [severe.icu_transfer]\n", "    encoded_by: [severe.icu_transfr]\n")
+    fever_when(pack, "{fact: vitals.temprature_c, at_least: 38.0}")
+    edit(pack, "actions.yaml", "    recommend: icu_transfer\n", "    recommend: icu_admission\n")
+    edit(pack, "actions.yaml", "    citations: [ref2]\n", "    citations: [ref3]\n")
+    with pytest.raises(InvalidPackError) as caught:
+        load_protocol(pack)
+    found = caught.value.problems
+    assert [(Path(p.file).name, p.subject, p.check) for p in found] == [
+        ("actions.yaml", "grade1.tocilizumab", "citation-resolves"),
+        ("actions.yaml", "severe.icu_transfer", "action-known"),
+        ("grading.yaml", "finding.fever", "fact-path-known"),
+        ("statements.yaml", "S21", "statement-encoded"),
+    ]
+    assert [where(p) for p in found] == sorted(where(p) for p in found)
+    assert str(caught.value).splitlines() == ["invalid rule pack (4 problem(s))", *(str(p) for p in found)]
+
+
+def test_invalid_pack_error_is_a_value_error_carrying_its_problems(pack: Path) -> None:
+    edit(pack, "actions.yaml", "    recommend: icu_transfer\n", "    recommend: icu_admission\n")
+    with pytest.raises(ValueError) as caught:
+        load_protocol(pack)
+    error = caught.value
+    assert isinstance(error, InvalidPackError) and isinstance(error, CrsRulesError)
+    assert isinstance(error.problems, tuple) and len(error.problems) == 1
+    assert all(isinstance(p, Problem) for p in error.problems)
+
+
+def test_a_problem_reads_file_line_column_subject_what_and_expected() -> None:
+    problem = Problem("rules/dosing.yaml", 19, 20, "tocilizumab", "'max_dose_mg' is '800' (a text)",
+                      "expected a number above 0")
+    assert str(problem) == "rules/dosing.yaml:19:20: tocilizumab: 'max_dose_mg' is '800' (a text); expected a number above 0"
+    twice = InvalidPackError([problem, problem])
+    assert twice.problems == (problem,)  # the same problem is reported once, and counted once
+    assert str(twice).splitlines() == ["invalid rule pack (1 problem(s))", str(problem)]
