@@ -60,6 +60,7 @@ __all__ = [
     "generate_population",
     "population_inputs",
     "describe_patient",
+    "state_input",
     "outcome_differences",
 ]
 
@@ -82,14 +83,15 @@ DIFFERENCE_KINDS = (GRADE_CHANGED, ACTION_ADDED, ACTION_REMOVED, DOSE_CHANGED, W
 #: The moment every generated patient is assessed at; all their times are before it.
 ASSESSED_AT = datetime(2026, 3, 11, 12, 0, tzinfo=timezone.utc)
 
-#: Manifest keys that are the release record, not protocol content.
-_RELEASE_KEYS = ("version", "digest", "changelog", "files")
+#: Manifest keys that are the release record, not protocol content (version and status are shown
+#: in the report's first line instead).
+_RELEASE_KEYS = ("version", "status", "digest", "changelog", "files")
 
 # How many sub-changes of one kind the text shows before summing up the rest.
 _SHOWN_SUB_CHANGES = 8
 
 # Below this many generated patients, starting processes costs more than it saves.
-_PARALLEL_FROM = 2_000
+_PARALLEL_FROM = 1_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,6 +133,8 @@ class PackChange:
             return f"{where} removed" + (f" (was {_show(self.old)})" if _is_short(self.old) else "")
         if isinstance(self.old, str) and isinstance(self.new, str) and not (_is_short(self.old) and _is_short(self.new)):
             return f"{where}: {_text_change(self.old, self.new)}"
+        if isinstance(self.old, list) and isinstance(self.new, list) and not (_is_short(self.old) and _is_short(self.new)):
+            return f"{where}: {_list_change(self.old, self.new)}"
         return f"{where}: {_show(self.old)} -> {_show(self.new)}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,6 +180,15 @@ def _text_change(old: str, new: str, context: int = 3) -> str:
         return json.dumps(("..." if start > 0 else "") + text + ("..." if end < len(words) else ""), ensure_ascii=False)
 
     return f"{excerpt(a, i1, i2)} -> {excerpt(b, j1, j2)}"
+
+
+def _list_change(old: list[Any], new: list[Any]) -> str:
+    """A long list's change as the items added and removed."""
+    added = [item for item in new if not any(_same(item, o) for o in old)]
+    removed = [item for item in old if not any(_same(item, n) for n in new)]
+    parts = [f"added {', '.join(_show(i) for i in added)}" if added else "",
+             f"removed {', '.join(_show(i) for i in removed)}" if removed else ""]
+    return "; ".join(part for part in parts if part) or "reordered"
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -380,7 +393,7 @@ class _Sweep:
         self.devices = INPUT_FACTS["vitals.oxygen.device"].values
         self.singled_out = sorted({str(c.value) for c in found if c.fact == "vitals.oxygen.device" and c.operator == "equals"})
         # Vasopressors the pack names (say, one it does not count), and everyday ones it need not name.
-        self.vasopressors = sorted(named("vitals.vasopressors") | set(_EVERYDAY_VASOPRESSORS))
+        self.vasopressors = sorted(named("vitals.vasopressors") | set(_STAND_IN_VASOPRESSORS))
 
         # Drugs: the dosed ones with limits get courses of up to their course limit; the others (and
         # the members of the pack's drug classes) are given or not.
@@ -407,9 +420,9 @@ class _Sweep:
         self.protocols = protocols
 
 
-#: Vasopressors in everyday use. Input vocabulary, not protocol content: the pack decides how (and
-#: whether) each counts; these only give the population more than one name to list.
-_EVERYDAY_VASOPRESSORS = ("norepinephrine", "epinephrine", "phenylephrine", "dopamine")
+#: Stand-in vasopressor names. Only the names a pack singles out (``not_counting``, ``includes``)
+#: matter to the rules, and those come from the packs; these give patients more than one to list.
+_STAND_IN_VASOPRESSORS = ("vasopressor_a", "vasopressor_b", "vasopressor_c", "vasopressor_d")
 
 
 def _pick(rng: random.Random, edges: Sequence[float], low: float, high: float, step: float, edge_share: float = 0.5) -> float:
@@ -441,12 +454,12 @@ def _patient_data(rng: random.Random, sweep: _Sweep) -> dict[str, Any]:
     roll = rng.random()
     if roll < 0.1:
         pass  # age unknown
-    elif sweep.ages and roll < 0.25:
-        patient["age_years"] = rng.choice(sweep.ages)
-    elif weight < 40:
-        patient["age_years"] = _round(rng.uniform(0.5, 17.0), 0.5)
-    else:
+    elif weight >= 40:
         patient["age_years"] = float(rng.randint(18, 90))
+    elif sweep.ages and roll < 0.4:  # children: the ages the packs single out, and any age
+        patient["age_years"] = rng.choice(sweep.ages)
+    else:
+        patient["age_years"] = _round(rng.uniform(0.5, 17.0), 0.5)
     _put(patient, "neutropenic", _maybe(rng))
     _put(patient, "significant_comorbidities", _maybe(rng))
     data: dict[str, Any] = {"assessed_at": iso(ASSESSED_AT), "patient": patient}
@@ -556,8 +569,9 @@ def generate_population(protocols: Sequence[Protocol], size: int = DEFAULT_POPUL
     return tuple(Patient(label, parse_patient(data, label), data) for label, data in population_inputs(protocols, size, seed))
 
 
-def _state_data(state: PatientState) -> dict[str, Any]:
-    """The input that gives this state (times in UTC, temperature in °C)."""
+def state_input(state: PatientState) -> dict[str, Any]:
+    """The input that gives this state (times in UTC, temperature in °C): what an example shows,
+    so that ``crs-rules evaluate`` can be run on it."""
     def section(values: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in values.items() if v is not None}
 
@@ -610,7 +624,7 @@ def _scenario_patients(protocols: Sequence[Protocol], notes: list[str]) -> list[
             if label in seen:
                 label = f"{label} ({which} pack)"
             seen[label] = scenario.patient
-            patients.append(Patient(label, scenario.patient, _state_data(scenario.patient)))
+            patients.append(Patient(label, scenario.patient, state_input(scenario.patient)))
     return patients
 
 
@@ -712,7 +726,7 @@ class Outcome:
             parts.append("withheld " + ", ".join(
                 f"{w[0]} ({', '.join(w[3])}; " + (f"eligible again at {w[4]})" if w[4] else "not again)")
                 for w in self.withheld))
-        parts.append("alerts " + ", ".join(a[0] for a in self.alerts) if self.alerts else "no alerts")
+        parts.append("alerts " + ", ".join(f"{a[0]} ({a[1]})" for a in self.alerts) if self.alerts else "no alerts")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -850,17 +864,21 @@ class KindReport:
 
 @dataclass(frozen=True)
 class PackRef:
+    """Which pack: its id, version, status and content digest, and the folder it was read from."""
+
     id: str
     version: str
+    status: str
     digest: str
     path: str
 
     @classmethod
     def of(cls, protocol: Protocol) -> PackRef:
-        return cls(protocol.id, protocol.version, protocol.digest, protocol.path)
+        return cls(protocol.id, protocol.version, protocol.status, protocol.digest, protocol.path)
 
     def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "version": self.version, "digest": self.digest, "path": self.path}
+        return {"id": self.id, "version": self.version, "status": self.status, "digest": self.digest,
+                "path": self.path}
 
 
 def _count(number: int, noun: str) -> str:
@@ -914,6 +932,8 @@ class ImpactReport:
         old, new = self.old, self.new
         version = (f"version {old.version} -> {new.version}" if old.version != new.version
                    else f"version {old.version} in both")
+        if old.status != new.status:
+            version += f", status {old.status} -> {new.status}"
         name = old.id if old.id == new.id else f"{old.id} -> {new.id}"
         lines = [f"Protocol {name}, {version}",
                  f"  old: {old.path} ({old.digest[:19]}...)",
@@ -952,6 +972,7 @@ class ImpactReport:
                     continue
                 shown.add(example.patient)
                 lines.append(f"    Example, {example.patient}: {example.description}")
+                lines.append(f"      differs: {'; '.join(example.changes)}")
                 lines.append(f"      old: {example.old.summary()}")
                 lines.append(f"      new: {example.new.summary()}")
         for note in self.notes:

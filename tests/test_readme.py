@@ -62,3 +62,31 @@ def test_each_console_example_prints_what_the_readme_shows(
         assert actual[:cut] == shown[:cut]
     else:
         assert actual == shown
+
+
+def test_the_changing_the_protocol_walkthrough_shows_real_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The steps of "Changing the protocol", done for real on copies of the shipped pack.
+    import shutil
+
+    block = next(body for body in blocks("text") if "$ crs-rules diff rules rules-next" in body)
+    shown = block.split("$ crs-rules diff rules rules-next\n", 1)[1].splitlines()
+    shown = shown[: shown.index("...")] if "..." in shown else shown
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "rules", tmp_path / "rules-next")
+    monkeypatch.chdir(tmp_path)
+    dosing = tmp_path / "rules-next" / "dosing.yaml"
+    dosing.write_text(dosing.read_text(encoding="utf-8").replace("max_dose_mg: 800", "max_dose_mg: 700"), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["validate", "rules-next"], out, err) == 1  # changed but not released
+    assert "crs-rules release" in err.getvalue()
+    note = "Tocilizumab: no single dose above 700 mg."
+    assert run(["release", "rules-next", "--bump", "minor", "--note", note], io.StringIO(), io.StringIO()) == 0
+    out = io.StringIO()
+    assert run(["diff", "rules", "rules-next"], out, io.StringIO()) == 0
+    seconds = re.compile(r"\d+(\.\d+)? s in all")
+    actual = [seconds.sub("N s in all", line) for line in out.getvalue().splitlines()]
+    remaining = iter(actual)
+    for line in (seconds.sub("N s in all", line) for line in shown):
+        assert any(candidate == line for candidate in remaining), f"not in the real output, in order: {line!r}"

@@ -1,0 +1,331 @@
+"""``crs-rules diff``: what changed between two packs, and what that does to patients.
+
+Each changed pack is a copy of the shipped pack with one edit, re-released (a new version with its
+digest), as a pharmacist would make it. What the report says about patients is checked against an
+independent reckoning: the test works out from the edit itself which patients must change.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from collections import Counter
+from fractions import Fraction
+from math import floor
+from pathlib import Path
+
+import pytest
+
+from crs_rules import evaluate, load_protocol, parse_patient, read_patient
+from crs_rules import impact
+from crs_rules.cli import run
+from crs_rules.impact import (
+    DIFFERENCE_KINDS,
+    ImpactReport,
+    Outcome,
+    compare_packs,
+    outcome_differences,
+    pack_changes,
+    population_inputs,
+    state_input,
+)
+from crs_rules.model import Protocol
+from crs_rules.pack import read_pack_documents
+from crs_rules.release import release
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+
+
+def changed_copy(folder: Path, file: str, old: str, new: str, note: str) -> Path:
+    """A copy of the shipped pack with one edit, released as the next minor version."""
+    shutil.copytree(RULES, folder)
+    path = folder / file
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} is not written exactly once in {file}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    release(folder, "minor", note)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Protocol:
+    return load_protocol(RULES)
+
+
+@pytest.fixture(scope="module")
+def cap_700(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return changed_copy(tmp_path_factory.mktemp("cap") / "rules-700", "dosing.yaml",
+                        "max_dose_mg: 800", "max_dose_mg: 700", "Tocilizumab: no single dose above 700 mg.")
+
+
+@pytest.fixture(scope="module")
+def cap_report(shipped: Protocol, cap_700: Path) -> ImpactReport:
+    """The default population, as `crs-rules diff` runs it."""
+    return compare_packs(shipped, load_protocol(cap_700))
+
+
+def tocilizumab_per_kg_amount(weight_kg: float) -> int:
+    """The shipped pack's tocilizumab dose before its cap, worked out here: 12 mg/kg below 30 kg,
+    8 mg/kg from 30 kg, rounded down to the mg."""
+    weight = Fraction(str(weight_kg))
+    return floor(weight * (12 if weight < 30 else 8))
+
+
+# --------------------------------------------------------------------------------------------
+# What changed in the pack
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_lowered_cap_is_named_by_its_path_and_numbers_and_nothing_else(
+    shipped: Protocol, cap_report: ImpactReport
+) -> None:
+    assert [c.describe() for c in cap_report.pack_changes] == [
+        "dose limits: drugs.tocilizumab.limits.max_dose_mg: 800 -> 700"
+    ]
+    change = cap_report.pack_changes[0]
+    assert (change.path, change.old, change.new, change.file) == ("drugs.tocilizumab.limits.max_dose_mg", 800, 700,
+                                                                 "dosing.yaml")
+    assert change.line == next(i for i, line in enumerate((RULES / "dosing.yaml").read_text().splitlines(), 1)
+                               if "max_dose_mg: 800" in line)
+    text = cap_report.render()
+    assert f"version {shipped.version} -> {cap_report.new.version}" in text
+    assert "dose limits: drugs.tocilizumab.limits.max_dose_mg: 800 -> 700" in text
+    # The release record (digest, changelog) is not reported as a change of the protocol.
+    assert "changelog" not in text and "digest" not in text
+
+
+def test_elements_with_ids_are_matched_by_id_not_by_position(tmp_path: Path) -> None:
+    old_docs, _ = read_pack_documents(RULES)
+    folder = tmp_path / "pack"
+    shutil.copytree(RULES, folder)
+    actions = folder / "actions.yaml"
+    text = actions.read_text(encoding="utf-8")
+    # Remove one rule: every rule after it moves up one place, yet only the removal is reported.
+    start = text.index("  - id: grade2.dexamethasone\n")
+    end = text.index("  - id: grade2_up.cardiac_monitoring\n")
+    actions.write_text(text[:start] + text[end:], encoding="utf-8")
+    new_docs, problems = read_pack_documents(folder)
+    assert not problems
+    changes = pack_changes(old_docs, new_docs)
+    assert [c.describe() for c in changes] == ["rules: grade2.dexamethasone removed"]
+    assert changes[0].path == "rules.grade2.dexamethasone" and changes[0].change == "removed"
+
+
+def test_identical_packs_have_no_pack_changes() -> None:
+    documents, _ = read_pack_documents(RULES)
+    again, _ = read_pack_documents(RULES)
+    assert pack_changes(documents, again) == ()
+
+
+# --------------------------------------------------------------------------------------------
+# What that does to patients
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_lowered_cap_changes_the_dose_of_exactly_the_patients_above_it(
+    shipped: Protocol, cap_report: ImpactReport
+) -> None:
+    assert cap_report.generated == 12_000 and cap_report.population_size >= 10_000
+    assert len(cap_report.patients) == cap_report.population_size
+
+    # Independently: a patient's dose can change only if the per-kg amount was above 700 mg; it
+    # changes if the shipped pack then recommended or considered tocilizumab (not withheld it).
+    expected: dict[str, str] = {}
+    for patient in cap_report.patients:
+        amount = tocilizumab_per_kg_amount(patient.state.weight_kg)
+        if amount <= 700:
+            continue
+        decision = evaluate(patient.state, shipped)
+        doses = [r.dose for r in decision.recommendations if r.action == "tocilizumab" and r.dose is not None]
+        if doses:
+            assert [d.amount_mg for d in doses] == [min(amount, 800)]
+            expected[patient.label] = f"tocilizumab {min(amount, 800)} mg -> 700 mg"
+    assert len(expected) > 500, "the population must reach many patients above the new cap"
+
+    assert [k.kind for k in cap_report.kinds] == ["dose changed"]
+    dose = cap_report.kinds[0]
+    assert len(dose.patients) == len(expected)
+    assert set(dose.patients) == set(expected)
+    assert set(cap_report.differing) == set(expected)
+    reported = {label: change.change for change in dose.changes for label in change.patients}
+    assert reported == expected
+    assert sum(len(c.patients) for c in dose.changes) == len(expected)
+
+    # The most common change is the full cap (every adult of 100 kg or more), and it is the example.
+    assert dose.changes[0].change == "tocilizumab 800 mg -> 700 mg"
+    assert dose.example.changes == ("tocilizumab 800 mg -> 700 mg",)
+    assert dose.example.patient in dose.changes[0].patients
+    assert any(r[0] == "tocilizumab" and r[3] is not None and r[3].amount_mg == 800
+               for r in dose.example.old.recommendations)
+    assert any(r[0] == "tocilizumab" and r[3] is not None and r[3].amount_mg == 700
+               for r in dose.example.new.recommendations)
+    text = cap_report.render()
+    assert f"dose changed: {len(expected):,} patients" in text
+    assert f"tocilizumab 800 mg -> 700 mg: {len(dose.changes[0].patients):,} patients" in text
+    assert re.search(r"old: grade \d; .*tocilizumab 800 mg IV", text)
+    assert re.search(r"new: grade \d; .*tocilizumab 700 mg IV", text)
+    for kind in DIFFERENCE_KINDS:
+        if kind != "dose changed":
+            assert f"{kind}:" not in text
+
+
+def test_a_changed_oxygen_threshold_regrades_only_nasal_cannula_between_the_two_flows(
+    shipped: Protocol, tmp_path: Path
+) -> None:
+    folder = changed_copy(tmp_path / "rules-flow", "grading.yaml", "{fact: vitals.oxygen.flow_l_min, above: 6}",
+                          "{fact: vitals.oxygen.flow_l_min, above: 5}", "High-flow oxygen from above 5 L/min.")
+    report = compare_packs(shipped, load_protocol(folder), population_size=3_000)
+    assert [c.describe() for c in report.pack_changes] == [
+        "grading: findings.hypoxia_grade.levels[1].when.any[1].all[1].above: 6 -> 5"
+    ]
+    # Independently: a nasal cannula above 5 and at most 6 L/min was low-flow (grade 2) and is now
+    # high-flow (grade 3); that regrades the patients the shipped pack gave grade 2, and no one else.
+    expected = set()
+    for patient in report.patients:
+        state = patient.state
+        if state.oxygen_device == "nasal_cannula" and state.oxygen_flow_l_min is not None \
+                and 5 < state.oxygen_flow_l_min <= 6 and evaluate(state, shipped).crs_grade == 2:
+            expected.add(patient.label)
+    assert expected, "the population must reach nasal cannula flows between the two thresholds"
+    grades = report.kind("grade changed")
+    assert grades is not None
+    assert set(grades.patients) == expected
+    assert [(c.change, len(c.patients)) for c in grades.changes] == [("grade 2 -> 3", len(expected))]
+    # Everything else that differs follows from the new grade, for the same patients.
+    assert set(report.differing) == expected
+
+
+def test_identical_packs_give_no_differences_at_all(shipped: Protocol) -> None:
+    report = compare_packs(shipped, load_protocol(RULES), population_size=600, workers=1)
+    assert report.pack_changes == () and report.kinds == () and report.differing == ()
+    assert "no patient gets a different decision" in report.render()
+    assert "nothing, the content is the same" in report.render()
+
+
+def test_the_report_is_the_same_on_every_run_and_with_any_number_of_workers(
+    shipped: Protocol, cap_700: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new = load_protocol(cap_700)
+    started: list[str] = []
+    get_context = impact.multiprocessing.get_context
+    monkeypatch.setattr(impact.multiprocessing, "get_context", lambda method: started.append(method) or get_context(method))
+    first = compare_packs(shipped, new, population_size=1_200, workers=1).to_dict()
+    assert started == []
+    second = compare_packs(shipped, new, population_size=1_200, workers=2).to_dict()
+    assert len(started) == 1, "two workers must evaluate in processes"
+    for report in (first, second):
+        report.pop("elapsed_seconds")
+    assert first == second
+    assert first["differences"], "a report with nothing in it would prove nothing"
+
+
+def test_the_default_population_is_deterministic_and_sweeps_the_edges(shipped: Protocol, cap_700: Path) -> None:
+    packs = (shipped, load_protocol(cap_700))
+    inputs = population_inputs(packs)
+    assert len(inputs) == 12_000
+    assert inputs == population_inputs(packs)
+    patients = [data for _, data in inputs]
+    # Each edge is drawn often (by chance, one weight of 0.1 kg resolution would turn up a few times).
+    weights = Counter(p["patient"]["weight_kg"] for p in patients)
+    for edge in (29.9, 30.0, 87.4, 87.5, 87.6, 99.9, 100.0, 100.1):  # the band, both packs' cap starts
+        assert weights[edge] > 50, edge
+    assert min(weights) >= 10 and max(weights) <= 150
+    assert sum(n for w, n in weights.items() if 10 <= w < 30) > 1_000
+    assert sum(n for w, n in weights.items() if 80 <= w <= 110) > 2_000
+    vitals = [p.get("vitals", {}) for p in patients]
+    temperatures = Counter(v["temperature_c"] for v in vitals if "temperature_c" in v)
+    for edge in (37.9, 37.99, 38.0, 38.01):
+        assert temperatures[edge] > 50, edge
+    devices = {v["oxygen"]["device"] for v in vitals if "oxygen" in v}
+    assert len(devices) == 10
+    flows = Counter(v["oxygen"]["flow_l_min"] for v in vitals if v.get("oxygen", {}).get("device") == "nasal_cannula")
+    for edge in (5.99, 6.0, 6.01):
+        assert flows[edge] > 20, edge
+    vasopressors = [set(v.get("vasopressors", ())) for v in vitals]
+    assert any("vasopressin" in v and len(v) > 1 for v in vasopressors)
+    assert any(len(v) > 1 and "vasopressin" not in v for v in vasopressors)
+    assert {p.get("crs", {}).get("improving", "absent") for p in patients} == {True, False, None, "absent"}
+    courses = [sorted(m["given_at"] for m in p.get("medications", []) if m["drug"] == "tocilizumab") for p in patients]
+    assert {len(c) for c in courses} == {0, 1, 2, 3, 4}
+    spacings = set()
+    for course in courses:
+        times = [_hours(t) for t in course]
+        spacings.update(round(b - a, 4) for a, b in zip(times, times[1:]))
+    assert {8.0, 24.0} <= spacings
+    assert any(m["drug"] == "dexamethasone" for p in patients for m in p.get("medications", []))
+
+
+def _hours(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() / 3600
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_an_example_input_gives_back_the_same_patient(example: Path) -> None:
+    state = read_patient(example)
+    assert parse_patient(state_input(state)) == state
+
+
+def test_outcome_differences_name_each_kind() -> None:
+    base = Outcome(2, (("tocilizumab", "recommend", "grade2.tocilizumab", None),), (), (("a", "info", "text"),))
+    assert outcome_differences(base, base) == []
+    regraded = Outcome(3, (("tocilizumab", "recommend", "grade3.tocilizumab", None),
+                           ("icu_transfer", "recommend", "severe.icu_transfer", None)),
+                       (("dexamethasone", "recommend", "grade3.dexamethasone", ("min_interval_h",), None, "r"),), ())
+    assert outcome_differences(base, regraded) == [
+        ("grade changed", "grade 2 -> 3"),
+        ("action added", "recommend icu_transfer"),
+        ("withheld changed", "dexamethasone now withheld (min_interval_h)"),
+        ("alert changed", "alert a no longer raised"),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------
+
+
+def test_crs_rules_diff_rules_rules_exits_0_and_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["diff", "rules", "rules"], out, err) == 0
+    text = out.getvalue()
+    assert "What changed in the pack: nothing, the content is the same" in text
+    assert "What that does to patients: no patient gets a different decision." in text
+    assert "12,000 generated patients" in text
+
+
+def test_crs_rules_diff_json_parses_and_differences_exit_0(cap_700: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["diff", str(RULES), str(cap_700), "--format", "json", "--population", "600"], out, err) == 0, err.getvalue()
+    report = json.loads(out.getvalue())
+    assert [c["path"] for c in report["pack_changes"]] == ["drugs.tocilizumab.limits.max_dose_mg"]
+    assert report["version"]["new"] != report["version"]["old"]
+    assert report["population"]["generated"] == 600
+    assert [d["kind"] for d in report["differences"]] == ["dose changed"]
+    dose = report["differences"][0]
+    assert dose["patients"] == sum(c["patients"] for c in dose["changes"]) > 0
+    assert dose["example"]["input"]["patient"]["weight_kg"] > 87.5
+
+
+def test_crs_rules_diff_reports_every_problem_of_both_invalid_packs(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(RULES, broken)
+    dosing = broken / "dosing.yaml"
+    dosing.write_text(dosing.read_text(encoding="utf-8").replace("max_dose_mg: 800", "max_dose_mg: 700"), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["diff", str(tmp_path / "missing"), str(broken)], out, err) == 1
+    problems = err.getvalue()
+    assert "missing" in problems and "is not a folder" in problems
+    assert str(broken / "manifest.yaml") in problems  # an active pack whose digest no longer matches
+    assert out.getvalue() == ""
+
+
+def test_crs_rules_diff_refuses_a_population_that_is_not_a_number() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["diff", "rules", "rules", "--population", "many"], out, err) == 2
+    assert "--population" in err.getvalue()
