@@ -194,6 +194,8 @@ class CompiledProtocol:
     protocol: Protocol
     ruleset: CompiledRuleset
     list_counts: frozenset[tuple[str, tuple[str, ...]]]
+    list_members: frozenset[tuple[str, str]] = frozenset()
+    """(list fact, name) for every name a condition tests with ``includes``."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _applied: dict[str, None] = field(default_factory=dict)
 
@@ -202,7 +204,10 @@ class CompiledProtocol:
         fact: dict[str, Any] = {"t": "observation"}
         for path, value in flat_facts(patient, self.protocol).items():
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
-                encoded: dict[str, Any] = {"count": len(value), "has": {name: True for name in value}}
+                # Membership only for the names the rules test: the fact's size stays bounded by
+                # the pack, whatever the input lists (the engine refuses a fact of ~250 properties).
+                has = {name: True for name in value if (path, name) in self.list_members}
+                encoded: dict[str, Any] = {"count": len(value), "has": has}
                 for list_path, not_counting in self.list_counts:
                     if list_path == path:
                         encoded[list_count_key(not_counting)] = sum(1 for n in value if n not in not_counting)
@@ -236,22 +241,25 @@ class CompiledProtocol:
 def compile_protocol(protocol: Protocol) -> CompiledProtocol:
     """Compile a validated protocol. Compile once per pack per process: engine rulesets are never freed."""
     holder: list[CompiledProtocol] = []
-    rules, handlers, list_counts = engine_program(protocol, holder)
+    list_members: set[tuple[str, str]] = set()
+    rules, handlers, list_counts = engine_program(protocol, holder, list_members)
     compiled = CompiledProtocol(
         protocol=protocol,
         ruleset=CompiledRuleset(rules, handlers, FACT_KINDS, label=f"{protocol.id}-{protocol.version}"),
         list_counts=frozenset(list_counts),
+        list_members=frozenset(list_members),
     )
     holder.append(compiled)
     return compiled
 
 
 def engine_program(
-    protocol: Protocol, holder: list[CompiledProtocol]
+    protocol: Protocol, holder: list[CompiledProtocol], list_members: set[tuple[str, str]] | None = None
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Callable[[Firing], None]], set[tuple[str, tuple[str, ...]]]]:
     """The engine rules, their handlers and the list counts the observation needs, without creating
     anything in the engine (validation sizes a pack with it). ``holder`` receives the compiled
-    protocol whose bookkeeping the handlers use."""
+    protocol whose bookkeeping the handlers use; ``list_members``, when given, receives (list fact,
+    name) for every name a condition tests with ``includes``."""
     rules: dict[str, dict[str, Any]] = {}
     handlers: dict[str, Callable[[Firing], None]] = {}
     list_counts: set[tuple[str, tuple[str, ...]]] = set()
@@ -260,6 +268,8 @@ def engine_program(
         for comparison in comparisons(condition):
             if comparison.operator == "count_at_least":
                 list_counts.add((comparison.fact, tuple(sorted(comparison.not_counting))))
+            elif comparison.operator == "includes" and list_members is not None:
+                list_members.add((comparison.fact, str(comparison.value)))
         for index, term in enumerate(_terms(condition)):
             name = f"{rule_id}#{index}"
             rules[name] = _rule_definition(term)

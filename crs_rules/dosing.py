@@ -90,8 +90,9 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientS
 
     if limits.max_doses_in_window is not None and limits.window_h is not None:
         window = timedelta(hours=limits.window_h)
-        # A dose given exactly one window before now is outside the window.
-        in_window = [t for t in given if t > now - window]
+        # A dose given exactly one window before now is outside the window (elapsed time: no
+        # instant is computed that could fall before the start of the calendar).
+        in_window = [t for t in given if now - t < window]
         if len(in_window) >= limits.max_doses_in_window:
             reached.append("max_doses_in_window")
             reasons.append(f"{len(in_window)} doses in the last {_hours(limits.window_h)} "

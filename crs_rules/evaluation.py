@@ -14,9 +14,9 @@ from collections import Counter
 from typing import Any, Mapping
 
 from .compilation import CompiledProtocol, compile_protocol
-from .decision import Alert, Citation, Decision, Dose, ProtocolRef, Recommendation, Withheld
+from .decision import Alert, Citation, Decision, Dose, ProtocolRef, Recommendation, Withheld, iso
 from .dosing import check_dose
-from .errors import EngineError
+from .errors import EngineError, InvalidInputError, Problem
 from .model import GRADE_FINDING, Protocol
 from .pack import load_protocol
 from .patient import PatientState, parse_patient
@@ -57,6 +57,18 @@ def evaluate(state: PatientState | Mapping[str, Any], protocol: Protocol | None 
     program = compiled(protocol)
     result, trace = program.run(patient)
     return _assemble(protocol, patient, result.facts, trace)
+
+
+def _beyond_the_calendar(patient: PatientState) -> InvalidInputError:
+    # The time a dose becomes eligible again would be after 9999-12-31: refuse the input rather
+    # than give a decision without it (or crash).
+    return InvalidInputError([Problem(
+        "<input>", 0, 0, "assessed_at",
+        f"is {iso(patient.assessed_at)}, so near the end of the calendar that the time a dose "
+        "becomes eligible again cannot be written",
+        "an assessment time at least a few days before 9999-12-31",
+        path=("assessed_at",), check="input.date-time-range",
+    )])
 
 
 def _citations(protocol: Protocol, ids: tuple[str, ...]) -> tuple[Citation, ...]:
@@ -108,7 +120,10 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
             if drug is None or regimen is None or proposal is None:
                 raise EngineError(f"rule {rule.rule_id} proposed {rule.action} without a dose")
             citations = tuple(dict.fromkeys([*rule.citations, *drug.citations]))
-            verdict = check_dose(drug, regimen, proposal["amount_mg"], patient)
+            try:
+                verdict = check_dose(drug, regimen, proposal["amount_mg"], patient)
+            except OverflowError:
+                raise _beyond_the_calendar(patient) from None
             limits = tuple(dict.fromkeys([*engine_withheld.get(rule.rule_id, []), *verdict.limits]))
             if limits:
                 # Withheld if either the rules or the independent check found a limit reached.

@@ -126,9 +126,11 @@ def history_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
             facts[f"history.{name}.hours_since_last"] = elapsed / SECONDS_PER_HOUR
         window_h = windows.get(name)
         if window_h is not None:
-            # A dose given exactly one window before the assessment is outside the window.
-            start = patient.assessed_at - timedelta(hours=window_h)
-            facts[f"history.{name}.doses_in_window"] = sum(1 for m in given if m.given_at > start)
+            # A dose given exactly one window before the assessment is outside the window. Elapsed
+            # time, not a start instant: an instant one window before a year-1 assessment does not exist.
+            window = timedelta(hours=window_h)
+            facts[f"history.{name}.doses_in_window"] = sum(
+                1 for m in given if patient.assessed_at - m.given_at < window)
         facts[f"proposed.{name}"] = bool(proposed & members)
     return facts
 
