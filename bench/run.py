@@ -1,0 +1,646 @@
+"""Benchmark of crs-rules on the shipped pack: load, compile, latency, throughput and memory.
+
+Run it with ``make bench`` (or ``.venv/bin/python bench/run.py``); ``--quick`` makes a small run
+that takes a few seconds, ``--json`` prints the figures as JSON instead of a table. See
+bench/README.md for what each figure means.
+
+What is measured, in order:
+
+1. Grade agreement (a guard, before anything is timed): every patient of the mix is evaluated by
+   the engine and by the plain-Python reference grading below; the grade and its component
+   findings must agree for every patient, else the run stops with exit status 1 (a benchmark
+   that measures wrong answers is worthless).
+2. Pack load + validate time (``load_protocol``) and compile time (``compile_protocol``): median
+   of several fresh loads. Each compile creates an engine ruleset that is never freed, so the
+   number of compiles is bounded (``--compiles``, 20 by default).
+3. Latency of one evaluation (median and p99) and evaluations per second, on one core, over a
+   fixed deterministic mix of patients: ``evaluate(state, protocol)`` with the states parsed
+   beforehand, then end to end from the raw mapping (``parse_patient`` included), then the
+   reference grading alone; and the ratio engine / reference.
+4. Resident memory (RSS) before and after ``--evaluations`` end-to-end evaluations, and the growth.
+
+Timing: ``time.perf_counter_ns`` around each call for the latency (the timer's own cost, reported
+as ``timer_overhead_ns``, is included and not subtracted); evaluations per second come from a
+separate loop timed as a whole, without a timer call per evaluation. Every phase is warmed up
+first (``--warmup`` passes over the mix).
+
+Garbage collector: it stays enabled with its default thresholds, as in a long-running service,
+so a collection that falls inside a timed evaluation counts toward the p99. ``gc.collect()`` runs
+before each phase so garbage left by the previous phase is not charged to it. The process is
+pinned to one CPU where the platform allows it (``--no-pin`` to leave it free).
+
+Exit status: 0 when the run completes (targets met or not: the table and ``targets`` in the JSON
+say which), 1 when the grade-agreement guard fails or the mix lost its coverage, 2 for bad
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import random
+import resource
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from crs_rules import evaluate, load_protocol, parse_patient
+from crs_rules.compilation import compile_protocol
+from crs_rules.model import Protocol
+from crs_rules.patient import PatientState
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+SEED = 20260310
+VARIANTS_PER_GRADE = 30
+MIB = 1024 * 1024
+
+# Targets (for evaluate() on a parsed state; memory for the end-to-end run).
+TARGET_P50_MS = 1.0
+TARGET_P99_MS = 3.0
+TARGET_PER_SECOND = 1000.0
+#: "Memory flat": RSS grows by at most this much over the whole memory run (100,000 evaluations
+#: by default, so at most about 10 bytes per evaluation). A leak of one small object per
+#: evaluation (a fact, a session record) is well above it.
+TARGET_GROWTH_MIB = 1.0
+
+FULL = {"evaluations": 100_000, "latency_evaluations": 20_000, "loads": 20, "compiles": 20, "warmup": 2}
+QUICK = {"evaluations": 300, "latency_evaluations": 150, "loads": 3, "compiles": 3, "warmup": 1}
+
+
+# --------------------------------------------------------------------------------------------
+# The reference: the grading rules of rules/grading.yaml, written in plain Python.
+# --------------------------------------------------------------------------------------------
+
+#: Drugs whose administration masks fever (drug classes anticytokine and corticosteroid).
+MASKING_DRUGS = frozenset({"tocilizumab", "dexamethasone", "methylprednisolone", "hydrocortisone",
+                           "prednisone", "prednisolone"})
+POSITIVE_PRESSURE = frozenset({"cpap", "bipap", "mechanical_ventilation"})
+HIGH_FLOW = frozenset({"high_flow_nasal_cannula", "face_mask", "non_rebreather", "venturi"})
+LOW_FLOW = frozenset({"nasal_cannula", "blow_by"})
+FEVER_C = 38.0
+LOW_FLOW_MAX_L_MIN = 6.0
+
+
+@dataclass(frozen=True)
+class Grading:
+    """The grade and the findings it is made of."""
+
+    crs_grade: int
+    fever: bool
+    fever_not_required: bool
+    hypotension_grade: int
+    hypoxia_grade: int
+
+
+def reference_grading(state: PatientState) -> Grading:
+    """CRS grade by the ASTCT grading as the pack encodes it, without the engine.
+
+    Fever: temperature at or above 38 °C; fever is not required (it may be masked) after
+    antipyretic or anticytokine therapy. Hypotension: none 0, without vasopressors 2, one
+    vasopressor 3, multiple vasopressors not counting vasopressin 4. Hypoxia: blow-by or nasal
+    cannula at most 6 L/min 2; nasal cannula above 6 L/min, high-flow nasal cannula, face mask,
+    non-rebreather or venturi 3; CPAP, BiPAP or mechanical ventilation 4. The grade is the more
+    severe of the two, given fever (or fever masked); fever alone is grade 1; otherwise 0.
+    """
+    fever = state.temperature_c is not None and state.temperature_c >= FEVER_C
+    masked = state.antipyretic_or_anticytokine is True or any(m.drug in MASKING_DRUGS for m in state.medications)
+    pressors = state.vasopressors
+    if sum(1 for name in pressors if name != "vasopressin") >= 2:
+        hypotension = 4
+    elif pressors:
+        hypotension = 3
+    elif state.hypotension is True:
+        hypotension = 2
+    else:
+        hypotension = 0
+    device = state.oxygen_device
+    if device in POSITIVE_PRESSURE:
+        hypoxia = 4
+    elif device in HIGH_FLOW or (device == "nasal_cannula" and (state.oxygen_flow_l_min or 0.0) > LOW_FLOW_MAX_L_MIN):
+        hypoxia = 3
+    elif device in LOW_FLOW:
+        hypoxia = 2
+    else:
+        hypoxia = 0
+    cardiorespiratory = max(hypotension, hypoxia)
+    if fever:
+        grade = cardiorespiratory or 1
+    elif masked:
+        grade = cardiorespiratory
+    else:
+        grade = 0
+    return Grading(grade, fever, masked, hypotension, hypoxia)
+
+
+def engine_grading(state: PatientState, protocol: Protocol) -> Grading:
+    decision = evaluate(state, protocol)
+    findings = dict(decision.findings)
+    return Grading(decision.crs_grade, bool(findings["fever"]), bool(findings["fever_not_required"]),
+                   int(findings["hypotension_grade"]), int(findings["hypoxia_grade"]))
+
+
+# --------------------------------------------------------------------------------------------
+# The mix of patients
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Patient:
+    name: str
+    data: Mapping[str, Any]
+    state: PatientState
+    child: bool
+    history_at_limit: bool
+
+
+# Signs, each with the component grade it calls for; the generator uses the levels only to
+# spread the mix over grades 0-4 (the guard, not these labels, checks the answers).
+TEMPERATURES: list[tuple[dict[str, Any], bool]] = [
+    ({}, False),
+    ({"temperature_c": 36.8}, False),
+    ({"temperature_c": 37.9}, False),
+    ({"temperature_c": 37.99}, False),
+    ({"temperature_f": 100.3}, False),
+    ({"temperature_c": 38.0}, True),      # at the fever threshold
+    ({"temperature_f": 100.4}, True),     # exactly 38.0 °C
+    ({"temperature_c": 38.01}, True),
+    ({"temperature_c": 39.4}, True),
+    ({"temperature_f": 104.9}, True),
+]
+HYPOTENSION: list[tuple[dict[str, Any], int]] = [
+    ({}, 0),
+    ({"hypotension": False}, 0),
+    ({"hypotension": None}, 0),
+    ({"hypotension": True}, 2),
+    ({"hypotension": True, "vasopressors": []}, 2),
+    ({"hypotension": True, "vasopressors": ["norepinephrine"]}, 3),
+    ({"hypotension": True, "vasopressors": ["vasopressin"]}, 3),
+    ({"hypotension": True, "vasopressors": ["norepinephrine", "vasopressin"]}, 3),  # vasopressin not counted
+    ({"hypotension": True, "vasopressors": ["phenylephrine", "phenylephrine"]}, 3),  # repeated: one
+    ({"hypotension": True, "vasopressors": ["norepinephrine", "epinephrine"], "refractory_hypotension": True}, 4),
+    ({"hypotension": True, "vasopressors": ["epinephrine", "norepinephrine", "vasopressin"]}, 4),
+]
+OXYGEN: list[tuple[dict[str, Any] | None, int]] = [
+    (None, 0),
+    ({"device": "room_air"}, 0),
+    ({"device": "room_air", "flow_l_min": 0}, 0),
+    ({"device": "blow_by"}, 2),
+    ({"device": "nasal_cannula", "flow_l_min": 2}, 2),
+    ({"device": "nasal_cannula", "flow_l_min": 6}, 2),      # at the low-flow limit
+    ({"device": "nasal_cannula", "flow_l_min": 6.01}, 3),   # just above it
+    ({"device": "nasal_cannula", "flow_l_min": 15}, 3),
+    ({"device": "high_flow_nasal_cannula", "flow_l_min": 40}, 3),
+    ({"device": "face_mask", "flow_l_min": 10}, 3),
+    ({"device": "non_rebreather", "flow_l_min": 15}, 3),
+    ({"device": "venturi"}, 3),
+    ({"device": "cpap"}, 4),
+    ({"device": "bipap"}, 4),
+    ({"device": "mechanical_ventilation"}, 4),
+]
+# Medication histories, as (drug, hours before the assessment); the flag marks histories at a
+# dosing limit of dosing.yaml (tocilizumab: 8 h interval, 3 doses in 24 h, 4 per course;
+# dexamethasone every 6 h; methylprednisolone every 12 h).
+HISTORIES: list[tuple[list[tuple[str, float]], bool]] = [
+    ([], False),
+    ([("tocilizumab", 30)], False),
+    ([("tocilizumab", 8)], True),                                   # exactly the minimum interval
+    ([("tocilizumab", 7.99)], True),                                # just inside it
+    ([("tocilizumab", 20), ("tocilizumab", 12), ("tocilizumab", 8)], True),  # 3 in 24 h
+    ([("tocilizumab", 24), ("tocilizumab", 16), ("tocilizumab", 8)], True),  # oldest exactly 24 h ago
+    ([("tocilizumab", 60), ("tocilizumab", 44), ("tocilizumab", 28), ("tocilizumab", 12)], True),  # 4 per course
+    ([("tocilizumab", 14), ("dexamethasone", 6)], True),            # dexamethasone interval
+    ([("tocilizumab", 26), ("methylprednisolone", 12)], True),      # methylprednisolone interval
+    ([("hydrocortisone", 10)], False),                              # a corticosteroid the pack does not dose
+]
+#: How often each history is drawn when any will do: most patients have none.
+HISTORY_WEIGHTS = [8, 2, 1, 1, 1, 1, 1, 1, 1, 1]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+
+
+def _variant(rng: random.Random, index: int) -> tuple[dict[str, Any], bool, bool]:
+    """One patient aimed at grade ``index % 5``: (raw data, child, history at a limit)."""
+    grade = index % 5
+    fevers = [t for t in TEMPERATURES if t[1]]
+    no_fevers = [t for t in TEMPERATURES if not t[1]]
+    masking = [h for h in HISTORIES if h[0]]
+
+    def any_history() -> tuple[list[tuple[str, float]], bool]:
+        return rng.choices(HISTORIES, weights=HISTORY_WEIGHTS)[0]
+
+    masked_flag: bool | None
+    if grade == 0 and index % 10 == 0:  # no fever and nothing masking it: any signs
+        temperature = rng.choice(no_fevers)[0]
+        hypotension = rng.choice(HYPOTENSION)[0]
+        oxygen = rng.choice(OXYGEN)[0]
+        masked_flag, history = rng.choice([False, None]), HISTORIES[0]
+    elif grade == 0:  # no fever, fever possibly masked, no hypotension or hypoxia
+        temperature = rng.choice(no_fevers)[0]
+        hypotension = rng.choice([h for h in HYPOTENSION if h[1] == 0])[0]
+        oxygen = rng.choice([o for o in OXYGEN if o[1] == 0])[0]
+        masked_flag, history = rng.choice([True, False, None]), any_history()
+    elif grade == 1:
+        temperature = rng.choice(fevers)[0]
+        hypotension = rng.choice([h for h in HYPOTENSION if h[1] == 0])[0]
+        oxygen = rng.choice([o for o in OXYGEN if o[1] == 0])[0]
+        masked_flag, history = rng.choice([True, False, None]), any_history()
+    else:
+        # One sign at the grade, the other at most the grade.
+        if rng.random() < 0.5:
+            hypotension = rng.choice([h for h in HYPOTENSION if h[1] == grade])[0]
+            oxygen = rng.choice([o for o in OXYGEN if o[1] <= grade])[0]
+        else:
+            hypotension = rng.choice([h for h in HYPOTENSION if h[1] <= grade])[0]
+            oxygen = rng.choice([o for o in OXYGEN if o[1] == grade])[0]
+        if rng.random() < 0.6:
+            temperature = rng.choice(fevers)[0]
+            masked_flag, history = rng.choice([True, False, None]), any_history()
+        else:  # no fever: masked by the flag or by the medication history
+            temperature = rng.choice(no_fevers)[0]
+            if rng.random() < 0.5:
+                masked_flag, history = True, any_history()
+            else:
+                masked_flag, history = rng.choice([False, None]), rng.choice(masking)
+
+    assessed_at = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc) + timedelta(days=rng.randrange(60),
+                                                                                 minutes=rng.randrange(0, 1440, 5))
+    child = index % 4 == 0
+    if child:
+        weight: float = [29.9, 24.3, 12.0][index % 3] if index % 12 < 3 else round(rng.uniform(8, 29.9), 1)
+        age: float = round(rng.uniform(1, 12), 1)
+    else:
+        weight = 30.0 if index % 25 == 1 else round(rng.uniform(45, 140), 1)  # 30 kg: the band boundary
+        age = rng.randrange(18, 86)
+    patient: dict[str, Any] = {"weight_kg": weight, "age_years": age}
+    for key in ("neutropenic", "significant_comorbidities"):
+        value = rng.choice([True, False, None, "absent"])
+        if value != "absent":
+            patient[key] = value
+    crs: dict[str, Any] = {}
+    if rng.random() < 0.8:
+        crs["onset_at"] = _iso(assessed_at - timedelta(hours=rng.choice([2, 20, 47.5, 72, 73, 100])))
+    if masked_flag is not None or rng.random() < 0.5:
+        crs["antipyretic_or_anticytokine"] = masked_flag
+    crs["improving"] = rng.choice([True, False, None])
+    if rng.random() < 0.3:
+        crs["suspected_mas"] = rng.choice([True, False])
+    vitals: dict[str, Any] = {**temperature, **hypotension}
+    if oxygen is not None:
+        vitals["oxygen"] = dict(oxygen)
+    data: dict[str, Any] = {
+        "assessed_at": _iso(assessed_at),
+        "patient": patient,
+        "therapy": {"car_t": rng.choice([True, True, True, None])},
+        "crs": crs,
+        "vitals": vitals,
+    }
+    if rng.random() < 0.25:
+        data["sepsis"] = {"septic_shock": rng.choice([True, False]), "improving": rng.choice([True, False, None])}
+    if rng.random() < 0.3:
+        data["neuro"] = {"icans_signs": rng.choice([True, False])}
+    doses, at_limit = history
+    if doses:
+        data["medications"] = [
+            {"drug": drug, "given_at": _iso(assessed_at - timedelta(hours=hours)),
+             **({"dose_mg": 10} if drug == "dexamethasone" else {})}
+            for drug, hours in doses
+        ]
+    if rng.random() < 0.15:
+        data["proposed_orders"] = [{"drug": rng.choice(["sargramostim", "tocilizumab"])}]
+    return data, child, at_limit
+
+
+def build_mix(seed: int = SEED, variants_per_grade: int = VARIANTS_PER_GRADE) -> list[Patient]:
+    """The examples, then seeded variants aimed at each grade 0-4 in turn. Deterministic."""
+    mix = []
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        state = parse_patient(data, path.name)
+        history_at_limit = path.stem in ("at-24h-limit", "grade4-refractory")
+        mix.append(Patient(path.stem, data, state, state.weight_kg < 30, history_at_limit))
+    rng = random.Random(seed)
+    for index in range(5 * variants_per_grade):
+        data, child, at_limit = _variant(rng, index)
+        mix.append(Patient(f"variant-{index:03d}", data, parse_patient(data, f"variant-{index:03d}"), child, at_limit))
+    return mix
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements
+# --------------------------------------------------------------------------------------------
+
+
+def check_agreement(protocol: Protocol, mix: Sequence[Patient],
+                    reference: Callable[[PatientState], Grading] = reference_grading) -> list[str]:
+    """Every disagreement between the engine and the reference, in words (empty: all agree)."""
+    wrong = []
+    for patient in mix:
+        engine, expected = engine_grading(patient.state, protocol), reference(patient.state)
+        if engine != expected:
+            wrong.append(f"{patient.name}: engine {engine}, reference {expected}")
+    return wrong
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def rss_bytes() -> int:
+    """Current resident set size; the peak (ru_maxrss) where /proc is not available."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def timer_overhead_ns(rounds: int = 10_000) -> int:
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(rounds):
+        start = clock()
+        samples.append(clock() - start)
+    return int(statistics.median(samples))
+
+
+def timed_runs(make: Callable[[], Any], runs: int) -> list[float]:
+    """Milliseconds of ``runs`` fresh calls."""
+    times = []
+    for _ in range(runs):
+        gc.collect()
+        start = time.perf_counter_ns()
+        make()
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    return times
+
+
+def latency(call: Callable[[Any], object], inputs: Sequence[Any], evaluations: int, warmup: int) -> dict[str, Any]:
+    """Per-call latency over ``evaluations`` calls cycling through ``inputs``, then throughput
+    from a second loop of as many calls timed as a whole."""
+    for _ in range(warmup):
+        for item in inputs:
+            call(item)
+    count = len(inputs)
+    clock = time.perf_counter_ns
+    samples = [0] * evaluations
+    gc.collect()
+    for index in range(evaluations):
+        item = inputs[index % count]
+        start = clock()
+        call(item)
+        samples[index] = clock() - start
+    gc.collect()
+    start = clock()
+    for index in range(evaluations):
+        call(inputs[index % count])
+    elapsed = clock() - start
+    ordered = sorted(samples)
+    return {
+        "evaluations": evaluations,
+        "p50_ms": statistics.median(ordered) / 1e6,
+        "p99_ms": percentile(ordered, 99) / 1e6,
+        "mean_ms": statistics.fmean(ordered) / 1e6,
+        "max_ms": ordered[-1] / 1e6,
+        "per_second": evaluations / (elapsed / 1e9),
+    }
+
+
+def memory(protocol: Protocol, inputs: Sequence[Mapping[str, Any]], evaluations: int, warmup: int) -> dict[str, Any]:
+    """RSS before and after ``evaluations`` end-to-end evaluations, sampled ten times on the way."""
+    for _ in range(max(warmup, 1)):
+        for item in inputs:
+            evaluate(item, protocol)
+    count = len(inputs)
+    step = max(1, evaluations // 10)
+    gc.collect()
+    before = rss_bytes()
+    samples = []
+    start = time.perf_counter_ns()
+    for index in range(evaluations):
+        evaluate(inputs[index % count], protocol)
+        if (index + 1) % step == 0:
+            samples.append(rss_bytes())
+    elapsed = time.perf_counter_ns() - start
+    gc.collect()
+    after = rss_bytes()
+    return {
+        "evaluations": evaluations,
+        "workload": "end_to_end",
+        "rss_before_mib": before / MIB,
+        "rss_after_mib": after / MIB,
+        "growth_mib": (after - before) / MIB,
+        "growth_bytes_per_evaluation": (after - before) / evaluations,
+        "samples_mib": [s / MIB for s in samples],
+        "per_second": evaluations / (elapsed / 1e9),
+    }
+
+
+def pin_to_one_cpu() -> int | None:
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        return None
+    return cpu
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    engine = results["latency"]["engine_parsed"]
+    growth = results["memory"]["growth_mib"]
+    return [
+        {"name": "p50", "target": f"<= {TARGET_P50_MS:g} ms", "value": engine["p50_ms"], "unit": "ms",
+         "met": engine["p50_ms"] <= TARGET_P50_MS},
+        {"name": "p99", "target": f"<= {TARGET_P99_MS:g} ms", "value": engine["p99_ms"], "unit": "ms",
+         "met": engine["p99_ms"] <= TARGET_P99_MS},
+        {"name": "throughput", "target": f">= {TARGET_PER_SECOND:,.0f} evaluations/s", "value": engine["per_second"],
+         "unit": "evaluations/s", "met": engine["per_second"] >= TARGET_PER_SECOND},
+        {"name": "memory flat", "target": f"growth <= {TARGET_GROWTH_MIB:g} MiB over the memory run",
+         "value": growth, "unit": "MiB", "met": growth <= TARGET_GROWTH_MIB},
+    ]
+
+
+def render(results: dict[str, Any]) -> str:
+    env, pack, mix = results["environment"], results["pack"], results["mix"]
+    lat = results["latency"]
+    mem = results["memory"]
+    ratio = results["ratio_engine_to_reference"]
+    grades = ", ".join(f"grade {g}: {n}" for g, n in sorted(mix["by_grade"].items()))
+    pinned = f"pinned to CPU {env['pinned_cpu']}" if env["pinned_cpu"] is not None else "not pinned"
+    lines = [
+        f"crs-rules benchmark{' (quick: figures indicative only)' if results['quick'] else ''}",
+        f"  pack {pack['id']} {pack['version']} ({pack['digest'][:19]}...)",
+        f"  Python {env['python']}, durable_rules {env['durable_rules']}, {env['cpus']} CPUs, {pinned}, "
+        f"gc enabled {env['gc_threshold']}",
+        f"  mix: {mix['patients']} patients ({mix['examples']} examples + {mix['variants']} variants, seed "
+        f"{mix['seed']}); {grades}; {mix['children_under_30kg']} under 30 kg; "
+        f"{mix['histories_at_limits']} with a history at a dosing limit",
+        f"  grade agreement: engine = reference for {results['grade_agreement']['agreed']} of "
+        f"{results['grade_agreement']['patients']} patients",
+        "",
+        f"  pack load + validate   median {results['load_ms']['median']:8.2f} ms   "
+        f"(first {results['load_ms']['first']:.2f} ms; {results['load_ms']['runs']} loads)",
+        f"  compile                median {results['compile_ms']['median']:8.2f} ms   "
+        f"({results['compile_ms']['runs']} compiles)",
+        "",
+        f"  {'latency, one core':<40}{'p50':>12}{'p99':>12}{'mean':>12}{'eval/s':>12}",
+    ]
+    rows = [
+        ("evaluate(parsed state)", lat["engine_parsed"]),
+        ("evaluate(mapping), parse included", lat["engine_end_to_end"]),
+        ("reference grading (plain Python)", lat["reference"]),
+    ]
+    for label, row in rows:
+        lines.append(f"  {label:<40}{row['p50_ms']:>9.4f} ms{row['p99_ms']:>9.4f} ms{row['mean_ms']:>9.4f} ms"
+                     f"{row['per_second']:>12,.0f}")
+    lines.append(f"  {'engine / reference':<40}{ratio['p50']:>11,.0f}x{ratio['p99']:>11,.0f}x{'':>12}"
+                 f"{ratio['throughput']:>11,.0f}x")
+    lines.append(f"  ({lat['engine_parsed']['evaluations']:,} timed evaluations per row, then as many timed as a "
+                 f"whole for eval/s; timer overhead {results['environment']['timer_overhead_ns']} ns per call)")
+    lines += [
+        "",
+        f"  memory, {mem['evaluations']:,} end-to-end evaluations: RSS {mem['rss_before_mib']:.1f} MiB before, "
+        f"{mem['rss_after_mib']:.1f} MiB after, growth {mem['growth_mib']:+.2f} MiB "
+        f"({mem['growth_bytes_per_evaluation']:+.1f} bytes/evaluation); {mem['per_second']:,.0f} eval/s",
+        "  RSS samples (MiB): " + " ".join(f"{s:.1f}" for s in mem["samples_mib"]),
+        "",
+        f"  {'target':<46}{'measured':>20}  result",
+    ]
+    for target in results["targets"]:
+        value = target["value"]
+        shown = {"ms": f"{value:.3f} ms", "MiB": f"{value:+.2f} MiB"}.get(target["unit"], f"{value:,.0f}/s")
+        lines.append(f"  {target['name'] + ' ' + target['target']:<46}{shown:>20}  {'met' if target['met'] else 'NOT MET'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark crs-rules on the shipped pack.")
+    parser.add_argument("--quick", action="store_true", help="a small run of a few seconds (figures indicative only)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+    parser.add_argument("--evaluations", type=int, help="evaluations of the memory run (default 100000; quick 300)")
+    parser.add_argument("--latency-evaluations", type=int,
+                        help="timed evaluations per latency row (default 20000; quick 150)")
+    parser.add_argument("--loads", type=int, help="fresh pack loads timed (default 20; quick 3)")
+    parser.add_argument("--compiles", type=int,
+                        help="compiles timed, each leaves an engine ruleset behind (default 20; quick 3; at most 50)")
+    parser.add_argument("--warmup", type=int, help="warm-up passes over the mix before each phase (default 2; quick 1)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the patient variants (default {SEED})")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
+    args = parser.parse_args(argv)
+    settings = dict(QUICK if args.quick else FULL)
+    for key in settings:
+        given = getattr(args, key)
+        if given is not None:
+            settings[key] = given
+    if settings["evaluations"] < 1 or settings["latency_evaluations"] < 1 or settings["loads"] < 1:
+        parser.error("--evaluations, --latency-evaluations and --loads must be at least 1")
+    if not 1 <= settings["compiles"] <= 50:
+        parser.error("--compiles must be from 1 to 50 (each compile leaves about 0.4 MB in the engine)")
+    if settings["warmup"] < 0:
+        parser.error("--warmup must be at least 0")
+
+    pinned = None if args.no_pin else pin_to_one_cpu()
+
+    # Loads and compiles first: the rulesets the compiles leave behind are in memory before the
+    # memory run starts, so they are not counted as growth.
+    protocols: list[Protocol] = []
+    load_times = timed_runs(lambda: protocols.append(load_protocol()), settings["loads"])
+    compile_times = timed_runs(lambda: compile_protocol(protocols[0]), settings["compiles"])
+    protocol = protocols[-1]
+    del protocols[:-1]
+
+    mix = build_mix(args.seed)
+    wrong = check_agreement(protocol, mix)
+    if wrong:
+        print(f"grade-agreement guard FAILED: engine and reference differ for {len(wrong)} of {len(mix)} patients; "
+              "no figures measured", file=sys.stderr)
+        for line in wrong:
+            print("  " + line, file=sys.stderr)
+        return 1
+    by_grade = Counter(reference_grading(p.state).crs_grade for p in mix)
+    missing = sorted(set(range(5)) - set(by_grade))
+    if missing or not any(p.child for p in mix) or not any(p.history_at_limit for p in mix):
+        print(f"the patient mix lost its coverage (grades missing: {missing})", file=sys.stderr)
+        return 1
+
+    states = [p.state for p in mix]
+    raw = [p.data for p in mix]
+    warmup = settings["warmup"]
+    n = settings["latency_evaluations"]
+    engine_parsed = latency(lambda s: evaluate(s, protocol), states, n, warmup)
+    engine_end_to_end = latency(lambda d: evaluate(d, protocol), raw, n, warmup)
+    reference = latency(reference_grading, states, n, warmup)
+    mem = memory(protocol, raw, settings["evaluations"], warmup)
+
+    results: dict[str, Any] = {
+        "format": "crs-rules-bench/1",
+        "command": " ".join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
+        "quick": args.quick,
+        "settings": settings,
+        "environment": {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "durable_rules": metadata.version("durable_rules"),
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "pinned_cpu": pinned,
+            "gc_enabled": gc.isenabled(),
+            "gc_threshold": list(gc.get_threshold()),
+            "timer": "time.perf_counter_ns",
+            "timer_overhead_ns": timer_overhead_ns(),
+        },
+        "pack": {"id": protocol.id, "version": protocol.version, "digest": protocol.digest},
+        "mix": {
+            "patients": len(mix),
+            "examples": sum(1 for p in mix if not p.name.startswith("variant-")),
+            "variants": sum(1 for p in mix if p.name.startswith("variant-")),
+            "seed": args.seed,
+            "by_grade": {str(g): by_grade[g] for g in sorted(by_grade)},
+            "children_under_30kg": sum(1 for p in mix if p.state.weight_kg < 30),
+            "histories_at_limits": sum(1 for p in mix if p.history_at_limit),
+        },
+        "grade_agreement": {"patients": len(mix), "agreed": len(mix), "passed": True},
+        "load_ms": {"median": statistics.median(load_times), "first": load_times[0], "runs": len(load_times)},
+        "compile_ms": {"median": statistics.median(compile_times), "runs": len(compile_times)},
+        "latency": {"engine_parsed": engine_parsed, "engine_end_to_end": engine_end_to_end, "reference": reference},
+        "ratio_engine_to_reference": {
+            "p50": engine_parsed["p50_ms"] / reference["p50_ms"],
+            "p99": engine_parsed["p99_ms"] / reference["p99_ms"],
+            "throughput": reference["per_second"] / engine_parsed["per_second"],
+        },
+        "memory": mem,
+    }
+    results["targets"] = targets(results)
+    print(json.dumps(results, indent=2) if args.json else render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The benchmark script runs, reports every figure, and refuses to measure wrong answers.
+
+No timing is asserted here: performance is measured by ``make bench``, not by timed tests (a
+timed test fails on a slow or busy machine and passes on a fast one whatever the code does).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from crs_rules.model import Protocol
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "bench" / "run.py"
+
+
+def _load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("crs_rules_bench_run", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+
+
+@pytest.fixture(scope="module")
+def quick_run() -> dict[str, Any]:
+    # The timeout only keeps a hang from blocking the suite; the run takes a few seconds.
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def test_quick_run_passes_the_grade_agreement_guard(quick_run: dict[str, Any]) -> None:
+    agreement = quick_run["grade_agreement"]
+    assert agreement["passed"] is True
+    assert agreement["agreed"] == agreement["patients"] == quick_run["mix"]["patients"]
+
+
+def test_quick_run_reports_every_figure(quick_run: dict[str, Any]) -> None:
+    assert quick_run["quick"] is True
+    for phase in ("load_ms", "compile_ms"):
+        assert _number(quick_run[phase]["median"]) and quick_run[phase]["median"] > 0
+        assert isinstance(quick_run[phase]["runs"], int) and quick_run[phase]["runs"] >= 1
+    assert _number(quick_run["load_ms"]["first"])
+
+    for row in ("engine_parsed", "engine_end_to_end", "reference"):
+        figures = quick_run["latency"][row]
+        assert isinstance(figures["evaluations"], int) and figures["evaluations"] > 0
+        for key in ("p50_ms", "p99_ms", "mean_ms", "max_ms", "per_second"):
+            assert _number(figures[key]) and figures[key] > 0, (row, key)
+        assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+
+    for key in ("p50", "p99", "throughput"):
+        assert _number(quick_run["ratio_engine_to_reference"][key])
+
+    memory = quick_run["memory"]
+    assert isinstance(memory["evaluations"], int) and memory["evaluations"] > 0
+    for key in ("rss_before_mib", "rss_after_mib", "per_second"):
+        assert _number(memory[key]) and memory[key] > 0
+    for key in ("growth_mib", "growth_bytes_per_evaluation"):
+        assert _number(memory[key])
+    assert memory["growth_mib"] == pytest.approx(memory["rss_after_mib"] - memory["rss_before_mib"])
+    assert memory["samples_mib"] and all(_number(s) for s in memory["samples_mib"])
+
+    names = [target["name"] for target in quick_run["targets"]]
+    assert names == ["p50", "p99", "throughput", "memory flat"]
+    for target in quick_run["targets"]:
+        assert isinstance(target["met"], bool) and _number(target["value"]) and target["target"]
+
+    environment = quick_run["environment"]
+    assert environment["gc_enabled"] is True and len(environment["gc_threshold"]) == 3
+    assert environment["durable_rules"] == "2.0.28"
+    pack = quick_run["pack"]
+    assert pack["id"] and pack["version"] and pack["digest"].startswith("sha256:")
+
+
+def test_quick_run_mix_covers_every_grade_children_and_limits(quick_run: dict[str, Any]) -> None:
+    mix = quick_run["mix"]
+    assert set(mix["by_grade"]) == {"0", "1", "2", "3", "4"}
+    assert sum(mix["by_grade"].values()) == mix["patients"] == mix["examples"] + mix["variants"]
+    assert mix["examples"] == len(list((ROOT / "examples").glob("*.yaml")))
+    assert mix["children_under_30kg"] > 0 and mix["histories_at_limits"] > 0
+
+
+def test_the_mix_is_deterministic() -> None:
+    first = [(p.name, p.data) for p in bench.build_mix()]
+    again = [(p.name, p.data) for p in bench.build_mix()]
+    assert first == again
+
+
+def test_the_guard_catches_a_wrong_reference(protocol: Protocol, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An off-by-one at the fever threshold (fever above 38 instead of at 38) must not go unnoticed.
+    mix = bench.build_mix()
+    assert bench.check_agreement(protocol, mix) == []
+    monkeypatch.setattr(bench, "FEVER_C", 38.000001)
+    wrong = bench.check_agreement(protocol, mix)
+    assert wrong and all("engine Grading(" in line for line in wrong)
+
+
+def test_a_failed_guard_exits_1_without_figures(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bench, "LOW_FLOW_MAX_L_MIN", 5.0)  # nasal cannula at 6 L/min would become grade 3
+    status = bench.main(["--quick", "--json", "--no-pin", "--loads", "1", "--compiles", "1"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out == ""
+    assert "grade-agreement guard FAILED" in captured.err
