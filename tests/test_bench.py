@@ -66,7 +66,7 @@ def test_quick_run_reports_every_figure(quick_run: dict[str, Any]) -> None:
     for row in ("engine_parsed", "engine_end_to_end", "reference"):
         figures = quick_run["latency"][row]
         assert isinstance(figures["evaluations"], int) and figures["evaluations"] > 0
-        for key in ("p50_ms", "p99_ms", "mean_ms", "max_ms", "per_second"):
+        for key in ("p50_ms", "p99_ms", "mean_ms", "max_ms", "per_second", "per_cpu_second"):
             assert _number(figures[key]) and figures[key] > 0, (row, key)
         assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
 
@@ -77,7 +77,7 @@ def test_quick_run_reports_every_figure(quick_run: dict[str, Any]) -> None:
     assert isinstance(memory["evaluations"], int) and memory["evaluations"] > 0
     for key in ("rss_before_mib", "rss_after_mib", "per_second"):
         assert _number(memory[key]) and memory[key] > 0
-    for key in ("growth_mib", "growth_bytes_per_evaluation"):
+    for key in ("growth_mib", "growth_bytes_per_evaluation", "second_half_growth_bytes_per_evaluation"):
         assert _number(memory[key])
     assert memory["growth_mib"] == pytest.approx(memory["rss_after_mib"] - memory["rss_before_mib"])
     assert memory["samples_mib"] and all(_number(s) for s in memory["samples_mib"])
