@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import floor
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from .conditions import comparisons
 from .engine import CompiledRuleset, Firing, RunResult
@@ -377,8 +377,3 @@ def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict
     if limits.repeat_only_if_not_improving:
         limit_rule("repeat_only_if_not_improving",
                    {"$and": [{f"{history}.given": True}, {"crs.improving": True}]})
-
-
-def finding_values(result: RunResult) -> Mapping[str, Any]:
-    """``{finding name: value}`` from a run's facts."""
-    return {f["name"]: f["value"] for f in result.facts if f.get("t") == "finding"}

@@ -101,7 +101,8 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientS
             leaving = in_window[len(in_window) - limits.max_doses_in_window]
             waits.append(leaving + window)
 
-    intervals = [h for h in (limits.min_interval_h, regimen.every_h, _times_daily_interval(regimen)) if h is not None]
+    # The regimen's own spacing ("every 6 h", "twice daily") and the drug's minimum interval both apply.
+    intervals = [h for h in (limits.min_interval_h, regimen.interval_h) if h is not None]
     if given and intervals:
         interval = max(intervals)
         last = given[-1]
@@ -126,8 +127,3 @@ def _up_to_the_second(moment: datetime) -> datetime:
     if moment.microsecond:
         return moment.replace(microsecond=0) + timedelta(seconds=1)
     return moment
-
-
-def _times_daily_interval(regimen: Regimen) -> float | None:
-    # "n times daily" leaves 24/n hours between doses (a unit conversion, not protocol content).
-    return 24 / regimen.times_daily if regimen.times_daily else None
