@@ -1,65 +1,116 @@
 """Compilation: a validated Protocol becomes a durable_rules ruleset that runs by forward chaining.
 
-The chain, each step a rule firing because the facts of the step before exist in the session::
+Unknown inputs are read in three values (see :mod:`crs_rules.certainty`): every pack rule becomes
+engine rules for "certainly holds" and "certainly fails", and a rule with neither is open
+(pending on the inputs it waits for). The chain, each step a rule firing because the facts of the
+step before exist in the session::
 
-    observation --> finding facts (fever, hypotension_grade, ...) --> finding crs_grade
-        --> action facts --> dose facts --> withheld facts (limits reached) ; alert facts
+    observation --> excluded finding values (fever, hypotension_grade, ...) --> excluded grades
+        --> action / fails facts --> dose facts --> withheld facts (limits reached) ; alert facts
 
-Engine fact kinds (field ``t``): ``observation`` (the patient, one per evaluation), ``finding``
-(``name``, ``value``), ``action`` (``action``, ``rule``, ``strength``, ``drug``, ``regimen``),
-``dose`` (``rule``, ``drug``, ``regimen``, ``amount_mg``), ``withheld`` (``rule``, ``limit``) and
-``alert`` (``alert``, ``rule``).
+Engine fact kinds (field ``t``): ``observation`` (the patient, one per evaluation; unknown inputs
+are absent), ``excluded`` (``name``, ``value``: a finding, or the grade, cannot take that value),
+``action`` (``action``, ``rule``, ``strength``, ``drug``, ``regimen``: a rule certainly holds),
+``fails`` (``rule``: a rule certainly fails), ``ruled_out`` (``action``: every rule proposing it
+fails), ``dose`` (``rule``, ``drug``, ``regimen``, ``amount_mg``), ``withheld`` (``rule``,
+``limit``) and ``alert`` (``alert``, ``rule``).
 
-Each pack rule becomes one engine rule per alternative of its condition (an OR over different
-facts cannot be one pattern); a pack rule still takes effect at most once per evaluation. The
-dose and limit rules are generated from dosing.yaml, so every number stays in the YAML.
+Each certainty becomes one engine rule per alternative of its formula (an OR over different facts
+cannot be one pattern); a conclusion is asserted at most once per evaluation. The dose and limit
+rules are generated from dosing.yaml, so every number stays in the YAML.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from enum import Enum
 from fractions import Fraction
 from math import floor
 from typing import Any, Callable, Sequence
 
-from .conditions import comparisons
+from .certainty import (
+    FALSE,
+    Both,
+    Either,
+    Excluded,
+    FindingValue,
+    Formula,
+    Observed,
+    Proposed,
+    RuledOut,
+    certainly,
+    either,
+)
+from .conditions import MAX_DNF_TERMS, comparisons
 from .engine import CompiledRuleset, Firing, RunResult
 from .facts import flat_facts, list_count_key
-from .model import (
-    GRADE_FINDING,
-    AllOf,
-    AnyOf,
-    Comparison,
-    Condition,
-    Drug,
-    Not,
-    Protocol,
-    Regimen,
-)
+from .model import GRADE_FINDING, Comparison, Condition, Drug, Protocol, Regimen
 from .patient import PatientState
 
-__all__ = ["CompiledProtocol", "compile_protocol", "engine_program", "FACT_KINDS", "OBSERVATION_FAMILIES", "compute_amount"]
+__all__ = [
+    "CompiledProtocol",
+    "compile_protocol",
+    "engine_program",
+    "FactKind",
+    "FACT_KINDS",
+    "NOT_APPLICABLE",
+    "HISTORY_UNKNOWN",
+    "ConditionTooComplex",
+    "compute_amount",
+    "finding_domains",
+]
 
-FACT_KINDS = ("observation", "finding", "action", "dose", "withheld", "alert")
-OBSERVATION_FAMILIES = ("patient", "therapy", "crs", "sepsis", "vitals", "neuro", "history", "proposed")
 
-Target = tuple[str, str]  # ("observation", "") | ("finding", name) | ("action", id)
+class FactKind(str, Enum):
+    """The kinds of fact the compiled chain asserts (the engine's ``t`` field)."""
+
+    OBSERVATION = "observation"
+    EXCLUDED = "excluded"
+    ACTION = "action"
+    FAILS = "fails"
+    RULED_OUT = "ruled_out"
+    DOSE = "dose"
+    WITHHELD = "withheld"
+    ALERT = "alert"
+
+
+FACT_KINDS = tuple(kind.value for kind in FactKind)
+
+#: The grade's value when the pack's CRS definition does not apply to the patient (no immune
+#: effector cell therapy). It passes no comparison on ``finding.crs_grade``.
+NOT_APPLICABLE = "not_applicable"
+
+#: The limit a dose is held on when the medication record is unknown (its limits cannot be checked).
+HISTORY_UNKNOWN = "medication_history_unknown"
+
 Test = dict[str, Any]
 
 
-def _target(fact: str) -> Target:
-    family, _, rest = fact.partition(".")
-    if family in ("finding", "action"):
-        return (family, rest)
-    return ("observation", "")
+class ConditionTooComplex(ValueError):
+    """A rule's condition expands to more engine alternatives than the engine handles well."""
+
+    def __init__(self, rule_id: str, alternatives: int) -> None:
+        super().__init__(f"{rule_id}: expands to more than {alternatives} engine alternatives")
+        self.rule_id = rule_id
+
+
+def finding_domains(protocol: Protocol) -> dict[str, tuple[FindingValue, ...]]:
+    """Every value each finding, and the grade, can take."""
+    domains: dict[str, tuple[FindingValue, ...]] = {f.id: f.values() for f in protocol.findings}
+    grades: tuple[FindingValue, ...] = tuple(sorted({g.grade for g in protocol.grades}))
+    if protocol.applies_when is not None:
+        grades = (*grades, NOT_APPLICABLE)
+    domains[GRADE_FINDING] = grades
+    return domains
+
+
+_POSITIVE = {"at_least": "$gte", "above": "$gt", "at_most": "$lte", "below": "$lt"}
+_NEGATED = {"at_least": "$lt", "above": "$lte", "at_most": "$gt", "below": "$gte"}
 
 
 def _attribute(comparison: Comparison) -> str:
-    """The engine attribute a comparison reads, within its target fact."""
-    kind, _ = _target(comparison.fact)
-    if kind == "finding":
-        return "value"
+    """The engine attribute of the observation fact a comparison reads."""
     if comparison.operator == "includes":
         return f"{comparison.fact}.has.{comparison.value}"
     if comparison.operator == "count_at_least":
@@ -67,97 +118,87 @@ def _attribute(comparison: Comparison) -> str:
     return comparison.fact
 
 
-_POSITIVE = {"at_least": "$gte", "above": "$gt", "at_most": "$lte", "below": "$lt"}
-_NEGATED = {"at_least": "$lt", "above": "$lte", "at_most": "$gt", "below": "$gte"}
-
-
-def _leaf(comparison: Comparison, negated: bool) -> Test:
-    """One comparison as an engine test. A negated test on a fact that may be absent also
-    accepts absence (a comparison on an absent fact is false, so its negation is true)."""
+def _observed_test(comparison: Comparison, negated: bool) -> Test:
+    """A comparison on a present input: passing it, or (``negated``) failing it. An absent
+    attribute fails both tests in the engine, which is what leaves unknown inputs open."""
     attribute, op, value = _attribute(comparison), comparison.operator, comparison.value
-    kind, name = _target(comparison.fact)
-    if kind == "action":
-        # An action fact exists or not: the pattern itself is the test (never negated: validated).
-        return {"action": name}
-    if op == "exists":
-        return {"$nex": {attribute: 1}} if negated else {"$ex": {attribute: 1}}
-    if op == "includes":
-        return {"$nex": {attribute: 1}} if negated else {attribute: True}
+    if op == "includes":  # lists carry has.<name>: true/false for every name the rules test
+        return {attribute: not negated}
     if op == "count_at_least":
         return {"$lt" if negated else "$gte": {attribute: value}}
     if op == "one_of":
         assert isinstance(value, tuple)
-        test: Test = ({"$and": [{"$neq": {attribute: v}} for v in value]} if negated
-                      else {"$or": [{attribute: v} for v in value]})
-    elif op in ("equals", "not_equals"):
+        if negated:
+            return {"$and": [{"$neq": {attribute: v}} for v in value]}
+        return {"$or": [{attribute: v} for v in value]}
+    if op in ("equals", "not_equals"):
         equal = (op == "equals") != negated
-        test = {attribute: value} if equal else {"$neq": {attribute: value}}
-    else:
-        test = {(_NEGATED if negated else _POSITIVE)[op]: {attribute: value}}
-    if negated and kind == "observation":
-        return {"$or": [test, {"$nex": {attribute: 1}}]}
-    return test
+        return {attribute: value} if equal else {"$neq": {attribute: value}}
+    if op == "exists":
+        raise ValueError(f"exists applies to action facts only, not {comparison.fact}")
+    return {(_NEGATED if negated else _POSITIVE)[op]: {attribute: value}}
 
 
-def _targets(condition: Condition) -> set[Target]:
-    return {_target(c.fact) for c in comparisons(condition)}
+Atom = Excluded | Proposed | RuledOut
+Alternative = tuple[tuple[Test, ...], tuple[Atom, ...]]
 
 
-def _single_target_test(condition: Condition, negated: bool) -> Test:
-    if isinstance(condition, Comparison):
-        return _leaf(condition, negated)
-    if isinstance(condition, Not):
-        return _single_target_test(condition.condition, not negated)
-    parts = [_single_target_test(c, negated) for c in condition.conditions]
-    if len(parts) == 1:
-        return parts[0]
-    conjunctive = isinstance(condition, AllOf) != negated
-    return {"$and" if conjunctive else "$or": parts}
+def _only_observed(formula: Formula) -> bool:
+    if isinstance(formula, Observed):
+        return True
+    if isinstance(formula, (Both, Either)):
+        return bool(formula.parts) and all(_only_observed(p) for p in formula.parts)
+    return False
 
 
-Term = dict[Target, list[Test]]
+def _observation_test(formula: Formula) -> Test:
+    if isinstance(formula, Observed):
+        return _observed_test(formula.comparison, formula.negated)
+    assert isinstance(formula, (Both, Either))
+    parts = [_observation_test(p) for p in formula.parts]
+    return parts[0] if len(parts) == 1 else {"$and" if isinstance(formula, Both) else "$or": parts}
 
 
-def _terms(condition: Condition, negated: bool = False) -> list[Term]:
-    """Alternatives (OR) of conjunctions of per-fact tests. A part of the condition that reads one
-    fact only stays one engine test; only ORs across different facts split into alternatives."""
-    targets = _targets(condition)
-    if len(targets) == 1:
-        return [{next(iter(targets)): [_single_target_test(condition, negated)]}]
-    if isinstance(condition, Not):
-        return _terms(condition.condition, not negated)
-    assert isinstance(condition, (AllOf, AnyOf))
-    parts = [_terms(c, negated) for c in condition.conditions]
-    if (isinstance(condition, AllOf)) == negated:  # an OR after De Morgan
-        return [term for part in parts for term in part]
-    terms: list[Term] = [{}]
-    for part in parts:
-        terms = [_merge(left, right) for left in terms for right in part]
-    return terms
+def _alternatives(formula: Formula, bound: int) -> list[Alternative] | None:
+    """The formula as alternatives (OR) of conjunctions: observation tests and fact atoms. A part
+    that reads the observation only stays one engine test. None when more than ``bound``."""
+    if _only_observed(formula):
+        return [((_observation_test(formula),), ())]
+    if isinstance(formula, (Excluded, Proposed, RuledOut)):
+        return [((), (formula,))]
+    assert isinstance(formula, (Both, Either))
+    if isinstance(formula, Either):
+        found: list[Alternative] = []
+        for part in formula.parts:
+            more = _alternatives(part, bound)
+            if more is None or len(found) + len(more) > bound:
+                return None
+            found.extend(more)
+        return found
+    combined: list[Alternative] = [((), ())]
+    for part in formula.parts:
+        more = _alternatives(part, bound)
+        if more is None or len(combined) * len(more) > bound:
+            return None
+        combined = [(tests + t, atoms + a) for tests, atoms in combined for t, a in more]
+    return combined
 
 
-def _merge(left: Term, right: Term) -> Term:
-    merged = {target: list(tests) for target, tests in left.items()}
-    for target, tests in right.items():
-        merged.setdefault(target, []).extend(tests)
-    return merged
+def _atom_pattern(atom: Atom) -> Test:
+    if isinstance(atom, Excluded):
+        return {"$and": [{"t": FactKind.EXCLUDED.value}, {"name": atom.finding}, {"value": atom.value}]}
+    if isinstance(atom, Proposed):
+        return {"$and": [{"t": FactKind.ACTION.value}, {"action": atom.action}]}
+    return {"$and": [{"t": FactKind.RULED_OUT.value}, {"action": atom.action}]}
 
 
-def _pattern(target: Target, tests: Sequence[Test]) -> Test:
-    kind, name = target
-    base: list[Test] = [{"t": kind}]
-    if kind == "finding":
-        base.append({"name": name})
-    elif kind == "action":
-        base.append({"action": name})
-    return {"$and": base + list(tests)}
-
-
-def _rule_definition(term: Term) -> dict[str, Any]:
-    patterns = []
-    aliases = {"observation": "o", "finding": "f", "action": "a"}
-    for index, (target, tests) in enumerate(sorted(term.items())):
-        patterns.append({f"{aliases[target[0]]}{index}": _pattern(target, tests)})
+def _rule_definition(alternative: Alternative) -> dict[str, Any]:
+    tests, atoms = alternative
+    patterns: list[Test] = []
+    if tests or not atoms:
+        patterns.append({"o": {"$and": [{"t": FactKind.OBSERVATION.value}, *tests]}})
+    for index, atom in enumerate(dict.fromkeys(atoms)):
+        patterns.append({f"f{index}": _atom_pattern(atom)})
     return {"all": patterns}
 
 
@@ -198,21 +239,22 @@ class CompiledProtocol:
     """(list fact, name) for every name a condition tests with ``includes``."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _applied: dict[str, None] = field(default_factory=dict)
+    _trace: list[str] = field(default_factory=list)
 
     def observation(self, patient: PatientState) -> dict[str, Any]:
         """The patient as the engine's one observation fact (nested by path, absent when unknown)."""
-        fact: dict[str, Any] = {"t": "observation"}
+        fact: dict[str, Any] = {"t": FactKind.OBSERVATION.value}
         for path, value in flat_facts(patient, self.protocol).items():
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
                 # Membership only for the names the rules test: the fact's size stays bounded by
                 # the pack, whatever the input lists (the engine refuses a fact of ~250 properties).
-                has = {name: True for name in value if (path, name) in self.list_members}
-                encoded: dict[str, Any] = {"count": len(value), "has": has}
+                encoded: dict[str, Any] = {"count": len(value)}
+                has = {name: name in value for (list_path, name) in self.list_members if list_path == path}
+                if has:
+                    encoded["has"] = has
                 for list_path, not_counting in self.list_counts:
                     if list_path == path:
                         encoded[list_count_key(not_counting)] = sum(1 for n in value if n not in not_counting)
-                if not encoded["has"]:
-                    del encoded["has"]
                 value = encoded
             node = fact
             *parents, leaf = path.split(".")
@@ -227,14 +269,18 @@ class CompiledProtocol:
         observation = self.observation(patient)
         with self._lock:
             self._applied = {}
+            self._trace = []
             result = self.ruleset.run([observation])
-            return result, tuple(self._applied)
+            return result, tuple(self._trace)
 
-    def once(self, rule_id: str) -> bool:
-        """True the first time a rule takes effect in this evaluation, False after."""
-        if rule_id in self._applied:
+    def once(self, key: str, traced: bool = True) -> bool:
+        """True the first time a conclusion is drawn in this evaluation, False after. ``traced``
+        conclusions are the rule taking effect, and enter the trace."""
+        if key in self._applied:
             return False
-        self._applied[rule_id] = None
+        self._applied[key] = None
+        if traced:
+            self._trace.append(key)
         return True
 
 
@@ -253,73 +299,122 @@ def compile_protocol(protocol: Protocol) -> CompiledProtocol:
     return compiled
 
 
+def _value_key(value: FindingValue) -> str:
+    return str(value).lower()
+
+
 def engine_program(
     protocol: Protocol, holder: list[CompiledProtocol], list_members: set[tuple[str, str]] | None = None
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Callable[[Firing], None]], set[tuple[str, tuple[str, ...]]]]:
     """The engine rules, their handlers and the list counts the observation needs, without creating
     anything in the engine (validation sizes a pack with it). ``holder`` receives the compiled
     protocol whose bookkeeping the handlers use; ``list_members``, when given, receives (list fact,
-    name) for every name a condition tests with ``includes``."""
+    name) for every name a condition tests with ``includes``. Raises
+    :class:`ConditionTooComplex` for a condition with too many alternatives."""
     rules: dict[str, dict[str, Any]] = {}
     handlers: dict[str, Callable[[Firing], None]] = {}
     list_counts: set[tuple[str, tuple[str, ...]]] = set()
+    domains = finding_domains(protocol)
 
-    def add(rule_id: str, condition: Condition, effect: Callable[[Firing], None]) -> None:
+    def certain(condition: Condition, holding: bool) -> Formula:
         for comparison in comparisons(condition):
             if comparison.operator == "count_at_least":
                 list_counts.add((comparison.fact, tuple(sorted(comparison.not_counting))))
             elif comparison.operator == "includes" and list_members is not None:
                 list_members.add((comparison.fact, str(comparison.value)))
-        for index, term in enumerate(_terms(condition)):
-            name = f"{rule_id}#{index}"
-            rules[name] = _rule_definition(term)
+        return certainly(condition, holding, domains)
 
-            def handler(firing: Firing, rule_id: str = rule_id) -> None:
-                if holder[0].once(rule_id):
+    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: bool) -> None:
+        alternatives = _alternatives(formula, MAX_DNF_TERMS)
+        if alternatives is None:
+            raise ConditionTooComplex(name, MAX_DNF_TERMS)
+        for index, alternative in enumerate(alternatives):
+            engine_name = f"{name}#{index}"
+            rules[engine_name] = _rule_definition(alternative)
+
+            def handler(firing: Firing, key: str = key, traced: bool = traced) -> None:
+                if holder[0].once(key, traced):
                     effect(firing)
 
-            handlers[name] = handler
-
-    def assert_finding(name: str, value: bool | int, rule: str) -> Callable[[Firing], None]:
-        return lambda firing: firing.assert_fact({"t": "finding", "name": name, "value": value, "rule": rule})
-
-    for finding in protocol.findings:
-        if finding.when is not None:
-            add(finding.rule_id, finding.when, assert_finding(finding.id, True, finding.rule_id))
-            add(finding.rule_id + ".false", Not(finding.when, finding.when.source),
-                assert_finding(finding.id, False, finding.rule_id))
-            continue
-        earlier: list[Condition] = []
-        for level in finding.levels:
-            none_before = [Not(c, c.source) for c in earlier]
-            condition = AllOf((level.when, *none_before), level.source) if none_before else level.when
-            add(f"{finding.rule_id}.{level.value}", condition, assert_finding(finding.id, level.value, finding.rule_id))
-            earlier.append(level.when)
-        assert finding.otherwise_value is not None
-        otherwise = Not(AnyOf(tuple(earlier), finding.source), finding.source)
-        add(f"{finding.rule_id}.{finding.otherwise_value}", otherwise,
-            assert_finding(finding.id, finding.otherwise_value, finding.rule_id))
-
-    for grade in protocol.grades:
-        add(grade.rule_id, grade.when, assert_finding(GRADE_FINDING, grade.grade, grade.rule_id))
+            handlers[engine_name] = handler
 
     def assert_copy(fact: dict[str, Any]) -> Callable[[Firing], None]:
         return lambda firing: firing.assert_fact(dict(fact))
 
+    def exclude(name: str, value: FindingValue, rule: str) -> Callable[[Firing], None]:
+        return assert_copy({"t": FactKind.EXCLUDED.value, "name": name, "value": value, "rule": rule})
+
+    for finding in protocol.findings:
+        rule_id = finding.rule_id
+        if finding.when is not None:
+            for value in (True, False):
+                # A boolean finding cannot be true when its condition certainly fails, and so on.
+                add(f"{rule_id}.not.{_value_key(value)}", certain(finding.when, not value),
+                    f"{rule_id}.not.{_value_key(value)}", exclude(finding.id, value, rule_id), traced=True)
+            continue
+        # A level's value is excluded when its condition certainly fails or an earlier level
+        # certainly holds; the otherwise value, when some level certainly holds.
+        earlier: list[Formula] = []
+        for level in finding.levels:
+            key = f"{rule_id}.not.{_value_key(level.value)}"
+            add(key, either([certain(level.when, False), *earlier]), key,
+                exclude(finding.id, level.value, rule_id), traced=True)
+            earlier.append(certain(level.when, True))
+        assert finding.otherwise_value is not None
+        key = f"{rule_id}.not.{_value_key(finding.otherwise_value)}"
+        add(key, either(earlier), key, exclude(finding.id, finding.otherwise_value, rule_id), traced=True)
+
+    applies = protocol.applies_when
+    not_applicable = certain(applies, False) if applies is not None else FALSE
+    for grade in protocol.grades:
+        key = f"{GRADE_FINDING}.not.{grade.grade}"
+        add(f"{grade.rule_id}.not", either([certain(grade.when, False), not_applicable]), key,
+            exclude(GRADE_FINDING, grade.grade, grade.rule_id), traced=False)
+    if applies is not None:
+        key = f"{GRADE_FINDING}.not.{NOT_APPLICABLE}"
+        add(f"{protocol.definition_id}.applies", certain(applies, True), key,
+            exclude(GRADE_FINDING, NOT_APPLICABLE, protocol.definition_id), traced=False)
+
     for rule in protocol.action_rules:
-        fact: dict[str, Any] = {"t": "action", "action": rule.action, "rule": rule.rule_id, "strength": rule.strength}
+        fact: dict[str, Any] = {"t": FactKind.ACTION.value, "action": rule.action, "rule": rule.rule_id,
+                                "strength": rule.strength}
         if rule.dose is not None:
             fact.update(drug=rule.dose.drug, regimen=rule.dose.regimen)
-        add(rule.rule_id, rule.when, assert_copy(fact))
+        add(rule.rule_id, certain(rule.when, True), rule.rule_id, assert_copy(fact), traced=True)
+        add(f"{rule.rule_id}~fails", certain(rule.when, False), f"{rule.rule_id}~fails",
+            assert_copy({"t": FactKind.FAILS.value, "rule": rule.rule_id}), traced=False)
 
     for alert in protocol.alerts:
-        add(alert.rule_id, alert.when,
-            assert_copy({"t": "alert", "alert": alert.id, "rule": alert.rule_id, "severity": alert.severity}))
+        add(alert.rule_id, certain(alert.when, True), alert.rule_id,
+            assert_copy({"t": FactKind.ALERT.value, "alert": alert.id, "rule": alert.rule_id,
+                         "severity": alert.severity}), traced=True)
+        add(f"{alert.rule_id}~fails", certain(alert.when, False), f"{alert.rule_id}~fails",
+            assert_copy({"t": FactKind.FAILS.value, "rule": alert.rule_id}), traced=False)
 
+    _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
         _add_dose_rules(drug, rules, handlers, holder)
 
     return rules, handlers, list_counts
+
+
+def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],
+                         handlers: dict[str, Callable[[Firing], None]], holder: list[CompiledProtocol]) -> None:
+    """``ruled_out`` for every action a condition reads: every rule proposing it certainly fails."""
+    read = {c.fact.partition(".")[2] for _, condition in protocol.conditions()
+            for c in comparisons(condition) if c.fact.startswith("action.")}
+    for action in sorted(read):
+        proposing = [r.rule_id for r in protocol.action_rules if r.action == action]
+        patterns: list[Test] = [{f"r{i}": {"$and": [{"t": FactKind.FAILS.value}, {"rule": rule_id}]}}
+                                for i, rule_id in enumerate(proposing)]
+        name = f"ruled_out.{action}"
+        rules[name] = {"all": patterns or [{"o": {"t": FactKind.OBSERVATION.value}}]}
+
+        def handler(firing: Firing, action: str = action, name: str = name) -> None:
+            if holder[0].once(name, traced=False):
+                firing.assert_fact({"t": FactKind.RULED_OUT.value, "action": action})
+
+        handlers[name] = handler
 
 
 def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[str, Callable[[Firing], None]],
@@ -334,8 +429,8 @@ def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict
                 effect(firing)
 
         return handler
-    observation = {"o": {"t": "observation"}}
-    proposed_action = {"a": {"$and": [{"t": "action"}, {"drug": drug.id}]}}
+    observation = {"o": {"t": FactKind.OBSERVATION.value}}
+    proposed_action = {"a": {"$and": [{"t": FactKind.ACTION.value}, {"drug": drug.id}]}}
     propose = f"{drug.rule_id}.propose"
     rules[propose] = {"all": [proposed_action, observation]}
 
@@ -344,28 +439,36 @@ def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict
         regimen = drug.regimen(action["regimen"])
         assert regimen is not None, "validated packs name existing regimens"
         amount, how = compute_amount(regimen, drug, patient["patient"]["weight_kg"])
-        firing.assert_fact({"t": "dose", "rule": action["rule"], "action": action["action"], "drug": drug.id,
-                            "regimen": regimen.id, "amount_mg": amount, "how": how})
+        firing.assert_fact({"t": FactKind.DOSE.value, "rule": action["rule"], "action": action["action"],
+                            "drug": drug.id, "regimen": regimen.id, "amount_mg": amount, "how": how})
 
     handlers[propose] = _recorded(propose, propose_dose)
 
     def limit_rule(limit: str, observation_test: Test, regimen: str | None = None) -> None:
         name = f"{drug.rule_id}.{limit}" + (f".{regimen}" if regimen else "")
-        dose_tests: list[Test] = [{"t": "dose"}, {"drug": drug.id}]
+        dose_tests: list[Test] = [{"t": FactKind.DOSE.value}, {"drug": drug.id}]
         if regimen:
             dose_tests.append({"regimen": regimen})
         rules[name] = {"all": [{"d": {"$and": dose_tests}},
-                               {"o": {"$and": [{"t": "observation"}, observation_test]}}]}
+                               {"o": {"$and": [{"t": FactKind.OBSERVATION.value}, observation_test]}}]}
 
         def withhold(firing: Firing) -> None:
             dose = firing.matched["d"]
-            firing.assert_fact({"t": "withheld", "rule": dose["rule"], "action": dose["action"],
+            firing.assert_fact({"t": FactKind.WITHHELD.value, "rule": dose["rule"], "action": dose["action"],
                                 "drug": drug.id, "limit": limit})
 
         handlers[name] = _recorded(name, withhold)
 
     history = f"history.{drug.id}"
     limits = drug.limits
+    reads_history = (
+        limits.min_interval_h is not None or limits.max_doses_in_window is not None
+        or limits.max_doses_per_course is not None or limits.repeat_only_if_not_improving
+        or any(r.interval_h is not None for r in drug.regimens)
+    )
+    if reads_history:
+        # Without the medication record no history limit can be checked: the dose waits for it.
+        limit_rule(HISTORY_UNKNOWN, {"$nex": {f"{history}.given": 1}})
     if limits.max_doses_per_course is not None:
         limit_rule("max_doses_per_course", {"$gte": {f"{history}.doses_in_course": limits.max_doses_per_course}})
     if limits.max_doses_in_window is not None:

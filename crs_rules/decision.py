@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
+
+GradeStatus = Literal["graded", "indeterminate", "not_applicable"]
 
 __all__ = [
     "ProtocolRef",
@@ -19,6 +21,8 @@ __all__ = [
     "Recommendation",
     "Withheld",
     "Alert",
+    "Pending",
+    "GradeStatus",
     "Decision",
     "iso",
 ]
@@ -105,18 +109,44 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class Pending:
+    """A rule that depends on unknown data: neither proposed nor ruled out, with the inputs
+    (paths of the patient state) it waits for."""
+
+    rule: str
+    kind: str
+    """``action`` or ``alert``."""
+    name: str
+    """The action id or alert id."""
+    strength: str | None
+    waits_for: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Decision:
-    """The protocol's answer for one patient at one moment."""
+    """The protocol's answer for one patient at one moment.
+
+    ``grade_status`` is ``graded`` (``crs_grade`` is 0-4), ``indeterminate`` (an unknown input
+    could change the grade: ``crs_grade`` is None and ``possible_grades`` lists every grade some
+    value of the unknowns would give) or ``not_applicable`` (CRS grading does not apply to this
+    patient). ``missing`` lists the input paths whose absence kept something open; ``pending``,
+    the rules waiting for them. A finding whose value is not determined is None.
+    """
 
     protocol: ProtocolRef
     assessed_at: datetime
-    crs_grade: int
+    crs_grade: int | None
     grade_basis: str
-    findings: tuple[tuple[str, bool | int], ...]
+    findings: tuple[tuple[str, bool | int | None], ...]
     recommendations: tuple[Recommendation, ...]
     withheld: tuple[Withheld, ...]
     alerts: tuple[Alert, ...]
     trace: tuple[str, ...]
+    grade_status: GradeStatus = "graded"
+    possible_grades: tuple[int, ...] = ()
+    missing: tuple[str, ...] = ()
+    pending: tuple[Pending, ...] = ()
 
     def actions(self, strength: str | None = None) -> tuple[str, ...]:
         """Action ids recommended or considered (or of one strength), in decision order."""
@@ -127,8 +157,11 @@ class Decision:
         return {
             "protocol": {"id": self.protocol.id, "version": self.protocol.version, "digest": self.protocol.digest},
             "assessed_at": iso(self.assessed_at),
+            "grade_status": self.grade_status,
             "crs_grade": self.crs_grade,
+            "possible_grades": list(self.possible_grades),
             "grade_basis": self.grade_basis,
+            "missing": list(self.missing),
             "findings": {name: value for name, value in self.findings},
             "recommendations": [
                 {
@@ -163,13 +196,33 @@ class Decision:
                 }
                 for a in self.alerts
             ],
+            "pending": [
+                {
+                    "rule": p.rule,
+                    "kind": p.kind,
+                    "name": p.name,
+                    "strength": p.strength,
+                    "waits_for": list(p.waits_for),
+                    "reason": p.reason,
+                }
+                for p in self.pending
+            ],
             "trace": list(self.trace),
         }
 
     def render_text(self) -> str:
         """The decision for people: grade and basis, critical alerts first, each recommendation
         with its dose and source, withheld actions with the time they become eligible again."""
-        lines = [f"CRS grade {self.crs_grade}", f"  {self.grade_basis}"]
+        if self.grade_status == "graded":
+            headline = f"CRS grade {self.crs_grade}"
+        elif self.grade_status == "not_applicable":
+            headline = "CRS grade: not applicable"
+        else:
+            headline = ("CRS grade not determined: possible grades "
+                        + ", ".join(str(g) for g in self.possible_grades))
+        lines = [headline, f"  {self.grade_basis}"]
+        if self.missing:
+            lines.append(f"  Not recorded: {', '.join(self.missing)}")
         cited: dict[str, Citation] = {}
 
         def refs(citations: tuple[Citation, ...]) -> str:
@@ -194,6 +247,11 @@ class Decision:
                 when = (f"eligible again at {iso(w.next_eligible_at)}" if w.next_eligible_at
                         else "not eligible again under this protocol's limits")
                 lines.append(f"  {w.action} ({w.rule}): {w.reason}; {when}. {refs(w.citations)}")
+        if self.pending:
+            lines += ["", "Pending (waiting for data that is not recorded):"]
+            for p in self.pending:
+                label = f"{p.strength} {p.name}" if p.strength else f"alert {p.name}"
+                lines.append(f"  {label} ({p.rule}): waits for {', '.join(p.waits_for)}")
         if cited:
             lines += ["", "Sources:"]
             lines += [f"  [{c.seed_number}] {c.title}" for c in sorted(cited.values(), key=lambda c: c.seed_number)]

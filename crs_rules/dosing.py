@@ -14,6 +14,7 @@ from fractions import Fraction
 from math import floor
 
 from .model import Drug, Regimen
+from .numbers import shown
 from .patient import PatientState
 
 __all__ = ["DoseCheck", "check_dose", "largest_allowed_mg"]
@@ -24,7 +25,9 @@ class DoseCheck:
     """The verdict on one proposed dose.
 
     ``limits`` names each limit reached (``max_dose_mg``, ``max_doses_per_course``,
-    ``max_doses_in_window``, ``min_interval_h``, ``repeat_only_if_not_improving``); ``reasons``
+    ``max_doses_in_window``, ``min_interval_h``, ``repeat_only_if_not_improving``, and
+    ``medication_history_unknown`` when the record is not given so none of the history limits can be
+    checked); ``reasons``
     says the same in words; ``next_eligible_at`` is None when waiting does not help.
     """
 
@@ -81,6 +84,13 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientS
         reasons.append(f"{amount_mg:g} mg is above the {float(largest):g} mg this patient may receive in one dose")
         never = True
 
+    intervals = [h for h in (limits.min_interval_h, regimen.interval_h) if h is not None]
+    if patient.medications is None:
+        if (intervals or limits.max_doses_per_course is not None or limits.max_doses_in_window is not None
+                or limits.repeat_only_if_not_improving):
+            reached.append("medication_history_unknown")
+            reasons.append("the medication record is not given, so the interval and dose counts cannot be checked")
+        return DoseCheck(not reached, largest, tuple(reached), tuple(reasons), None)
     given = sorted(m.given_at for m in patient.medications if m.drug == drug.id and m.given_at <= now)
 
     if limits.max_doses_per_course is not None and len(given) >= limits.max_doses_per_course:
@@ -102,14 +112,13 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientS
             waits.append(leaving + window)
 
     # The regimen's own spacing ("every 6 h", "twice daily") and the drug's minimum interval both apply.
-    intervals = [h for h in (limits.min_interval_h, regimen.interval_h) if h is not None]
     if given and intervals:
         interval = max(intervals)
         last = given[-1]
         if now - last < timedelta(hours=interval):
             reached.append("min_interval_h")
             elapsed = (now - last).total_seconds() / 3600
-            reasons.append(f"last dose {elapsed:.1f} h ago (at least {_hours(interval)} between doses)")
+            reasons.append(f"last dose {shown(elapsed, [interval])} h ago (at least {_hours(interval)} between doses)")
             waits.append(last + timedelta(hours=interval))
 
     if limits.repeat_only_if_not_improving and given and patient.improving is True:

@@ -13,11 +13,14 @@ import threading
 from collections import Counter
 from typing import Any, Mapping
 
-from .compilation import CompiledProtocol, compile_protocol
-from .decision import Alert, Citation, Decision, Dose, ProtocolRef, Recommendation, Withheld, iso
+from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
+from .conditions import comparisons
+from .decision import Alert, Citation, Decision, Dose, GradeStatus, Pending, ProtocolRef, Recommendation, Withheld, iso
 from .dosing import check_dose
 from .errors import EngineError, InvalidInputError, Problem
-from .model import GRADE_FINDING, Protocol
+from .facts import flat_facts, input_paths
+from .model import GRADE_FINDING, Condition, Protocol
+from .numbers import shown
 from .pack import load_protocol
 from .patient import PatientState, parse_patient
 
@@ -81,33 +84,93 @@ def _citations(protocol: Protocol, ids: tuple[str, ...]) -> tuple[Citation, ...]
     return tuple(references)
 
 
+def _possible_values(protocol: Protocol, by_kind: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, tuple[Any, ...]]:
+    """Every finding's (and the grade's) possible values: its values less those the chain excluded."""
+    excluded: dict[str, list[Any]] = {}
+    for fact in by_kind.get(FactKind.EXCLUDED.value, []):
+        excluded.setdefault(str(fact["name"]), []).append(fact["value"])
+    possible: dict[str, tuple[Any, ...]] = {}
+    for name, domain in finding_domains(protocol).items():
+        gone = excluded.get(name, [])
+        # Compare with types: a boolean finding's True is not a grade's 1.
+        possible[name] = tuple(v for v in domain if not any(type(v) is type(g) and v == g for g in gone))
+    empty = sorted(name for name, values in possible.items() if not values)
+    if empty:
+        raise EngineError("the rules excluded every value of: " + ", ".join(empty))
+    return possible
+
+
+class _Unknowns:
+    """Which unknown inputs keep a condition open (to tell what a pending rule waits for)."""
+
+    def __init__(self, protocol: Protocol, patient: PatientState, possible: Mapping[str, tuple[Any, ...]],
+                 open_actions: set[str]) -> None:
+        self.protocol, self.patient, self.possible, self.open_actions = protocol, patient, possible, open_actions
+        self.known = flat_facts(patient, protocol)
+
+    def _finding_conditions(self, name: str) -> list[Condition]:
+        if name == GRADE_FINDING:
+            conditions = [g.when for g in self.protocol.grades]
+            if self.protocol.applies_when is not None:
+                conditions.append(self.protocol.applies_when)
+            return conditions
+        finding = self.protocol.finding(name)
+        assert finding is not None, "validated packs name existing findings"
+        return [finding.when] if finding.when is not None else [level.when for level in finding.levels]
+
+    def of(self, conditions: list[Condition], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        paths: dict[str, None] = {}
+        for condition in conditions:
+            for comparison in comparisons(condition):
+                family, _, name = comparison.fact.partition(".")
+                if family == "finding":
+                    if len(self.possible[name]) > 1 and name not in seen:
+                        paths.update(dict.fromkeys(self.of(self._finding_conditions(name), seen | {name})))
+                elif family == "action":
+                    if name in self.open_actions and name not in seen:
+                        rules = [r.when for r in self.protocol.action_rules if r.action == name]
+                        paths.update(dict.fromkeys(self.of(rules, seen | {name})))
+                elif comparison.fact not in self.known:
+                    paths.update(dict.fromkeys(input_paths(comparison.fact, self.patient)))
+        return tuple(paths)
+
+
 def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[str, Any], ...],
               trace: tuple[str, ...]) -> Decision:
     by_kind: dict[str, list[Mapping[str, Any]]] = {}
     for fact in facts:
         by_kind.setdefault(str(fact.get("t")), []).append(fact)
 
-    findings = by_kind.get("finding", [])
-    counts = Counter(f["name"] for f in findings)
-    expected = {f.id for f in protocol.findings} | {GRADE_FINDING}
-    wrong = {name for name in expected if counts[name] != 1} | (set(counts) - expected)
-    if wrong:
-        raise EngineError("the rules did not set each finding exactly once: "
-                          + ", ".join(f"{n} set {counts[n]} time(s)" for n in sorted(wrong)))
-    values = {f["name"]: f["value"] for f in findings}
-    grade = int(values[GRADE_FINDING])
-    grade_rule = next(f["rule"] for f in findings if f["name"] == GRADE_FINDING)
+    possible = _possible_values(protocol, by_kind)
+    grades = possible[GRADE_FINDING]
+    status: GradeStatus
+    if grades == (NOT_APPLICABLE,):
+        status, grade = "not_applicable", None
+    elif len(grades) == 1:
+        status, grade = "graded", int(grades[0])
+    else:
+        status, grade = "indeterminate", None
+    possible_grades = tuple(int(g) for g in grades if g != NOT_APPLICABLE) if status == "indeterminate" else ()
+    values = {name: (values[0] if len(values) == 1 else None) for name, values in possible.items()}
 
     rule_order = {r.rule_id: i for i, r in enumerate(protocol.action_rules)}
     rules = {r.rule_id: r for r in protocol.action_rules}
-    doses = {d["rule"]: d for d in by_kind.get("dose", [])}
+    doses = {d["rule"]: d for d in by_kind.get(FactKind.DOSE.value, [])}
     engine_withheld: dict[str, list[str]] = {}
-    for w in by_kind.get("withheld", []):
+    for w in by_kind.get(FactKind.WITHHELD.value, []):
         engine_withheld.setdefault(str(w["rule"]), []).append(str(w["limit"]))
+    decided = {str(f["rule"]) for f in by_kind.get(FactKind.FAILS.value, [])}
+    proposed_rules = {str(a["rule"]) for a in by_kind.get(FactKind.ACTION.value, [])}
+    decided |= proposed_rules
+    decided |= {str(a["rule"]) for a in by_kind.get(FactKind.ALERT.value, [])}
+    open_actions = {r.action for r in protocol.action_rules
+                    if r.rule_id not in decided} - {rules[r].action for r in proposed_rules}
+    unknowns = _Unknowns(protocol, patient, possible, open_actions)
 
     recommendations: list[Recommendation] = []
     withheld: list[Withheld] = []
-    for action in sorted(by_kind.get("action", []), key=lambda a: rule_order[a["rule"]]):
+    pending: list[Pending] = []
+    for action in sorted(by_kind.get(FactKind.ACTION.value, []), key=lambda a: rule_order[a["rule"]]):
         rule = rules[action["rule"]]
         catalogue = protocol.action(rule.action)
         assert catalogue is not None
@@ -125,6 +188,11 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
             except OverflowError:
                 raise _beyond_the_calendar(patient) from None
             limits = tuple(dict.fromkeys([*engine_withheld.get(rule.rule_id, []), *verdict.limits]))
+            if HISTORY_UNKNOWN in limits:
+                # Neither the rules nor the independent check can clear a dose without the record.
+                pending.append(Pending(rule.rule_id, "action", rule.action, rule.strength, ("medications",),
+                                       "the medication record is not given, so the dose limits cannot be checked"))
+                continue
             if limits:
                 # Withheld if either the rules or the independent check found a limit reached.
                 reasons = list(verdict.reasons) or [f"limit reached: {', '.join(limits)}"]
@@ -141,48 +209,103 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
         recommendations.append(Recommendation(rule.rule_id, rule.action, rule.strength, dose,
                                               text, _citations(protocol, citations)))
 
+    for rule in protocol.action_rules:
+        if rule.rule_id not in decided:
+            waits = unknowns.of([rule.when])
+            pending.append(Pending(rule.rule_id, "action", rule.action, rule.strength, waits,
+                                   "holds for some values of the unknown inputs and not for others"))
+    for alert_rule in protocol.alerts:
+        if alert_rule.rule_id not in decided:
+            waits = unknowns.of([alert_rule.when])
+            pending.append(Pending(alert_rule.rule_id, "alert", alert_rule.id, None, waits,
+                                   "raised for some values of the unknown inputs and not for others"))
+    pending.sort(key=lambda p: (rule_order.get(p.rule, len(rule_order)), p.rule))
+
     alert_order = {a.id: i for i, a in enumerate(protocol.alerts)}
     alerts_by_id = {a.id: a for a in protocol.alerts}
     alerts = tuple(
         Alert(a["alert"], alerts_by_id[a["alert"]].severity, a["rule"], " ".join(alerts_by_id[a["alert"]].text.split()),
               _citations(protocol, alerts_by_id[a["alert"]].citations))
-        for a in sorted(by_kind.get("alert", []), key=lambda a: alert_order[a["alert"]])
+        for a in sorted(by_kind.get(FactKind.ALERT.value, []), key=lambda a: alert_order[a["alert"]])
     )
+    missing: dict[str, None] = {}
+    if status != "graded":
+        missing.update(dict.fromkeys(unknowns.of(unknowns._finding_conditions(GRADE_FINDING), frozenset())))
+    for item in pending:
+        missing.update(dict.fromkeys(item.waits_for))
+    grade_rule = next((g.rule_id for g in protocol.grades if g.grade == grade), None) if status == "graded" else None
+    if grade_rule is not None:
+        trace = (*trace, grade_rule)
     ordered_findings = tuple((f.id, values[f.id]) for f in protocol.findings) + ((GRADE_FINDING, grade),)
     return Decision(
         protocol=ProtocolRef(protocol.id, protocol.version, protocol.digest),
         assessed_at=patient.assessed_at,
         crs_grade=grade,
-        grade_basis=_basis(protocol, grade_rule, values, patient),
+        grade_basis=_basis(protocol, status, grade, possible_grades, values, patient, tuple(missing)),
         findings=ordered_findings,
         recommendations=tuple(recommendations),
         withheld=tuple(withheld),
         alerts=alerts,
         trace=trace,
+        grade_status=status,
+        possible_grades=possible_grades,
+        missing=tuple(missing),
+        pending=tuple(pending),
     )
 
 
-def _basis(protocol: Protocol, grade_rule: str, values: Mapping[str, Any], patient: PatientState) -> str:
-    """Why this grade, in words: the grade criterion and the signs behind it."""
-    criterion = next(g for g in protocol.grades if g.rule_id == grade_rule)
+def _basis(protocol: Protocol, status: GradeStatus, grade: int | None, possible_grades: tuple[int, ...],
+           values: Mapping[str, Any], patient: PatientState, missing: tuple[str, ...]) -> str:
+    """Why this grade, in words: the grade criterion and the signs behind it; what is not recorded."""
     signs = []
     for finding in protocol.findings:
-        text = finding.text_for(values[finding.id])
+        value = values[finding.id]
+        text = finding.text_for(value) if value is not None else f"{finding.id.replace('_', ' ')} not determined"
         if text:
             signs.append(text)
     observed = []
     if patient.temperature_c is not None:
-        observed.append(f"temperature {patient.temperature_c:.1f} °C")
+        observed.append(f"temperature {shown(patient.temperature_c, _thresholds(protocol, 'vitals.temperature_c'))} °C")
     else:
-        observed.append("no temperature recorded")
+        observed.append("temperature not recorded")
+    if patient.hypotension is None:
+        observed.append("blood pressure not recorded")
     if patient.vasopressors:
         observed.append("vasopressors: " + ", ".join(patient.vasopressors))
+    elif patient.hypotension and patient.vasopressors is None:
+        observed.append("vasopressors not recorded")
     if patient.oxygen_device is not None:
-        flow = f" at {patient.oxygen_flow_l_min:g} L/min" if patient.oxygen_flow_l_min is not None else ""
+        flow = (f" at {shown(patient.oxygen_flow_l_min, _thresholds(protocol, 'vitals.oxygen.flow_l_min'))} L/min"
+                if patient.oxygen_flow_l_min is not None else "")
         observed.append(f"oxygen: {patient.oxygen_device}{flow}")
+    else:
+        observed.append("oxygen support not recorded")
+    if patient.attributed_to_other_cause:
+        observed.append("excluded as attributed to another cause: " + ", ".join(patient.attributed_to_other_cause))
+    details = f"Signs: {'; '.join(signs)} ({', '.join(observed)})."
+    if status == "not_applicable":
+        return (f"CRS grading does not apply: the CRS definition ({protocol.definition_id}) is a response "
+                f"following immune effector cell therapy, and this patient did not receive it. {details}")
+    if status == "indeterminate":
+        open_text = f" Not recorded: {', '.join(missing)}." if missing else ""
+        return (f"Grade not determined: the data recorded is consistent with grades "
+                f"{', '.join(str(g) for g in possible_grades)}.{open_text} {details}")
+    criterion = next(g for g in protocol.grades if g.grade == grade)
     text = " ".join(criterion.text.split())
     # The sign(s) that set the grade: levelled findings whose value is the grade itself.
     setting = [f.text_for(values[f.id]) for f in protocol.findings
                if not f.is_boolean and values[f.id] == criterion.grade and f.text_for(values[f.id])]
     set_by = f" Set by: {'; '.join(t for t in setting if t)}." if setting and criterion.grade > 0 else ""
-    return f"{text}{set_by} Signs: {'; '.join(signs)} ({', '.join(observed)})."
+    return f"{text}{set_by} {details}"
+
+
+def _thresholds(protocol: Protocol, fact: str) -> list[float]:
+    """Every number the pack compares an input fact with (values are never shown across them)."""
+    found: list[float] = []
+    for _, condition in protocol.conditions():
+        for comparison in comparisons(condition):
+            if comparison.fact == fact and isinstance(comparison.value, (int, float)) \
+                    and not isinstance(comparison.value, bool):
+                found.append(float(comparison.value))
+    return found
+

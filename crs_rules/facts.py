@@ -25,7 +25,7 @@ from ._resources import schema_dir
 from .model import GRADE_FINDING, Protocol
 from .patient import PatientState
 
-__all__ = ["FactType", "INPUT_FACTS", "fact_catalogue", "flat_facts", "history_facts", "SECONDS_PER_HOUR"]
+__all__ = ["FactType", "INPUT_FACTS", "fact_catalogue", "flat_facts", "history_facts", "input_paths", "SECONDS_PER_HOUR"]
 
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_DAY = 86400
@@ -66,6 +66,7 @@ def _input_facts() -> dict[str, FactType]:
         "vitals.hypotension": boolean,
         "vitals.refractory_hypotension": boolean,
         "vitals.vasopressors": FactType("list"),
+        "vitals.attributed_to_other_cause": FactType("list"),
         "vitals.oxygen.device": FactType("enum", _oxygen_devices()),
         "vitals.oxygen.flow_l_min": number,
         "neuro.icans_signs": boolean,
@@ -73,8 +74,6 @@ def _input_facts() -> dict[str, FactType]:
 
 
 INPUT_FACTS: dict[str, FactType] = _input_facts()
-
-HISTORY_ATTRIBUTES = ("given", "doses_in_course", "doses_in_window", "hours_since_last")
 
 
 def drug_names(protocol: Protocol) -> tuple[str, ...]:
@@ -87,6 +86,8 @@ def fact_catalogue(protocol: Protocol) -> dict[str, FactType]:
     catalogue = dict(INPUT_FACTS)
     for name in drug_names(protocol):
         catalogue[f"history.{name}.given"] = FactType("boolean")
+        catalogue[f"history.{name}.given_since_onset"] = FactType(
+            "boolean", description="given at or after crs.onset_at; unknown when the onset is not recorded")
         catalogue[f"history.{name}.doses_in_course"] = FactType("number")
         catalogue[f"history.{name}.hours_since_last"] = FactType("number")
         catalogue[f"proposed.{name}"] = FactType("boolean")
@@ -111,15 +112,24 @@ def _members(protocol: Protocol, name: str) -> frozenset[str]:
 
 
 def history_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
-    """``history.*`` and ``proposed.*`` facts for every drug and class the pack names."""
+    """``history.*`` and ``proposed.*`` facts for every drug and class the pack names. Without the
+    medication record (``medications`` absent) every ``history.*`` fact is unknown (left out)."""
     facts: dict[str, Any] = {}
     windows = {d.id: d.limits.window_h for d in protocol.drugs}
     proposed = set(patient.proposed_orders)
     for name in drug_names(protocol):
         members = _members(protocol, name)
+        facts[f"proposed.{name}"] = bool(proposed & members)
+        if patient.medications is None:
+            continue
         given = [m for m in patient.medications if m.drug in members]
         facts[f"history.{name}.given"] = bool(given)
         facts[f"history.{name}.doses_in_course"] = len(given)
+        onset = patient.crs_onset_at
+        if not given:
+            facts[f"history.{name}.given_since_onset"] = False
+        elif onset is not None:
+            facts[f"history.{name}.given_since_onset"] = any(m.given_at >= onset for m in given)
         if given:
             last = max(m.given_at for m in given)
             elapsed = (patient.assessed_at - last).total_seconds()
@@ -131,7 +141,6 @@ def history_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
             window = timedelta(hours=window_h)
             facts[f"history.{name}.doses_in_window"] = sum(
                 1 for m in given if patient.assessed_at - m.given_at < window)
-        facts[f"proposed.{name}"] = bool(proposed & members)
     return facts
 
 
@@ -147,7 +156,8 @@ def flat_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
         "patient.significant_comorbidities": patient.significant_comorbidities,
         "therapy.car_t": patient.car_t,
         "crs.days_since_onset": days_since_onset,
-        "crs.antipyretic_or_anticytokine": patient.antipyretic_or_anticytokine,
+        # The clinician's statement adds therapy the record may lack; absent adds nothing.
+        "crs.antipyretic_or_anticytokine": patient.antipyretic_or_anticytokine is True,
         "crs.improving": patient.improving,
         "crs.suspected_mas": patient.suspected_mas,
         "sepsis.septic_shock": patient.septic_shock,
@@ -155,7 +165,10 @@ def flat_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
         "vitals.temperature_c": patient.temperature_c,
         "vitals.hypotension": patient.hypotension,
         "vitals.refractory_hypotension": patient.refractory_hypotension,
-        "vitals.vasopressors": tuple(patient.vasopressors),
+        # Not hypotensive: no vasopressor for hypotension (listing one is an input error).
+        "vitals.vasopressors": (() if patient.hypotension is False
+                                else None if patient.vasopressors is None else tuple(patient.vasopressors)),
+        "vitals.attributed_to_other_cause": tuple(patient.attributed_to_other_cause),
         "vitals.oxygen.device": patient.oxygen_device,
         "vitals.oxygen.flow_l_min": patient.oxygen_flow_l_min,
         "neuro.icans_signs": patient.icans_signs,
@@ -163,6 +176,22 @@ def flat_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
     assert set(values) == set(INPUT_FACTS), "every input fact must be encoded"
     values.update(history_facts(patient, protocol))
     return {path: value for path, value in values.items() if value is not None}
+
+
+def input_paths(fact: str, patient: PatientState) -> tuple[str, ...]:
+    """The paths of the patient state to record so that an unknown input fact becomes known."""
+    family, _, rest = fact.partition(".")
+    if family == "history":
+        if patient.medications is None:
+            return ("medications",)
+        return ("crs.onset_at",) if rest.endswith(".given_since_onset") else ()
+    if family == "proposed":
+        return ("proposed_orders",)
+    if fact == "crs.days_since_onset":
+        return ("crs.onset_at",)
+    if fact == "vitals.oxygen.device":
+        return ("vitals.oxygen",)
+    return (fact,)
 
 
 def list_count_key(not_counting: Iterable[str]) -> str:

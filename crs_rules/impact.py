@@ -490,6 +490,10 @@ def _patient_data(rng: random.Random, sweep: _Sweep) -> dict[str, Any]:
         vitals["hypotension"] = True
     else:
         _put(vitals, "hypotension", _maybe(rng))
+        if vitals.get("hypotension") is True and rng.random() < 0.7:
+            vitals["vasopressors"] = []  # stated: none (absent leaves them unknown)
+    if rng.random() < 0.08:
+        vitals["attributed_to_other_cause"] = rng.sample(["fever", "hypotension", "hypoxia"], rng.randint(1, 2))
     if vitals.get("hypotension") is True:
         _put(vitals, "refractory_hypotension", _maybe(rng))
     else:
@@ -529,7 +533,7 @@ def _patient_data(rng: random.Random, sweep: _Sweep) -> dict[str, Any]:
     for name, section in (("therapy", therapy), ("crs", crs), ("sepsis", sepsis), ("vitals", vitals), ("neuro", neuro)):
         if section:
             data[name] = section
-    if medications:
+    if medications or rng.random() < 0.9:  # an empty record says nothing was given; absent: unknown
         data["medications"] = medications
     if orders:
         data["proposed_orders"] = orders
@@ -588,13 +592,14 @@ def state_input(state: PatientState) -> dict[str, Any]:
         "vitals": section({
             "temperature_c": state.temperature_c, "hypotension": state.hypotension,
             "refractory_hypotension": state.refractory_hypotension,
-            "vasopressors": list(state.vasopressors) or None,
+            "vasopressors": list(state.vasopressors) if state.vasopressors is not None else None,
+            "attributed_to_other_cause": list(state.attributed_to_other_cause) or None,
             "oxygen": section({"device": state.oxygen_device, "flow_l_min": state.oxygen_flow_l_min}) or None,
         }),
         "neuro": section({"icans_signs": state.icans_signs}),
     }
     data.update({name: value for name, value in parts.items() if value})
-    if state.medications:
+    if state.medications is not None:
         data["medications"] = [section({"drug": m.drug, "dose_mg": m.dose_mg, "given_at": iso(m.given_at)})
                                for m in state.medications]
     if state.proposed_orders:
@@ -670,11 +675,13 @@ def describe_patient(state: PatientState) -> str:
              ("septic shock", state.septic_shock)]
     parts.extend(name for name, value in flags if value)
     given: dict[str, list[str]] = {}
-    for medication in state.medications:
+    for medication in state.medications or ():
         hours = (state.assessed_at - medication.given_at).total_seconds() / 3600
         given.setdefault(medication.drug, []).append(f"{hours:.1f}".rstrip("0").rstrip(".") + " h")
     if given:
         parts.append("given " + "; ".join(f"{drug} {', '.join(reversed(times))} ago" for drug, times in given.items()))
+    elif state.medications is None:
+        parts.append("medication record not given")
     else:
         parts.append("no medication given")
     if state.proposed_orders:
@@ -696,15 +703,22 @@ class Outcome:
     ``alerts``: (id, severity, text).
     """
 
-    grade: int
+    grade: str
+    """``0``-``4``, ``not applicable`` or ``one of 0, 4`` (indeterminate)."""
     recommendations: tuple[tuple[str, str, str, Dose | None], ...]
     withheld: tuple[tuple[str, str, str, tuple[str, ...], str | None, str], ...]
     alerts: tuple[tuple[str, str, str], ...]
 
     @classmethod
     def of(cls, decision: Decision) -> Outcome:
+        if decision.grade_status == "graded":
+            grade = str(decision.crs_grade)
+        elif decision.grade_status == "not_applicable":
+            grade = "not applicable"
+        else:
+            grade = "one of " + ", ".join(str(g) for g in decision.possible_grades)
         return cls(
-            decision.crs_grade,
+            grade,
             tuple((r.action, r.strength, r.rule, replace(r.dose, calculation="") if r.dose else None)
                   for r in decision.recommendations),
             tuple((w.action, w.strength, w.rule, w.limits, iso(w.next_eligible_at) if w.next_eligible_at else None,

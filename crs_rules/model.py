@@ -347,6 +347,9 @@ class Protocol:
     path: str
     #: Where the definition is written (its citations are checked against the references).
     definition_source: Source | None = None
+    #: Who the CRS definition applies to (e.g. patients who received immune effector cell
+    #: therapy); when it certainly fails, the patient has no CRS grade ("not applicable").
+    applies_when: Condition | None = None
 
     def drug(self, drug_id: str) -> Drug | None:
         return next((d for d in self.drugs if d.id == drug_id), None)
@@ -359,6 +362,20 @@ class Protocol:
 
     def action(self, action_id: str) -> Action | None:
         return next((a for a in self.actions if a.id == action_id), None)
+
+    def conditions(self) -> tuple[tuple[str, Condition], ...]:
+        """(rule id, condition) for every condition of the pack, in file order."""
+        found: list[tuple[str, Condition]] = []
+        if self.applies_when is not None:
+            found.append((self.definition_id, self.applies_when))
+        for finding in self.findings:
+            if finding.when is not None:
+                found.append((finding.rule_id, finding.when))
+            found.extend((finding.rule_id, level.when) for level in finding.levels)
+        found.extend((g.rule_id, g.when) for g in self.grades)
+        found.extend((r.rule_id, r.when) for r in self.action_rules)
+        found.extend((a.rule_id, a.when) for a in self.alerts)
+        return tuple(found)
 
     def rule_ids(self) -> tuple[str, ...]:
         """Every rule id of the pack, in file order."""

@@ -216,6 +216,8 @@ class _Builder:
             drug_classes=classes, actions=action_list, action_rules=tuple(action_rules), alerts=alert_rules,
             statements=statement_list, headings=tuple(statements["headings"]), path=str(pack),
             definition_source=at["grading"](("definition",)),
+            applies_when=(self.condition("grading", definition["applies_when"], ("definition", "applies_when"),
+                                         definition["id"]) if "applies_when" in definition else None),
         )
 
     def _amount(self, data: dict[str, Any] | None, path: tuple[str | int, ...]) -> Amount | None:

@@ -99,15 +99,18 @@ class PatientState:
     """In °C; ``vitals.temperature_f`` is converted exactly (100.4 °F is 38.0 °C)."""
     hypotension: bool | None
     refractory_hypotension: bool | None
-    vasopressors: tuple[str, ...]
-    """Distinct names, sorted."""
+    vasopressors: tuple[str, ...] | None
+    """Distinct names, sorted; ``None`` when not recorded (an empty list says none)."""
     oxygen_device: str | None
     oxygen_flow_l_min: float | None
     icans_signs: bool | None
-    medications: tuple[Medication, ...]
-    """Sorted by (given_at, drug, dose_mg or 0)."""
+    medications: tuple[Medication, ...] | None
+    """Sorted by (given_at, drug, dose_mg or 0); ``None`` when the record is not given (unknown),
+    an empty tuple when nothing was given."""
     proposed_orders: tuple[str, ...]
     """Distinct drug names, sorted."""
+    attributed_to_other_cause: tuple[str, ...] = ()
+    """Signs (``fever``, ``hypotension``, ``hypoxia``) a clinician attributes to another cause, sorted."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -745,7 +748,7 @@ def _build(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> PatientS
             ),
             key=lambda m: (m.given_at, m.drug, m.dose_mg or 0.0),
         )
-    )
+    ) if "medications" in data else None
     return PatientState(
         assessed_at=instants[("assessed_at",)],
         weight_kg=float(patient["weight_kg"]),
@@ -762,12 +765,13 @@ def _build(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> PatientS
         temperature_c=temperature_c,
         hypotension=vitals.get("hypotension"),
         refractory_hypotension=vitals.get("refractory_hypotension"),
-        vasopressors=tuple(sorted(set(vitals.get("vasopressors", [])))),
+        vasopressors=tuple(sorted(set(vitals["vasopressors"]))) if "vasopressors" in vitals else None,
         oxygen_device=oxygen.get("device"),
         oxygen_flow_l_min=number(oxygen.get("flow_l_min")),
         icans_signs=section("neuro").get("icans_signs"),
         medications=medications,
         proposed_orders=tuple(sorted({order["drug"] for order in data.get("proposed_orders", [])})),
+        attributed_to_other_cause=tuple(sorted(set(vitals.get("attributed_to_other_cause", [])))),
     )
 
 

@@ -486,7 +486,7 @@ def fired_rules(decision: Decision, protocol: Protocol) -> frozenset[str]:
     for alert in decision.alerts:
         take(alert.rule)
     grades = [g.grade for g in protocol.grades]
-    if grades and decision.crs_grade > min(grades):
+    if grades and decision.crs_grade is not None and decision.crs_grade > min(grades):
         fired.add(protocol.definition_id)
     return frozenset(fired & known)
 

@@ -186,17 +186,7 @@ def _problem(source: Source, subject: str, message: str, expected: str, check: s
 
 def _rule_conditions(protocol: Protocol) -> Iterator[tuple[str, Condition]]:
     """(rule id, condition) for every condition of the pack."""
-    for finding in protocol.findings:
-        if finding.when is not None:
-            yield finding.rule_id, finding.when
-        for level in finding.levels:
-            yield finding.rule_id, level.when
-    for grade in protocol.grades:
-        yield grade.rule_id, grade.when
-    for rule in protocol.action_rules:
-        yield rule.rule_id, rule.when
-    for alert in protocol.alerts:
-        yield alert.rule_id, alert.when
+    yield from protocol.conditions()
 
 
 def _cited(protocol: Protocol) -> Iterator[tuple[str, tuple[str, ...], Source]]:
