@@ -38,6 +38,7 @@ __all__ = [
     "TRUE",
     "FALSE",
     "certainly",
+    "possibly",
     "FindingValue",
     "FINDING_FAMILY",
     "ACTION_FAMILY",
@@ -55,6 +56,8 @@ class Observed:
 
     comparison: Comparison
     negated: bool
+    or_unknown: bool = False
+    """Also satisfied when the fact is absent (the reading of "possibly")."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,22 @@ def certainly(
     if family == ACTION_FAMILY:
         return Proposed(name) if holding else RuledOut(name)
     return Observed(condition, negated=not holding)
+
+
+def possibly(condition: Condition, holding: bool) -> Formula:
+    """The formula under which ``condition`` may hold (``holding``) or may fail: no recorded input
+    rules it out. Only for conditions on input facts (findings and actions need negation as
+    failure, which the chain does not have): raises ValueError otherwise."""
+    if isinstance(condition, Not):
+        return possibly(condition.condition, not holding)
+    if isinstance(condition, (AllOf, AnyOf)):
+        parts = [possibly(c, holding) for c in condition.conditions]
+        conjunctive = isinstance(condition, AllOf) == holding
+        return both(parts) if conjunctive else either(parts)
+    family, _ = _family(condition.fact)
+    if family in (FINDING_FAMILY, ACTION_FAMILY):
+        raise ValueError(f"{condition.fact}: only input facts can be read with if_unknown: raise")
+    return Observed(condition, negated=not holding, or_unknown=True)
 
 
 def _passes(comparison: Comparison, value: FindingValue) -> bool:

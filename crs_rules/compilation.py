@@ -41,6 +41,7 @@ from .certainty import (
     RuledOut,
     certainly,
     either,
+    possibly,
 )
 from .conditions import MAX_DNF_TERMS, comparisons
 from .engine import CompiledRuleset, Firing, RunResult
@@ -139,6 +140,13 @@ def _observed_test(comparison: Comparison, negated: bool) -> Test:
     return {(_NEGATED if negated else _POSITIVE)[op]: {attribute: value}}
 
 
+def _presence_attribute(comparison: Comparison) -> str:
+    """The attribute whose absence means the compared input is unknown."""
+    if comparison.operator in ("includes", "count_at_least"):
+        return f"{comparison.fact}.count"
+    return comparison.fact
+
+
 Atom = Excluded | Proposed | RuledOut
 Alternative = tuple[tuple[Test, ...], tuple[Atom, ...]]
 
@@ -153,7 +161,10 @@ def _only_observed(formula: Formula) -> bool:
 
 def _observation_test(formula: Formula) -> Test:
     if isinstance(formula, Observed):
-        return _observed_test(formula.comparison, formula.negated)
+        test = _observed_test(formula.comparison, formula.negated)
+        if formula.or_unknown:
+            return {"$or": [test, {"$nex": {_presence_attribute(formula.comparison): 1}}]}
+        return test
     assert isinstance(formula, (Both, Either))
     parts = [_observation_test(p) for p in formula.parts]
     return parts[0] if len(parts) == 1 else {"$and" if isinstance(formula, Both) else "$or": parts}
@@ -385,7 +396,11 @@ def engine_program(
             assert_copy({"t": FactKind.FAILS.value, "rule": rule.rule_id}), traced=False)
 
     for alert in protocol.alerts:
-        add(alert.rule_id, certain(alert.when, True), alert.rule_id,
+        raised = certain(alert.when, True)
+        if alert.if_unknown == "raise":
+            certain(alert.when, True)  # records the lists it reads
+            raised = possibly(alert.when, True)
+        add(alert.rule_id, raised, alert.rule_id,
             assert_copy({"t": FactKind.ALERT.value, "alert": alert.id, "rule": alert.rule_id,
                          "severity": alert.severity}), traced=True)
         add(f"{alert.rule_id}~fails", certain(alert.when, False), f"{alert.rule_id}~fails",

@@ -14,12 +14,12 @@ from collections import Counter
 from typing import Any, Mapping
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
-from .conditions import comparisons
+from .conditions import compare, comparisons
 from .decision import Alert, Citation, Decision, Dose, GradeStatus, Pending, ProtocolRef, Recommendation, Withheld, iso
 from .dosing import check_dose
 from .errors import EngineError, InvalidInputError, Problem
 from .facts import flat_facts, input_paths
-from .model import GRADE_FINDING, Condition, Protocol
+from .model import GRADE_FINDING, AllOf, AnyOf, Condition, Not, Protocol
 from .numbers import shown
 from .pack import load_protocol
 from .patient import PatientState, parse_patient
@@ -101,14 +101,16 @@ def _possible_values(protocol: Protocol, by_kind: Mapping[str, list[Mapping[str,
 
 
 class _Unknowns:
-    """Which unknown inputs keep a condition open (to tell what a pending rule waits for)."""
+    """Which unknown inputs keep a condition open: the explanation of a pending rule (the decision
+    itself comes from the chain). A part of a condition already decided by the data is not waited for."""
 
     def __init__(self, protocol: Protocol, patient: PatientState, possible: Mapping[str, tuple[Any, ...]],
-                 open_actions: set[str]) -> None:
-        self.protocol, self.patient, self.possible, self.open_actions = protocol, patient, possible, open_actions
+                 proposed_actions: set[str], open_actions: set[str]) -> None:
+        self.protocol, self.patient, self.possible = protocol, patient, possible
+        self.proposed_actions, self.open_actions = proposed_actions, open_actions
         self.known = flat_facts(patient, protocol)
 
-    def _finding_conditions(self, name: str) -> list[Condition]:
+    def finding_conditions(self, name: str) -> list[Condition]:
         if name == GRADE_FINDING:
             conditions = [g.when for g in self.protocol.grades]
             if self.protocol.applies_when is not None:
@@ -121,18 +123,44 @@ class _Unknowns:
     def of(self, conditions: list[Condition], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
         paths: dict[str, None] = {}
         for condition in conditions:
-            for comparison in comparisons(condition):
-                family, _, name = comparison.fact.partition(".")
-                if family == "finding":
-                    if len(self.possible[name]) > 1 and name not in seen:
-                        paths.update(dict.fromkeys(self.of(self._finding_conditions(name), seen | {name})))
-                elif family == "action":
-                    if name in self.open_actions and name not in seen:
-                        rules = [r.when for r in self.protocol.action_rules if r.action == name]
-                        paths.update(dict.fromkeys(self.of(rules, seen | {name})))
-                elif comparison.fact not in self.known:
-                    paths.update(dict.fromkeys(input_paths(comparison.fact, self.patient)))
+            value, waiting = self._read(condition, seen)
+            if value is None:
+                paths.update(dict.fromkeys(waiting))
         return tuple(paths)
+
+    def _read(self, condition: Condition, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+        """(True, False or None for open, the inputs an open part waits for)."""
+        if isinstance(condition, Not):
+            value, waiting = self._read(condition.condition, seen)
+            return (None if value is None else not value), waiting
+        if isinstance(condition, (AllOf, AnyOf)):
+            decisive = isinstance(condition, AnyOf)  # the value that settles it: True for any, False for all
+            waiting_all: dict[str, None] = {}
+            open_part = False
+            for part in condition.conditions:
+                value, waiting = self._read(part, seen)
+                if value is decisive:
+                    return decisive, ()
+                if value is None:
+                    open_part = True
+                    waiting_all.update(dict.fromkeys(waiting))
+            return (None, tuple(waiting_all)) if open_part else (not decisive, ())
+        family, _, name = condition.fact.partition(".")
+        if family == "finding":
+            passing = [compare(condition, v) if not isinstance(v, str) else False for v in self.possible[name]]
+            if all(passing) or not any(passing):
+                return all(passing), ()
+            return None, () if name in seen else self.of(self.finding_conditions(name), seen | {name})
+        if family == "action":
+            if name in self.proposed_actions:
+                return True, ()
+            if name not in self.open_actions:
+                return False, ()
+            rules = [r.when for r in self.protocol.action_rules if r.action == name]
+            return None, () if name in seen else self.of(rules, seen | {name})
+        if condition.fact in self.known:
+            return compare(condition, self.known[condition.fact]), ()
+        return None, input_paths(condition.fact, self.patient)
 
 
 def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[str, Any], ...],
@@ -165,7 +193,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     decided |= {str(a["rule"]) for a in by_kind.get(FactKind.ALERT.value, [])}
     open_actions = {r.action for r in protocol.action_rules
                     if r.rule_id not in decided} - {rules[r].action for r in proposed_rules}
-    unknowns = _Unknowns(protocol, patient, possible, open_actions)
+    unknowns = _Unknowns(protocol, patient, possible, {rules[r].action for r in proposed_rules}, open_actions)
 
     recommendations: list[Recommendation] = []
     withheld: list[Withheld] = []
@@ -230,7 +258,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     )
     missing: dict[str, None] = {}
     if status != "graded":
-        missing.update(dict.fromkeys(unknowns.of(unknowns._finding_conditions(GRADE_FINDING), frozenset())))
+        missing.update(dict.fromkeys(unknowns.of(unknowns.finding_conditions(GRADE_FINDING))))
     for item in pending:
         missing.update(dict.fromkeys(item.waits_for))
     grade_rule = next((g.rule_id for g in protocol.grades if g.grade == grade), None) if status == "graded" else None
@@ -275,7 +303,7 @@ def _basis(protocol: Protocol, status: GradeStatus, grade: int | None, possible_
     elif patient.hypotension and patient.vasopressors is None:
         observed.append("vasopressors not recorded")
     if patient.oxygen_device is not None:
-        flow = (f" at {shown(patient.oxygen_flow_l_min, _thresholds(protocol, 'vitals.oxygen.flow_l_min'))} L/min"
+        flow = (f" at {shown(patient.oxygen_flow_l_min, _thresholds(protocol, 'vitals.oxygen.flow_l_min'), 0)} L/min"
                 if patient.oxygen_flow_l_min is not None else "")
         observed.append(f"oxygen: {patient.oxygen_device}{flow}")
     else:

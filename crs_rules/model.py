@@ -298,6 +298,8 @@ class AlertRule:
     when: Condition
     citations: tuple[str, ...]
     source: Source
+    if_unknown: str = "pending"
+    """``pending`` or ``raise``: raised unless the recorded data rules it out."""
 
     @property
     def rule_id(self) -> str:

@@ -1,8 +1,8 @@
 """Numbers shown to people: never rounded across a threshold.
 
-A value is shown as entered when its short form is exact, else with the fewest decimals that keep
-it on the same side of every threshold it is compared with: 37.95 °C next to a 38 °C fever threshold is "37.95", never "38.0";
-a dose 7.99 h ago next to an 8 h interval is "7.99 h", never "8.0 h".
+A value is shown as entered when it has few decimals (37.95 °C is "37.95", 38 °C with one decimal
+is "38.0"); otherwise with the fewest decimals that keep it on the same side of every threshold it
+is compared with (a dose 7.99 h ago next to an 8 h interval is "7.99 h", never "8.0 h").
 """
 
 from __future__ import annotations
@@ -12,20 +12,24 @@ from typing import Iterable
 __all__ = ["shown"]
 
 _MOST_DECIMALS = 12
+_AS_ENTERED_EXTRA_DECIMALS = 3
 
 
 def _side(value: float, threshold: float) -> int:
     return (value > threshold) - (value < threshold)
 
 
-def shown(value: float, thresholds: Iterable[float] = ()) -> str:
-    """``value`` in decimals, as short as possible without crossing any of ``thresholds``."""
+def shown(value: float, thresholds: Iterable[float] = (), decimals: int = 1) -> str:
+    """``value`` with at least ``decimals`` decimals, as entered when that is short, and never on
+    the other side of (or equal to) any of ``thresholds`` unless the value itself is."""
     limits = [float(t) for t in thresholds]
-    text = f"{value:g}"
-    if float(text) == value:  # as entered
-        return text
-    for decimals in range(1, _MOST_DECIMALS + 1):
-        text = f"{value:.{decimals}f}"
-        if all(_side(float(text), t) == _side(value, t) for t in limits):
+    first_safe: str | None = None
+    for places in range(decimals, _MOST_DECIMALS + 1):
+        text = f"{value:.{places}f}"
+        if float(text) == value and places <= decimals + _AS_ENTERED_EXTRA_DECIMALS:
             return text
-    return repr(float(value))
+        if first_safe is None and all(_side(float(text), t) == _side(value, t) for t in limits):
+            first_safe = text
+        if first_safe is not None and places >= decimals + _AS_ENTERED_EXTRA_DECIMALS:
+            return first_safe
+    return first_safe if first_safe is not None else repr(float(value))

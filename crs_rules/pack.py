@@ -198,7 +198,7 @@ class _Builder:
         alert_rules = tuple(
             AlertRule(a["id"], a["severity"], a["description"], a["text"],
                       self.condition("alerts", a["when"], ("alerts", i, "when"), f"alert.{a['id']}"),
-                      tuple(a["citations"]), at["alerts"](("alerts", i)))
+                      tuple(a["citations"]), at["alerts"](("alerts", i)), a.get("if_unknown", "pending"))
             for i, a in enumerate(alerts["alerts"])
         )
         statement_list = tuple(

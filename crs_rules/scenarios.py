@@ -104,7 +104,8 @@ class ExpectedDose:
 class Expectation:
     """What a scenario expects. Lists are "must contain"; ``absent`` and ``alerts_absent`` "must not"."""
 
-    grade: int
+    grade: int | None
+    """The exact CRS grade (the decision is then ``graded``); None when not checked."""
     recommended: tuple[str, ...] = ()
     considered: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
@@ -112,6 +113,10 @@ class Expectation:
     alerts: tuple[str, ...] = ()
     alerts_absent: tuple[str, ...] = ()
     doses: tuple[ExpectedDose, ...] = ()
+    grade_status: str | None = None
+    possible_grades: tuple[int, ...] | None = None
+    pending: tuple[str, ...] = ()
+    """Action or alert ids some rule of which must be pending (waiting for unknown data)."""
 
 
 @dataclass(frozen=True)
@@ -311,10 +316,17 @@ class _File:
             elif isinstance(amount, (int, float)) and not isinstance(amount, bool):
                 doses.append(ExpectedDose(action, amount))
 
-        if not isinstance(grade, int):
+        status = expect.get("grade_status")
+        if not isinstance(grade, int) and not isinstance(status, str):
             return None
+        possible = expect.get("possible_grades")
+        pending = [value for path, value in texts("pending")
+                   if known(path, value, sorted({*self.actions, *self.alerts}), "action or alert")]
         return Expectation(
-            grade=grade,
+            grade=grade if isinstance(grade, int) else None,
+            grade_status=status if isinstance(status, str) else ("graded" if isinstance(grade, int) else None),
+            possible_grades=tuple(possible) if isinstance(possible, list) else None,
+            pending=tuple(pending),
             recommended=tuple(lists["recommended"]), considered=tuple(lists["considered"]),
             absent=tuple(lists["absent"]), withheld=tuple(withheld),
             alerts=tuple(lists["alerts"]), alerts_absent=tuple(lists["alerts_absent"]), doses=tuple(doses),
@@ -407,6 +419,11 @@ def _what_happened(decision: Decision, action: str) -> str:
     for w in decision.withheld:
         if w.action == action:
             parts.append(f"withheld ({w.rule}: {w.reason})")
+    for p in decision.pending:
+        if p.name == action:
+            parts.append(f"pending ({p.rule}: waits for {', '.join(p.waits_for)})")
+    if any(a.id == action for a in decision.alerts):
+        parts.append("raised")
     return "it was " + "; ".join(parts) if parts else "it was not proposed"
 
 
@@ -417,8 +434,26 @@ def _until(moment: datetime | None) -> str:
 def differences(expect: Expectation, decision: Decision) -> tuple[str, ...]:
     """How a decision differs from what a scenario expects, in clinical words."""
     found: list[str] = []
-    if decision.crs_grade != expect.grade:
-        found.append(f"expected grade {expect.grade}, got {decision.crs_grade}")
+
+    def grade_words(status: str, grade: int | None, possible: tuple[int, ...]) -> str:
+        if status == "graded":
+            return f"grade {grade}"
+        if status == "not_applicable":
+            return "no CRS grade (not applicable)"
+        return "an undetermined grade (possible " + ", ".join(map(str, possible)) + ")"
+
+    outcome = grade_words(decision.grade_status, decision.crs_grade, decision.possible_grades)
+    if expect.grade is not None and (decision.grade_status != "graded" or decision.crs_grade != expect.grade):
+        found.append(f"expected grade {expect.grade}, got {outcome}")
+    elif expect.grade_status is not None and decision.grade_status != expect.grade_status:
+        found.append(f"expected {expect.grade_status.replace('_', ' ')}, got {outcome}")
+    if expect.possible_grades is not None and decision.possible_grades != tuple(sorted(expect.possible_grades)):
+        found.append("expected possible grades " + ", ".join(map(str, sorted(expect.possible_grades)))
+                     + f", got {outcome}")
+    pending_names = {p.name for p in decision.pending}
+    for name in expect.pending:
+        if name not in pending_names:
+            found.append(f"expected {name} to be pending (waiting for unknown data), {_what_happened(decision, name)}")
     for strength, wanted in (("recommend", expect.recommended), ("consider", expect.considered)):
         for action in wanted:
             if action not in decision.actions(strength):

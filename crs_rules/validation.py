@@ -315,6 +315,21 @@ def check_no_negated_actions(protocol: Protocol) -> Iterator[Problem]:
 
 
 @semantic_check
+def check_raised_when_unknown_reads_inputs(protocol: Protocol) -> Iterator[Problem]:
+    """An alert raised when its data is unknown (``if_unknown: raise``) may read input facts only:
+    "not ruled out by the record" cannot be decided for findings and actions while rules fire."""
+    for alert in protocol.alerts:
+        if alert.if_unknown != "raise":
+            continue
+        for comparison in comparisons(alert.when):
+            if comparison.fact.startswith(("finding.", "action.")):
+                yield _problem(comparison.source, alert.rule_id,
+                               f"'{comparison.fact}' is read by an alert with if_unknown: raise",
+                               "expected a condition on patient facts only, or if_unknown: pending",
+                               "raise-reads-inputs")
+
+
+@semantic_check
 def check_condition_size(protocol: Protocol) -> Iterator[Problem]:
     """A condition must stay small enough for the engine (its OR-of-ANDs form is bounded)."""
     for rule_id, condition in _rule_conditions(protocol):

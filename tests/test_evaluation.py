@@ -69,8 +69,8 @@ def make(
         vitals["temperature_c"] = temp_c
     if temp_f is not None:
         vitals["temperature_f"] = temp_f
-    if vasopressors:
-        vitals["vasopressors"] = list(vasopressors)
+    if vasopressors or hypotension is True:
+        vitals["vasopressors"] = list(vasopressors)  # stated, even when none
     if refractory is not None:
         vitals["refractory_hypotension"] = refractory
     if device is not None:
@@ -124,7 +124,6 @@ def alert_ids(decision: Decision) -> dict[str, str]:
     ({"temp_c": 38.0}, 1),
     ({"temp_c": 38}, 1),
     ({"temp_c": 38.01}, 1),
-    ({"temp_c": None}, 0),
     ({"temp_f": 100.4}, 1),
     ({"temp_f": 100.39}, 0),
     ({"temp_f": 100.3}, 0),
@@ -144,7 +143,6 @@ def test_100_4_fahrenheit_converts_to_exactly_38_celsius(protocol: Protocol) -> 
 
 @pytest.mark.parametrize(("device", "flow", "grade"), [
     ("room_air", None, 1),
-    (None, None, 1),
     ("blow_by", None, 2),
     ("nasal_cannula", 0.5, 2),
     ("nasal_cannula", 6, 2),
@@ -171,7 +169,6 @@ def test_hypoxia_grades_by_device_and_nasal_cannula_flow_around_6_l_min(
 
 @pytest.mark.parametrize(("hypotension", "vasopressors", "grade"), [
     (False, (), 1),
-    (None, (), 1),
     (True, (), 2),
     (True, ("vasopressin",), 3),
     (True, ("norepinephrine",), 3),
@@ -215,8 +212,15 @@ def test_without_fever_or_therapy_the_grade_is_0_whatever_the_vitals_and_the_bas
     {"meds": (("hydrocortisone", h(5)),)},
     {"meds": (("prednisone", h(48)),)},
     {"meds": (("prednisolone", h(1)),)},
-], ids=["flag", "tocilizumab", "dexamethasone", "methylprednisolone", "hydrocortisone", "prednisone", "prednisolone"])
-def test_after_tocilizumab_or_a_corticosteroid_fever_is_not_required(protocol: Protocol, masking: dict[str, Any]) -> None:
+    {"meds": (("acetaminophen", h(3)),)},
+    {"meds": (("siltuximab", h(20)),)},
+    {"meds": (("anakinra", h(6)),)},
+], ids=["flag", "tocilizumab", "dexamethasone", "methylprednisolone", "hydrocortisone", "prednisone", "prednisolone",
+        "acetaminophen", "siltuximab", "anakinra"])
+def test_after_antipyretic_anticytokine_or_corticosteroid_since_onset_fever_is_not_required(
+    protocol: Protocol, masking: dict[str, Any]
+) -> None:
+    masking = {**masking, "onset_hours": 72}  # every dose above is after the onset
     hypotensive = evaluate(make(temp_c=37.0, hypotension=True, **masking), protocol)
     assert hypotensive.crs_grade == 2
     assert dict(hypotensive.findings)["fever_not_required"] is True
@@ -224,6 +228,22 @@ def test_after_tocilizumab_or_a_corticosteroid_fever_is_not_required(protocol: P
     assert evaluate(make(temp_c=None, device="bipap", **masking), protocol).crs_grade == 4
     # Masked fever with no hypotension and no hypoxia is not CRS: grade 0, not 1.
     assert evaluate(make(temp_c=37.0, **masking), protocol).crs_grade == 0
+
+
+@pytest.mark.parametrize("drug", ["dexamethasone", "acetaminophen", "tocilizumab"])
+def test_a_dose_before_the_onset_does_not_mask_fever(protocol: Protocol, drug: str) -> None:
+    # A premedication 30 h ago, CRS began 20 h ago: the afebrile hypotensive patient is not graded CRS.
+    decision = evaluate(make(temp_c=37.0, hypotension=True, onset_hours=20, meds=((drug, h(30)),)), protocol)
+    assert decision.grade_status == "graded" and decision.crs_grade == 0
+    assert dict(decision.findings)["fever_not_required"] is False
+
+
+def test_with_the_onset_unknown_a_masking_dose_leaves_the_grade_open(protocol: Protocol) -> None:
+    decision = evaluate(make(temp_c=37.0, hypotension=True, meds=(("dexamethasone", h(30)),)), protocol)
+    assert decision.grade_status == "indeterminate" and decision.crs_grade is None
+    assert decision.possible_grades == (0, 2)
+    assert "crs.onset_at" in decision.missing
+    assert dict(decision.findings)["fever_not_required"] is None
 
 
 def test_without_masking_therapy_the_same_afebrile_patient_is_grade_0(protocol: Protocol) -> None:
@@ -528,23 +548,27 @@ def test_gm_csf_on_car_t_is_a_critical_alert(protocol: Protocol, gm_csf: str) ->
 
 @dataclasses.dataclass(frozen=True)
 class Expected:
-    grade: int
+    grade: int | None
     recommend: set[str]
     consider: set[str]
     doses_mg: dict[tuple[str, str], int]            # (action, strength) -> mg
     withheld: dict[str, tuple[tuple[str, ...], str | None]]  # action -> (limits, next_eligible_at)
     alerts: dict[str, str]
     engine_limits: set[str]                         # trace entries dosing.<drug>.<limit>...@<rule>
+    status: str = "graded"
+    possible_grades: tuple[int, ...] = ()
+    pending: frozenset[str] = frozenset()           # action and alert ids pending
 
 
 WORKUP_AND_CARE = {"supportive_care", "diagnostic_workup"}
-SEVERE = {"cardiac_monitoring", "icu_transfer", "vasopressors", "supplemental_oxygen"}
+SEVERE = {"cardiac_monitoring", "icu_transfer"}
+AS_NEEDED_SEVERE = {"vasopressors", "supplemental_oxygen"}  # "as needed": considered, never recommended
 
 EXPECTED = {
     "at-24h-limit.yaml": Expected(
         grade=3,  # vasopressin alone is one vasopressor
         recommend=WORKUP_AND_CARE | SEVERE,
-        consider={"diagnostic_workup", "echocardiogram", "antifungal_prophylaxis"},
+        consider={"diagnostic_workup", "echocardiogram", "antifungal_prophylaxis"} | AS_NEEDED_SEVERE,
         doses_mg={},
         withheld={
             # Three doses in 24 h (the last exactly 8 h ago): eligible when the 12:30 dose leaves.
@@ -555,18 +579,22 @@ EXPECTED = {
         alerts={"do_not_delay_treatment": "info", "early_steroid_use": "info"},
         engine_limits={"dosing.tocilizumab.max_doses_in_window@grade3.tocilizumab",
                        "dosing.dexamethasone.min_interval_h.every_6_hours@grade3.dexamethasone"},
+        pending=frozenset({"empiric_antibiotics", "hemoperfusion", "icans_vigilance", "mas_suspected"}),  # not recorded: neutropenia, improvement, sepsis, ICANS, MAS
     ),
     "child-under-30kg.yaml": Expected(
         grade=2,
-        recommend=WORKUP_AND_CARE | {"tocilizumab", "cardiac_monitoring", "iv_fluid_bolus"},
-        consider={"diagnostic_workup"},
+        recommend=WORKUP_AND_CARE | {"tocilizumab", "cardiac_monitoring"},
+        consider={"diagnostic_workup", "iv_fluid_bolus"},  # hypotension: fluid boluses as needed
         doses_mg={("tocilizumab", "recommend"): 291},  # 12 mg/kg x 24.3 kg = 291.6
         withheld={},
         alerts={"do_not_delay_treatment": "info"},
         engine_limits=set(),
+        pending=frozenset({"dexamethasone", "antifungal_prophylaxis", "early_steroid_use", "empiric_antibiotics",
+                           "hemoperfusion", "icans_vigilance", "mas_suspected"}),  # refractory hypotension not recorded
     ),
     "grade0-no-fever.yaml": Expected(
         grade=0, recommend=set(), consider=set(), doses_mg={}, withheld={}, alerts={}, engine_limits=set(),
+        pending=frozenset({"hemoperfusion", "icans_vigilance", "mas_suspected"}),  # sepsis, ICANS, MAS not recorded
     ),
     "grade1-prolonged.yaml": Expected(
         grade=1,  # 101.3 °F = 38.5 °C, no hypotension, room air
@@ -576,33 +604,52 @@ EXPECTED = {
         withheld={},
         alerts={"gm_csf_contraindicated": "critical"},
         engine_limits=set(),
+        pending=frozenset({"hemoperfusion", "icans_vigilance", "mas_suspected"}),
     ),
     "grade2-adult.yaml": Expected(
         grade=2,  # nasal cannula 4 L/min; one dose 9 h ago, improvement unknown
-        recommend=WORKUP_AND_CARE | {"tocilizumab", "cardiac_monitoring", "iv_fluid_bolus"},
-        consider={"diagnostic_workup"},
+        recommend=WORKUP_AND_CARE | {"tocilizumab", "cardiac_monitoring"},
+        consider={"diagnostic_workup"},  # no IV fluid boluses: grade 2 by hypoxia alone
         doses_mg={("tocilizumab", "recommend"): 656},  # 8 mg/kg x 82 kg
         withheld={},
         alerts={"do_not_delay_treatment": "info"},
         engine_limits=set(),
+        pending=frozenset({"hemoperfusion"}),  # sepsis not recorded
     ),
     "grade3-adult.yaml": Expected(
         grade=3,
         recommend=WORKUP_AND_CARE | SEVERE | {"tocilizumab", "dexamethasone"},
-        consider={"diagnostic_workup", "empiric_antibiotics", "echocardiogram", "antifungal_prophylaxis"},
+        consider={"diagnostic_workup", "empiric_antibiotics", "echocardiogram", "antifungal_prophylaxis"}
+        | AS_NEEDED_SEVERE,
         doses_mg={("tocilizumab", "recommend"): 800, ("dexamethasone", "recommend"): 10},  # 105 kg: 840, capped
         withheld={},
         alerts={"icans_vigilance": "warning", "do_not_delay_treatment": "info", "early_steroid_use": "info"},
         engine_limits=set(),
+        pending=frozenset({"hemoperfusion", "mas_suspected"}),
     ),
     "grade4-refractory.yaml": Expected(
         grade=4,  # afebrile after tocilizumab; two vasopressors and BiPAP
-        recommend=WORKUP_AND_CARE | SEVERE | {"methylprednisolone", "mechanical_ventilation"},
-        consider={"diagnostic_workup", "echocardiogram", "methylprednisolone", "hemoperfusion", "antifungal_prophylaxis"},
+        recommend=WORKUP_AND_CARE | SEVERE | {"methylprednisolone"},
+        consider={"diagnostic_workup", "echocardiogram", "methylprednisolone", "hemoperfusion", "antifungal_prophylaxis",
+                  "mechanical_ventilation"} | AS_NEEDED_SEVERE,
         doses_mg={("methylprednisolone", "recommend"): 500, ("methylprednisolone", "consider"): 1000},
         withheld={"tocilizumab": (("min_interval_h",), "2026-03-11T14:00:00Z")},  # last dose at 06:00
         alerts={"do_not_delay_treatment": "info", "early_steroid_use": "info"},
         engine_limits={"dosing.tocilizumab.min_interval_h.weight_based@grade4.tocilizumab"},
+        pending=frozenset({"empiric_antibiotics", "icans_vigilance", "mas_suspected"}),
+    ),
+    "indeterminate-no-temperature.yaml": Expected(
+        grade=None, status="indeterminate", possible_grades=(0, 4),  # febrile: 4; afebrile: criteria not met
+        recommend=set(), consider=set(), doses_mg={}, withheld={}, alerts={}, engine_limits=set(),
+        pending=frozenset({"supportive_care", "diagnostic_workup", "cardiac_monitoring", "echocardiogram",
+                           "icu_transfer", "vasopressors", "supplemental_oxygen", "tocilizumab", "methylprednisolone",
+                           "mechanical_ventilation", "antifungal_prophylaxis", "do_not_delay_treatment",
+                           "early_steroid_use"}),
+    ),
+    "not-applicable-sepsis.yaml": Expected(
+        grade=None, status="not_applicable",  # no CAR T: no CRS grade, no CRS treatment
+        recommend=set(), consider={"hemoperfusion"}, doses_mg={}, withheld={},
+        alerts={"sepsis_protocol": "warning"}, engine_limits=set(),
     ),
 }
 
@@ -616,6 +663,9 @@ def test_each_example_gets_the_grade_and_actions_the_protocol_prescribes(protoco
     expected = EXPECTED[name]
     decision = evaluate(read_patient(EXAMPLES / name), protocol)
     assert decision.crs_grade == expected.grade
+    assert decision.grade_status == expected.status
+    assert decision.possible_grades == expected.possible_grades
+    assert {p.name for p in decision.pending} == expected.pending
     assert actions(decision, "recommend") == expected.recommend
     assert actions(decision, "consider") == expected.consider
     doses = {(r.action, r.strength): r.dose.amount_mg for r in decision.recommendations if r.dose}
