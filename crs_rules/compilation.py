@@ -135,8 +135,8 @@ def _observed_test(comparison: Comparison, negated: bool) -> Test:
     if op in ("equals", "not_equals"):
         equal = (op == "equals") != negated
         return {attribute: value} if equal else {"$neq": {attribute: value}}
-    if op == "exists":
-        raise ValueError(f"exists applies to action facts only, not {comparison.fact}")
+    if op == "exists":  # validation refuses it on inputs; compiled as plain presence all the same
+        return {"$nex" if negated else "$ex": {attribute: 1}}
     return {(_NEGATED if negated else _POSITIVE)[op]: {attribute: value}}
 
 
@@ -397,8 +397,9 @@ def engine_program(
 
     for alert in protocol.alerts:
         raised = certain(alert.when, True)
-        if alert.if_unknown == "raise":
-            certain(alert.when, True)  # records the lists it reads
+        if alert.if_unknown == "raise" and not any(
+                c.fact.startswith(("finding.", "action.")) for c in comparisons(alert.when)):
+            # (reading a finding or an action that way is refused by validation)
             raised = possibly(alert.when, True)
         add(alert.rule_id, raised, alert.rule_id,
             assert_copy({"t": FactKind.ALERT.value, "alert": alert.id, "rule": alert.rule_id,

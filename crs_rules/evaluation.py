@@ -240,6 +240,8 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     for rule in protocol.action_rules:
         if rule.rule_id not in decided:
             waits = unknowns.of([rule.when])
+            if rule.dose is not None and patient.medications is None and "medications" not in waits:
+                waits = (*waits, "medications")  # even once the rule holds, its dose limits need the record
             pending.append(Pending(rule.rule_id, "action", rule.action, rule.strength, waits,
                                    "holds for some values of the unknown inputs and not for others"))
     for alert_rule in protocol.alerts:

@@ -33,6 +33,8 @@ __all__ = [
     "ActionRule",
     "AlertRule",
     "Statement",
+    "Deviation",
+    "Addition",
     "ChangelogEntry",
     "Protocol",
     "GRADE_FINDING",
@@ -315,6 +317,30 @@ class Statement:
 
 
 @dataclass(frozen=True)
+class Deviation:
+    """A seed statement the pack does not follow as written: what it does instead, why, and who
+    decided when. ``rules`` are the rule ids that carry out what it does instead."""
+
+    id: str
+    statement: str
+    instead: str
+    reason: str
+    decided_by: str
+    date: str
+    rules: tuple[str, ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class Addition:
+    """A rule (or a reading of one) that no seed statement asks for, and why the pack has it."""
+
+    rule: str
+    reason: str
+    source: Source
+
+
+@dataclass(frozen=True)
 class ChangelogEntry:
     version: str
     date: str
@@ -352,6 +378,10 @@ class Protocol:
     #: Who the CRS definition applies to (e.g. patients who received immune effector cell
     #: therapy); when it certainly fails, the patient has no CRS grade ("not applicable").
     applies_when: Condition | None = None
+    #: Seed statements the pack declares it does not follow as written (statements.yaml).
+    deviations: tuple[Deviation, ...] = ()
+    #: Rules no seed statement asks for, each with its reason (statements.yaml).
+    additions: tuple[Addition, ...] = ()
 
     def drug(self, drug_id: str) -> Drug | None:
         return next((d for d in self.drugs if d.id == drug_id), None)

@@ -20,9 +20,11 @@ from .model import (
     OPERATORS,
     Action,
     ActionRule,
+    Addition,
     AlertRule,
     Amount,
     ChangelogEntry,
+    Deviation,
     DoseLimits,
     DoseRef,
     Drug,
@@ -205,6 +207,15 @@ class _Builder:
             Statement(s["id"], " ".join(s["text"].split()), tuple(s["encoded_by"]), at["statements"](("statements", i)))
             for i, s in enumerate(statements["statements"])
         )
+        deviations = tuple(
+            Deviation(d["id"], d["statement"], " ".join(d["instead"].split()), " ".join(d["reason"].split()),
+                      d["decided_by"], d["date"], tuple(d.get("rules", ())), at["statements"](("deviations", i)))
+            for i, d in enumerate(statements.get("deviations", ()))
+        )
+        additions = tuple(
+            Addition(a["rule"], " ".join(a["reason"].split()), at["statements"](("additions", i)))
+            for i, a in enumerate(statements.get("additions", ()))
+        )
         definition = grading["definition"]
         return Protocol(
             id=m["protocol"], title=m["title"], version=m["version"], status=m["status"],
@@ -218,6 +229,7 @@ class _Builder:
             definition_source=at["grading"](("definition",)),
             applies_when=(self.condition("grading", definition["applies_when"], ("definition", "applies_when"),
                                          definition["id"]) if "applies_when" in definition else None),
+            deviations=deviations, additions=additions,
         )
 
     def _amount(self, data: dict[str, Any] | None, path: tuple[str | int, ...]) -> Amount | None:

@@ -24,7 +24,7 @@ its decision shows that the rule took effect:
   belongs to, removed) is the rule id itself or starts with the rule id followed by a dot, the
   longest such rule id taking it. So ``finding.hypoxia_grade.2`` and ``finding.fever.false`` fire
   ``finding.hypoxia_grade`` and ``finding.fever`` (every finding is evaluated for every patient, so
-  any scenario fires every finding), and ``dosing.tocilizumab.propose@grade2.tocilizumab`` or
+  any scenario fires every finding), and ``dosing.tocilizumab.propose@grade2_up.tocilizumab`` or
   ``dosing.tocilizumab.max_doses_in_window@...`` fire the dose-limit rule ``dosing.tocilizumab``;
 * or the decision shows its work: the rule of a recommendation, of a withheld action or of an alert,
   and ``dosing.<drug>`` for a dose proposed or withheld;

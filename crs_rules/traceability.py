@@ -5,6 +5,11 @@ of its numbers lives in the YAML.
 ``--check`` fails when that file is not current or when a statement is not encoded. A number of a
 statement (``800 mg``, ``8 hours``, ``≥38°C``) must be found exactly once among the data of the rules
 that encode the statement, in a field of the matching unit.
+
+Traceability runs both ways: a statement the pack does not follow as written has a declared
+*deviation* (what the pack does instead, why, who decided and when), and a rule no statement asks
+for is a declared *addition* with its reason. Loading the pack checks both
+(:func:`crs_rules.validation.check_traced_both_ways`); the table lists them.
 """
 
 from __future__ import annotations
@@ -128,8 +133,9 @@ def trace(pack: str | Path) -> tuple[Protocol, list[TraceRow], list[str]]:
                 where = ", ".join(f"{loc.file}:{loc.line}:{loc.column}" for loc in found) or "nowhere"
                 problems.append(f"{statement.id}: the number {label} is found {len(found)} times among "
                                 f"{', '.join(statement.encoded_by)} ({where}); expected exactly once")
-        if not statement.encoded_by:
-            problems.append(f"{statement.id}: no rule encodes this statement")
+        if not statement.encoded_by and not any(d.statement == statement.id for d in protocol.deviations):
+            problems.append(f"{statement.id}: no rule encodes this statement and no deviation replaces it; "
+                            "expected its rule ids in encoded_by, or a deviation in statements.yaml")
         rows.append(TraceRow(statement.id, statement.text, statement.encoded_by, tuple(numbers)))
     problems.extend(_seed_coverage(folder, protocol))
     return protocol, rows, problems
@@ -172,11 +178,75 @@ def render_table(protocol: Protocol, rows: list[TraceRow]) -> str:
         "| Statement | Seed text | Rule ids | Numbers and where they live |",
         "|---|---|---|---|",
     ]
+    deviations: dict[str, list[str]] = {}
+    for deviation in protocol.deviations:
+        deviations.setdefault(deviation.statement, []).append(deviation.id)
     for row in rows:
         numbers = "<br>".join(
             f"{label}: " + (", ".join(f"`{Path(loc.file).name}:{loc.line}` {loc.path}" for loc in found) or "not found")
             for label, found in row.numbers
         ) or "none"
-        text = row.text.replace("|", "\\|")
-        lines.append(f"| {row.statement} | {text} | {', '.join(f'`{r}`' for r in row.rules)} | {numbers} |")
+        text = _cell(row.text)
+        rules = ", ".join(f"`{r}`" for r in row.rules) or "none"
+        if row.statement in deviations:
+            rules += "<br>deviation " + ", ".join(deviations[row.statement])
+        lines.append(f"| {row.statement} | {text} | {rules} | {numbers} |")
+    lines.extend(_deviation_lines(protocol))
+    lines.extend(_addition_lines(protocol))
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _short(text: str, words: int = 12) -> str:
+    parts = text.split()
+    return " ".join(parts[:words]) + (" ..." if len(parts) > words else "")
+
+
+def _deviation_lines(protocol: Protocol) -> list[str]:
+    lines = [
+        "",
+        "## Declared deviations from the seed",
+        "",
+        "Statements of the seed the pack does not follow as written: what it does instead, why, and who "
+        "decided when.",
+        "",
+    ]
+    if not protocol.deviations:
+        return [*lines, "None."]
+    statements = {s.id: s.text for s in protocol.statements}
+    lines += ["| Deviation | Statement | Instead | Reason | Decided by | Date | Rule ids |", "|---|---|---|---|---|---|---|"]
+    for d in protocol.deviations:
+        statement = f"{d.statement}: {_short(statements.get(d.statement, ''))}"
+        rules = ", ".join(f"`{r}`" for r in d.rules) or "none"
+        lines.append(f"| {d.id} | {_cell(statement)} | {_cell(d.instead)} | {_cell(d.reason)} | "
+                     f"{_cell(d.decided_by)} | {d.date} | {rules} |")
+    return lines
+
+
+def _addition_lines(protocol: Protocol) -> list[str]:
+    lines = [
+        "",
+        "## Declared additions",
+        "",
+        "Rules, or readings of a rule, that no statement of the seed asks for, and why the pack has them.",
+        "",
+    ]
+    if not protocol.additions:
+        return [*lines, "None."]
+    encoded: dict[str, list[str]] = {}
+    for statement in protocol.statements:
+        for rule_id in statement.encoded_by:
+            encoded.setdefault(rule_id, []).append(statement.id)
+    implements: dict[str, list[str]] = {}
+    for deviation in protocol.deviations:
+        for rule_id in deviation.rules:
+            implements.setdefault(rule_id, []).append(deviation.id)
+    lines += ["| Rule id | Reason | Also |", "|---|---|---|"]
+    for a in protocol.additions:
+        also = [f"encodes {', '.join(encoded[a.rule])}"] if a.rule in encoded else []
+        also += [f"carries out {', '.join(implements[a.rule])}"] if a.rule in implements else []
+        lines.append(f"| `{a.rule}` | {_cell(a.reason)} | {'; '.join(also) or '-'} |")
+    return lines

@@ -33,6 +33,7 @@ __all__ = [
     "medication_histories",
     "proposed_order_lists",
     "patient_states",
+    "complete_patient_states",
     "febrile_hypotensive_states",
     "invalid_patient_states",
 ]
@@ -367,7 +368,7 @@ _ONSET_AGES = st.one_of(
 _NOT_REFRACTORY = st.sampled_from((False, None))
 
 
-def _patient_state(draw: Draw, fever: bool | None, hypotension: bool | None) -> dict[str, Any]:
+def _patient_state(draw: Draw, fever: bool | None, hypotension: bool | None, complete: bool = False) -> dict[str, Any]:
     assessed_at = _assessment_time(draw)
     state: dict[str, Any] = {"assessed_at": _render(draw, assessed_at)}
 
@@ -377,12 +378,14 @@ def _patient_state(draw: Draw, fever: bool | None, hypotension: bool | None) -> 
     patient.update(_maybe_booleans(draw, ("neutropenic", "significant_comorbidities")))
     state["patient"] = patient
 
-    if draw(_quarter):
+    if complete:
+        state["therapy"] = {"car_t": True}
+    elif draw(_quarter):
         state["therapy"] = _maybe_booleans(draw, ("car_t",))
 
-    if draw(_fifth):
+    if complete or draw(_fifth):
         crs: dict[str, Any] = _maybe_booleans(draw, ("antipyretic_or_anticytokine", "improving", "suspected_mas"))
-        if draw(_booleans):
+        if complete or draw(_booleans):
             crs["onset_at"] = _render(draw, _before(assessed_at, draw(_ONSET_AGES)))
         state["crs"] = crs
 
@@ -394,11 +397,13 @@ def _patient_state(draw: Draw, fever: bool | None, hypotension: bool | None) -> 
         vitals["temperature_c"] = draw(_FEVERS)
     else:
         vitals.update(draw(_TEMPERATURES))
-    low_pressure = hypotension if hypotension is not None else draw(_unknown)
+        if complete and not vitals:
+            vitals["temperature_c"] = draw(_FEVERS) if draw(_booleans) else 37.0
+    low_pressure = hypotension if hypotension is not None else draw(st.booleans() if complete else _unknown)
     if low_pressure is not None or draw(_booleans):
         vitals["hypotension"] = low_pressure
     if low_pressure is True:
-        if draw(_quarter):
+        if complete or draw(_quarter):
             vitals["vasopressors"] = list(draw(_VASOPRESSOR_LISTS))
         if draw(_booleans):
             vitals["refractory_hypotension"] = draw(_unknown)
@@ -407,6 +412,8 @@ def _patient_state(draw: Draw, fever: bool | None, hypotension: bool | None) -> 
         if draw(_booleans):
             vitals["vasopressors"] = []
     oxygen = _oxygen(draw)
+    if oxygen is None and complete:
+        oxygen = {"device": "room_air"}
     if oxygen is not None:
         vitals["oxygen"] = oxygen
     if vitals or draw(_booleans):
@@ -415,7 +422,7 @@ def _patient_state(draw: Draw, fever: bool | None, hypotension: bool | None) -> 
     if draw(_quarter) == 3:
         state["neuro"] = _maybe_booleans(draw, ("icans_signs",))
 
-    if draw(_fifth):
+    if complete or draw(_fifth):
         state["medications"] = _medication_history(draw, assessed_at)
     if draw(_booleans):
         state["proposed_orders"] = [{"drug": d} for d in draw(_ORDERS)]
@@ -423,12 +430,22 @@ def _patient_state(draw: Draw, fever: bool | None, hypotension: bool | None) -> 
 
 
 @st.composite
-def _states(draw: Draw, fever: bool | None, hypotension: bool | None) -> dict[str, Any]:
-    return _patient_state(draw, fever, hypotension)
+def _states(draw: Draw, fever: bool | None, hypotension: bool | None, complete: bool = False) -> dict[str, Any]:
+    return _patient_state(draw, fever, hypotension, complete)
 
 
 _ANY_STATE = _states(None, None)
 _FEBRILE_HYPOTENSIVE_STATE = _states(True, True)
+_COMPLETE_STATE = _states(None, None, True)
+_COMPLETE_FEBRILE_HYPOTENSIVE_STATE = _states(True, True, True)
+
+
+def complete_patient_states(*, febrile_hypotensive: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid states in which every input that decides the grade and the tocilizumab dose is
+    recorded: CAR T therapy, the temperature, blood pressure (with the vasopressors when
+    hypotensive), the oxygen support, the CRS onset and the medication record. Other booleans may
+    still be unknown."""
+    return _COMPLETE_FEBRILE_HYPOTENSIVE_STATE if febrile_hypotensive else _COMPLETE_STATE
 
 
 def patient_states(*, fever: bool | None = None, hypotension: bool | None = None) -> st.SearchStrategy[dict[str, Any]]:

@@ -152,13 +152,13 @@ def test_trace_check_passes_and_the_committed_table_is_current() -> None:
 
 def test_trace_check_names_a_statement_that_lost_its_rule_ids(copy: Path) -> None:
     make_draft(copy)  # statements.yaml is part of the digest: a draft so only the trace fails
-    edit(copy, "statements.yaml", "    encoded_by: [grade2.tocilizumab, dosing.tocilizumab]\n",
-         "    encoded_by: [grade2.tocilizumab]\n")
+    edit(copy, "statements.yaml", "    encoded_by: [grade2_up.tocilizumab, dosing.tocilizumab]\n",
+         "    encoded_by: [grade2_up.tocilizumab]\n")
     code, out, err = cli("trace", str(copy), "--check")
     assert code == 1 and out == ""
     lines = err.splitlines()
-    assert "S15: the number 800 mg is found 0 times among grade2.tocilizumab (nowhere); expected exactly once" in lines
-    assert "S15: the number 8 mg/kg is found 0 times among grade2.tocilizumab (nowhere); expected exactly once" in lines
+    assert "S15: the number 800 mg is found 0 times among grade2_up.tocilizumab (nowhere); expected exactly once" in lines
+    assert "S15: the number 8 mg/kg is found 0 times among grade2_up.tocilizumab (nowhere); expected exactly once" in lines
 
 
 def test_trace_check_names_a_seed_line_that_is_not_encoded(copy: Path) -> None:

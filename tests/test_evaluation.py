@@ -577,7 +577,7 @@ EXPECTED = {
             "dexamethasone": (("min_interval_h",), "2026-03-11T15:00:00Z"),
         },
         alerts={"do_not_delay_treatment": "info", "early_steroid_use": "info"},
-        engine_limits={"dosing.tocilizumab.max_doses_in_window@grade3.tocilizumab",
+        engine_limits={"dosing.tocilizumab.max_doses_in_window@grade2_up.tocilizumab",
                        "dosing.dexamethasone.min_interval_h.every_6_hours@grade3.dexamethasone"},
         pending=frozenset({"empiric_antibiotics", "hemoperfusion", "icans_vigilance", "mas_suspected"}),  # not recorded: neutropenia, improvement, sepsis, ICANS, MAS
     ),
@@ -635,7 +635,7 @@ EXPECTED = {
         doses_mg={("methylprednisolone", "recommend"): 500, ("methylprednisolone", "consider"): 1000},
         withheld={"tocilizumab": (("min_interval_h",), "2026-03-11T14:00:00Z")},  # last dose at 06:00
         alerts={"do_not_delay_treatment": "info", "early_steroid_use": "info"},
-        engine_limits={"dosing.tocilizumab.min_interval_h.weight_based@grade4.tocilizumab"},
+        engine_limits={"dosing.tocilizumab.min_interval_h.weight_based@grade2_up.tocilizumab"},
         pending=frozenset({"empiric_antibiotics", "icans_vigilance", "mas_suspected"}),
     ),
     "indeterminate-no-temperature.yaml": Expected(
@@ -759,6 +759,8 @@ def test_a_rule_testing_for_one_list_member_still_sees_it_among_hundreds(tmp_pat
             "\n  - id: vasopressin_running\n    severity: info\n    description: Vasopressin is running.\n"
             "    text: Vasopressin is running.\n    when: {fact: vitals.vasopressors, includes: vasopressin}\n"
             "    citations: [ref1]\n")
+    with (pack / "statements.yaml").open("a", encoding="utf-8") as statements:  # additions come last
+        statements.write("  - rule: alert.vasopressin_running\n    reason: A test alert.\n")
     manifest = pack / "manifest.yaml"
     lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
     manifest.write_text("".join(line.replace("status: active", "status: draft") for line in lines

@@ -153,7 +153,8 @@ def test_only_assessed_at_and_weight_are_required_and_everything_else_is_unknown
         None,
         None,
     )
-    assert (state.vasopressors, state.medications, state.proposed_orders) == ((), (), ())
+    # Unknown, not "none": no vasopressor list and no medication record were given.
+    assert (state.vasopressors, state.medications, state.proposed_orders) == (None, None, ())
 
 
 def test_times_with_an_offset_are_converted_to_utc() -> None:
@@ -454,7 +455,7 @@ def test_a_misspelt_key_is_named_with_a_suggestion() -> None:
     )
     assert problem.expected == (
         "one of the fields of vitals: temperature_c, temperature_f, hypotension, vasopressors, oxygen, "
-        "refractory_hypotension"
+        "attributed_to_other_cause, refractory_hypotension"
     )
 
 

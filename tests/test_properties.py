@@ -32,6 +32,7 @@ from strategies import (
     GM_CSF,
     OXYGEN_DEVICES,
     VASOPRESSORS,
+    complete_patient_states,
     febrile_hypotensive_states,
     invalid_patient_states,
     patient_states,
@@ -44,7 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FEVER_C = Fraction(38)
 LOW_FLOW_MAX_L_MIN = Fraction(6)
-MASKING_DRUGS = frozenset({"tocilizumab", *CORTICOSTEROIDS})
+# Antipyretics, anticytokines and corticosteroids mask fever when given at or after the CRS onset.
+MASKING_DRUGS = frozenset({"tocilizumab", "siltuximab", "anakinra", "acetaminophen", "paracetamol", "ibuprofen",
+                           *CORTICOSTEROIDS})
 HIGH_FLOW_DEVICES = frozenset({"high_flow_nasal_cannula", "face_mask", "non_rebreather", "venturi"})
 POSITIVE_PRESSURE_DEVICES = frozenset({"cpap", "bipap", "mechanical_ventilation"})
 
@@ -60,7 +63,7 @@ PROLONGED_CRS = timedelta(days=3)
 
 TIME_BASED_LIMITS = frozenset({"min_interval_h", "max_doses_in_window"})
 NEVER_ELIGIBLE_LIMITS = frozenset({"max_dose_mg", "max_doses_per_course", "repeat_only_if_not_improving"})
-TOCILIZUMAB_RULES = {"grade1.tocilizumab", "grade2.tocilizumab", "grade3.tocilizumab", "grade4.tocilizumab"}
+TOCILIZUMAB_RULES = {"grade1.tocilizumab", "grade2_up.tocilizumab"}
 
 
 def instant(value: str | datetime) -> datetime:
@@ -105,8 +108,12 @@ def reference_hypoxia_grade(state: dict[str, Any]) -> int:
 
 
 def reference_fever_masked(state: dict[str, Any]) -> bool:
-    flagged = state.get("crs", {}).get("antipyretic_or_anticytokine") is True
-    return flagged or any(m["drug"] in MASKING_DRUGS for m in state.get("medications", []))
+    """The clinician's flag, or a masking drug given at or after the onset (complete states record it)."""
+    crs = state.get("crs", {})
+    if crs.get("antipyretic_or_anticytokine") is True:
+        return True
+    onset = instant(crs["onset_at"])
+    return any(m["drug"] in MASKING_DRUGS and instant(m["given_at"]) >= onset for m in state.get("medications", []))
 
 
 def reference_grade(state: dict[str, Any]) -> int:
@@ -205,21 +212,35 @@ def test_tocilizumab_dose_is_never_above_800_mg_or_the_per_kg_amount(protocol: P
         assert recommendation.dose.drug == "tocilizumab"
 
 
-@given(st.one_of(febrile_hypotensive_states(), patient_states()))
+@given(st.one_of(febrile_hypotensive_states(), patient_states(), complete_patient_states(),
+                 complete_patient_states(febrile_hypotensive=True)))
 def test_no_recommended_tocilizumab_dose_breaks_the_window_course_interval_or_improving_limit(
     protocol: Protocol, state: dict[str, Any]
 ) -> None:
     decision = decide(state, protocol)
     now = instant(state["assessed_at"])
     given_at = tocilizumab_times(state)
-    recommended, withheld = tocilizumab_entries(decision)
+    recommended, _ = tocilizumab_entries(decision)
+    if recommended:
+        assert "medications" in state, "recommended without a medication record to check the limits on"
     for _ in recommended:
         assert sum(1 for t in given_at if now - t < timedelta(hours=24)) <= 2, "would be the 4th in 24 h"
         assert len(given_at) <= 3, "would be the 5th in the course"
         assert not given_at or now - given_at[-1] >= timedelta(hours=8), "within 8 h of the last dose"
         assert not (given_at and state.get("crs", {}).get("improving") is True), "a repeat while improving"
-    # And the other way round: withheld exactly when a limit is reached, at the strength the grade
-    # calls for (a dose withheld without reason delays treatment).
+
+
+@given(st.one_of(complete_patient_states(), complete_patient_states(febrile_hypotensive=True)))
+def test_with_the_data_recorded_tocilizumab_is_withheld_exactly_when_a_limit_is_reached(
+    protocol: Protocol, state: dict[str, Any]
+) -> None:
+    # Withheld exactly when a limit is reached, at the strength the grade calls for (a dose withheld
+    # without reason delays treatment).
+    decision = decide(state, protocol)
+    recommended, withheld = tocilizumab_entries(decision)
+    if any(p.name == "tocilizumab" for p in decision.pending):  # grade 1 with comorbidities not recorded
+        assert reference_grade(state) == 1
+        return
     strength = reference_tocilizumab_strength(state, reference_grade(state))
     entries = [*recommended, *withheld]
     if strength is None:
@@ -271,9 +292,10 @@ def test_the_engines_withholding_agrees_with_the_independent_dose_check(
 # Grading
 
 
-@given(patient_states())
+@given(complete_patient_states())
 def test_the_grade_equals_the_reference_grading(protocol: Protocol, state: dict[str, Any]) -> None:
     decision = decide(state, protocol)
+    assert decision.grade_status == "graded"
     findings = dict(decision.findings)
     assert findings["hypotension_grade"] == reference_hypotension_grade(state)
     assert findings["hypoxia_grade"] == reference_hypoxia_grade(state)
@@ -307,7 +329,7 @@ def oxygen_tier(oxygen: dict[str, Any] | None) -> int:
 @st.composite
 def worsened(draw: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(what got worse, a state, the same state with one vital sign worse)."""
-    state = draw(patient_states())
+    state = draw(complete_patient_states())
     worse = copy.deepcopy(state)
     vitals = worse.setdefault("vitals", {})
     sign = draw(st.sampled_from(("temperature", "hypotension", "vasopressor", "oxygen")))
@@ -321,6 +343,7 @@ def worsened(draw: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
             vitals["temperature_c"] = draw(st.one_of(st.just(low), st.floats(low, 47.0)))
     elif sign == "hypotension":
         vitals["hypotension"] = True
+        vitals.setdefault("vasopressors", [])  # stated: none yet
     elif sign == "vasopressor":
         vitals["hypotension"] = True
         vitals["vasopressors"] = [*vitals.get("vasopressors", []), draw(st.sampled_from(VASOPRESSORS))]
@@ -474,7 +497,7 @@ def test_the_strategies_reach_every_dose_limit(protocol: Protocol, limit: str) -
 @pytest.mark.parametrize("grade", range(5))
 def test_the_strategies_reach_every_grade(protocol: Protocol, grade: int) -> None:
     found = find(
-        patient_states(),
+        complete_patient_states(),
         lambda s: evaluate(s, protocol).crs_grade == grade,
         settings=COVERAGE_SEARCH,
     )

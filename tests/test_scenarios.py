@@ -157,7 +157,7 @@ def test_each_kind_of_difference_is_worded_for_a_pharmacist() -> None:
     )
     assert differences(expect, decision) == (
         "expected grade 2, got 3",
-        "expected tocilizumab to be recommended, it was withheld (grade3.tocilizumab: "
+        "expected tocilizumab to be recommended, it was withheld (grade2_up.tocilizumab: "
         "3 doses in the last 24 h (at most 3))",
         "expected dexamethasone to be considered, it was recommended (grade3.dexamethasone, 10 mg)",
         "expected hemoperfusion to be considered, it was not proposed",
@@ -169,7 +169,7 @@ def test_each_kind_of_difference_is_worded_for_a_pharmacist() -> None:
         "expected the alert icans_vigilance, it was not raised",
         "expected no alert early_steroid_use, it was raised (alert.early_steroid_use)",
         "expected dexamethasone 8 mg, got 10 mg",
-        "expected tocilizumab 720 mg, it was withheld (grade3.tocilizumab: 3 doses in the last 24 h (at most 3))",
+        "expected tocilizumab 720 mg, it was withheld (grade2_up.tocilizumab: 3 doses in the last 24 h (at most 3))",
     )
     exact = Expectation(grade=3, recommended=("dexamethasone",), absent=("tocilizumab",),
                         withheld=(ExpectedWithheld("tocilizumab", datetime(2026, 3, 11, 13, tzinfo=timezone.utc)),),
@@ -313,8 +313,8 @@ vitals: {temperature_c: 37.0, hypotension: true, oxygen: {device: room_air}}
 
     decision = _decision(AT_LIMIT)
     fired = fired_rules(decision, protocol)
-    assert "dosing.tocilizumab.max_doses_in_window@grade3.tocilizumab" in decision.trace
-    assert {"dosing.tocilizumab", "dosing.dexamethasone", "grade3.tocilizumab", "crs.definition",
+    assert "dosing.tocilizumab.max_doses_in_window@grade2_up.tocilizumab" in decision.trace
+    assert {"dosing.tocilizumab", "dosing.dexamethasone", "grade2_up.tocilizumab", "crs.definition",
             "alert.early_steroid_use", "grade.3"} <= fired
     assert not {"dosing.methylprednisolone", "grade4.methylprednisolone", "grade.2", "grade.4",
                 "alert.mas_suspected"} & fired

@@ -76,7 +76,8 @@ def where(problem: Problem) -> tuple[str, int, int]:
     return problem.file, problem.line, problem.column
 
 
-FEVER = "    when: {fact: vitals.temperature_c, at_least: 38.0}\n"
+FEVER = ("    when:\n      all:\n        - {fact: vitals.temperature_c, at_least: 38.0}\n"
+         "        - not: {fact: vitals.attributed_to_other_cause, includes: fever}\n")
 
 
 def fever_when(pack: Path, condition: str) -> None:
@@ -194,15 +195,17 @@ def test_the_definition_citing_a_missing_reference_points_into_grading(pack: Pat
 
 
 def test_a_copied_rule_keeping_its_id_is_a_duplicate(pack: Path) -> None:
-    rule = ("  - id: grade2.iv_fluid_bolus\n    description: IV fluid boluses as needed at grade 2.\n"
-            "    when: {fact: finding.crs_grade, equals: 2}\n    recommend: iv_fluid_bolus\n    citations: [ref1]\n")
+    rule = ("  - id: grade2_up.cardiac_monitoring\n"
+            "    description: Cardiac monitoring with continuous telemetry and pulse oximetry from grade 2 up.\n"
+            "    when: {fact: finding.crs_grade, at_least: 2}\n    recommend: cardiac_monitoring\n    citations: [ref1]\n")
     copy = rule.replace("at grade 2.", "at grade 3.").replace("equals: 2}", "equals: 3}")
     edit(pack, "actions.yaml", rule, rule + "\n" + copy)
     problem = only(pack)
-    file, first_line, _ = at(pack, "actions.yaml", "id: grade2.iv_fluid_bolus")
-    assert where(problem) == at(pack, "actions.yaml", "id: grade2.iv_fluid_bolus", occurrence=2)
-    assert problem.subject == "grade2.iv_fluid_bolus"
-    assert problem.message == f"duplicate rule id 'grade2.iv_fluid_bolus' (first defined at {file}:{first_line})"
+    file, first_line, _ = at(pack, "actions.yaml", "id: grade2_up.cardiac_monitoring")
+    assert where(problem) == at(pack, "actions.yaml", "id: grade2_up.cardiac_monitoring", occurrence=2)
+    assert problem.subject == "grade2_up.cardiac_monitoring"
+    assert problem.message == (f"duplicate rule id 'grade2_up.cardiac_monitoring' "
+                               f"(first defined at {file}:{first_line})")
     assert problem.expected == "expected each rule id once"
     assert problem.check == "unique-ids"
 
@@ -287,8 +290,8 @@ def test_an_enum_value_the_fact_never_takes_is_refused(pack: Path) -> None:
 
 
 def test_a_grade_that_does_not_exist_is_refused(pack: Path) -> None:
-    edit(pack, "actions.yaml", "    when: {fact: finding.crs_grade, equals: 4}\n    recommend: mechanical_ventilation\n",
-         "    when: {fact: finding.crs_grade, equals: 7}\n    recommend: mechanical_ventilation\n")
+    edit(pack, "actions.yaml", "    when: {fact: finding.crs_grade, equals: 4}\n    consider: mechanical_ventilation\n",
+         "    when: {fact: finding.crs_grade, equals: 7}\n    consider: mechanical_ventilation\n")
     problem = only(pack)
     assert where(problem) == at(pack, "actions.yaml", "{fact: finding.crs_grade, equals: 7}")
     assert problem.subject == "grade4.mechanical_ventilation"
@@ -482,8 +485,8 @@ def test_a_finding_that_depends_on_itself_is_refused(pack: Path) -> None:
 
 
 def test_two_findings_reading_each_other_are_both_refused(pack: Path) -> None:
-    edit(pack, "grading.yaml", "        when: {fact: vitals.hypotension, equals: true}\n",
-         "        when: {fact: finding.cardiorespiratory_grade, equals: 2}\n")
+    edit(pack, "grading.yaml", "            - {fact: vitals.hypotension, equals: true}\n",
+         "            - {fact: finding.cardiorespiratory_grade, equals: 2}\n")
     found = problems(pack)
     assert [(p.subject, p.check) for p in found] == [
         ("finding.hypotension_grade", "findings-acyclic"), ("finding.cardiorespiratory_grade", "findings-acyclic")]
@@ -504,7 +507,8 @@ def test_grading_may_not_read_a_proposed_action(pack: Path) -> None:
 
 def test_a_statement_naming_an_unknown_rule_is_refused(pack: Path) -> None:
     edit(pack, "statements.yaml", "    encoded_by: [severe.icu_transfer]\n", "    encoded_by: [severe.icu_transfr]\n")
-    problem = only(pack)
+    untraced, problem = problems(pack)  # the typo also leaves the real rule traced to no statement
+    assert (untraced.subject, untraced.check) == ("severe.icu_transfer", "traced-both-ways")
     assert where(problem) == at(pack, "statements.yaml", "id: S21")
     assert problem.subject == "S21"
     assert problem.message == "names rule 'severe.icu_transfr', which does not exist"
@@ -570,6 +574,8 @@ TESTED_CHECKS = {
     "check_statements_encoded": {"statement-encoded"},
     "check_numbers_live_in_data": {"numbers-in-data"},
     "check_engine_size": {"engine-size"},
+    "check_raised_when_unknown_reads_inputs": {"raise-reads-inputs"},
+    "check_traced_both_ways": {"traced-both-ways"},
 }
 
 
@@ -609,12 +615,13 @@ def test_every_problem_is_reported_at_once_sorted_by_file_and_position(pack: Pat
     found = caught.value.problems
     assert [(Path(p.file).name, p.subject, p.check) for p in found] == [
         ("actions.yaml", "grade1.tocilizumab", "citation-resolves"),
+        ("actions.yaml", "severe.icu_transfer", "traced-both-ways"),
         ("actions.yaml", "severe.icu_transfer", "action-known"),
         ("grading.yaml", "finding.fever", "fact-path-known"),
         ("statements.yaml", "S21", "statement-encoded"),
     ]
     assert [where(p) for p in found] == sorted(where(p) for p in found)
-    assert str(caught.value).splitlines() == ["invalid rule pack (4 problem(s))", *(str(p) for p in found)]
+    assert str(caught.value).splitlines() == ["invalid rule pack (5 problem(s))", *(str(p) for p in found)]
 
 
 def test_invalid_pack_error_is_a_value_error_carrying_its_problems(pack: Path) -> None:
@@ -634,3 +641,26 @@ def test_a_problem_reads_file_line_column_subject_what_and_expected() -> None:
     twice = InvalidPackError([problem, problem])
     assert twice.problems == (problem,)  # the same problem is reported once, and counted once
     assert str(twice).splitlines() == ["invalid rule pack (1 problem(s))", str(problem)]
+
+
+def test_an_alert_raised_when_unknown_may_read_inputs_only(pack: Path) -> None:
+    # The GM-CSF alert is raised unless the record rules it out; a finding cannot be read that way.
+    edit(pack, "alerts.yaml", "        - {fact: proposed.gm_csf, equals: true}\n",
+         "        - {fact: finding.fever, equals: true}\n")
+    problem = only(pack)
+    assert problem.subject == "alert.gm_csf_contraindicated"
+    assert problem.message == "'finding.fever' is read by an alert with if_unknown: raise"
+    assert where(problem) == at(pack, "alerts.yaml", "{fact: finding.fever, equals: true}")
+    assert problem.check == "raise-reads-inputs"
+
+
+def test_a_rule_no_statement_encodes_and_no_addition_declares_is_refused(pack: Path) -> None:
+    text = (pack / "statements.yaml").read_text(encoding="utf-8")
+    start = text.index("  - rule: alert.sepsis_protocol\n")
+    end = text.find("  - rule: ", start + 1)
+    edit(pack, "statements.yaml", text[start:end if end != -1 else len(text)], "")
+    problem = only(pack)
+    assert where(problem) == at(pack, "alerts.yaml", "id: sepsis_protocol")
+    assert problem.subject == "alert.sepsis_protocol"
+    assert "additions: [{rule: alert.sepsis_protocol, reason: ...}]" in problem.expected
+    assert problem.check == "traced-both-ways"
