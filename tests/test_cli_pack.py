@@ -152,8 +152,8 @@ def test_trace_check_passes_and_the_committed_table_is_current() -> None:
 
 def test_trace_check_names_a_statement_that_lost_its_rule_ids(copy: Path) -> None:
     make_draft(copy)  # statements.yaml is part of the digest: a draft so only the trace fails
-    edit(copy, "statements.yaml", "    encoded_by: [grade2_up.tocilizumab, dosing.tocilizumab]\n",
-         "    encoded_by: [grade2_up.tocilizumab]\n")
+    edit(copy, "statements.yaml", "Tocilizumab 8 mg/kg IV (maximum 800 mg) 1\n    encoded_by: [grade2_up.tocilizumab, dosing.tocilizumab]\n",
+         "Tocilizumab 8 mg/kg IV (maximum 800 mg) 1\n    encoded_by: [grade2_up.tocilizumab]\n")
     code, out, err = cli("trace", str(copy), "--check")
     assert code == 1 and out == ""
     lines = err.splitlines()
@@ -180,8 +180,8 @@ def test_trace_check_names_a_seed_line_that_is_not_encoded(copy: Path) -> None:
 def test_an_edited_pack_must_be_released_before_it_validates(copy: Path) -> None:
     before = manifest(copy)
     version = str(before["version"])
-    edit(copy, "actions.yaml", "    description: Vasopressors as needed at grade 3 and grade 4.\n",
-         "    description: Vasopressors as needed at grade 3 and grade 4, titrated to effect.\n")
+    edit(copy, "actions.yaml", "    description: Consider vasopressors as needed at grade 3 and grade 4.\n",
+         "    description: Consider vasopressors as needed at grade 3 and grade 4, titrated to effect.\n")
 
     code, out, err = cli("validate", str(copy))
     assert code == 1 and out == ""

@@ -58,8 +58,10 @@ scenarios:
     patient:
       assessed_at: 2026-03-10T12:00:00Z
       patient: {{weight_kg: 70}}
+      therapy: {{car_t: true}}
       crs: {{antipyretic_or_anticytokine: false}}
-      vitals: {{temperature_c: 38.5, hypotension: true, oxygen: {{device: room_air}}}}
+      vitals: {{temperature_c: 38.5, hypotension: true, vasopressors: [], oxygen: {{device: room_air}}}}
+      medications: []
     expect:
 {expect}
 """
@@ -88,8 +90,9 @@ def test_the_shipped_scenarios_have_unique_names_and_clinical_descriptions() -> 
     assert len(names) == len(set(names))
     assert all(len(s.description.split()) >= 5 for s in SHIPPED)
     assert sorted(p.name for p in (PACK / "scenarios").glob("*.yaml")) == [
-        "alerts.yaml", "grading.yaml", "refractory-and-sepsis.yaml", "steroids.yaml",
-        "supportive-care.yaml", "tocilizumab.yaml",
+        "alerts.yaml", "applicability.yaml", "attribution.yaml", "fever-masking.yaml", "grading.yaml",
+        "refractory-and-sepsis.yaml", "steroids.yaml", "supportive-care.yaml", "tocilizumab.yaml",
+        "unknown-data.yaml",
     ]
 
 
@@ -142,6 +145,21 @@ medications:
 """
 
 
+def test_an_unexpected_grade_status_reads_in_clinical_words() -> None:
+    decision = _decision(AT_LIMIT.replace("therapy: {car_t: true}\n", ""))  # CAR T status not recorded
+    assert differences(Expectation(grade=3), decision) == (
+        "expected grade 3, got an undetermined grade (possible 3)",)
+    assert differences(Expectation(grade=None, grade_status="not_applicable"), decision) == (
+        "expected not applicable, got an undetermined grade (possible 3)",)
+    assert differences(Expectation(grade=None, grade_status="indeterminate", possible_grades=(2, 3)), decision) == (
+        "expected possible grades 2, 3, got an undetermined grade (possible 3)",)
+    # Without the CAR T status ICU transfer waits for it; GM-CSF was not ordered, so its alert does not.
+    assert differences(Expectation(grade=None, grade_status="indeterminate", pending=("icu_transfer",)), decision) == ()
+    assert differences(Expectation(grade=None, grade_status="indeterminate",
+                                   pending=("gm_csf_contraindicated",)), decision) == (
+        "expected gm_csf_contraindicated to be pending (waiting for unknown data), it was not proposed",)
+
+
 def test_each_kind_of_difference_is_worded_for_a_pharmacist() -> None:
     decision = _decision(AT_LIMIT)  # grade 3, tocilizumab withheld until 13:00 (3 doses in 24 h)
     expect = Expectation(
@@ -156,11 +174,12 @@ def test_each_kind_of_difference_is_worded_for_a_pharmacist() -> None:
         doses=(ExpectedDose("dexamethasone", 8), ExpectedDose("tocilizumab", 720)),
     )
     assert differences(expect, decision) == (
-        "expected grade 2, got 3",
+        "expected grade 2, got grade 3",
         "expected tocilizumab to be recommended, it was withheld (grade2_up.tocilizumab: "
         "3 doses in the last 24 h (at most 3))",
         "expected dexamethasone to be considered, it was recommended (grade3.dexamethasone, 10 mg)",
-        "expected hemoperfusion to be considered, it was not proposed",
+        "expected hemoperfusion to be considered, it was pending (refractory.hemoperfusion: waits for "
+        "sepsis.septic_shock, sepsis.improving)",
         "expected dexamethasone to be neither recommended nor considered, "
         "it was recommended (grade3.dexamethasone, 10 mg)",
         "expected tocilizumab withheld until 2026-03-11T12:30:00Z, got withheld until 2026-03-11T13:00:00Z",
@@ -213,7 +232,7 @@ scenarios:
         "required when device is nasal_cannula: low-flow and high-flow nasal cannula are graded differently; "
         "an oxygen flow in L/min from 0 to 100",
         "PACK/scenarios/broken.yaml:9:14: child-wrong: 'grade' is 'two' (a text); expected a whole number, "
-        "the exact CRS grade the decision must give (one of the pack's grades)",
+        "the exact CRS grade the decision must give (one of the pack's grades); the decision must then be graded",
         "PACK/scenarios/broken.yaml:10:34: child-wrong: unknown action 'teleportation'; expected one of "
         + ", ".join(a.id for a in load_protocol(PACK).actions),
         "PACK/scenarios/broken.yaml:11:16: child-wrong: unknown alert 'no_such_alert'; expected one of "
@@ -223,7 +242,8 @@ scenarios:
         "PACK/scenarios/broken.yaml:13:24: child-wrong: no rule of this pack doses icu_transfer; expected an "
         "action some rule proposes with a dose: tocilizumab, dexamethasone, methylprednisolone",
         "PACK/scenarios/broken.yaml:14:7: child-wrong: unknown key 'exactly'; expected one of the keys absent, "
-        "alerts, alerts_absent, considered, doses, grade, recommended, withheld",
+        "alerts, alerts_absent, considered, doses, grade, grade_status, pending, possible_grades, recommended, "
+        "withheld",
         # Files are read in name order: the name is first used in broken.yaml.
         "PACK/scenarios/tocilizumab.yaml:6:11: grade2-adult-70kg-560mg: the scenario name 'grade2-adult-70kg-560mg' "
         "is used twice (first at PACK/scenarios/broken.yaml:15); expected each scenario name once in the pack",
@@ -271,22 +291,22 @@ def _without(scenario_file: Path, name: str) -> None:
 
 def test_removing_the_only_scenario_of_a_rule_leaves_it_uncovered(tmp_path: Path) -> None:
     pack = copy_pack(tmp_path)
-    _without(pack / "scenarios" / "alerts.yaml", "suspected-mas-warning")
+    _without(pack / "scenarios" / "alerts.yaml", "toddler-under-labelled-age-tocilizumab-warning")
     protocol = load_protocol(pack)
     report = run_scenarios(protocol)
     assert report.failed == 0
-    assert report.uncovered == ("alert.mas_suspected",)
+    assert report.uncovered == ("alert.tocilizumab_outside_labelled_age",)
     assert not report.ok
     total = len(protocol.rule_ids())
-    where = next(a.source for a in protocol.alerts if a.id == "mas_suspected")
+    where = next(a.source for a in protocol.alerts if a.id == "tocilizumab_outside_labelled_age")
     assert report.render().splitlines()[-3:] == [
         f"{len(SHIPPED) - 1} passed, 0 failed",
         f"rule coverage: {total - 1}/{total} ({100 * (total - 1) // total} %)",
-        f"uncovered: alert.mas_suspected ({where.file}:{where.line})",
+        f"uncovered: alert.tocilizumab_outside_labelled_age ({where.file}:{where.line})",
     ]
     code, out, err = cli("test", str(pack))
     assert (code, err) == (1, "")
-    assert out.splitlines()[-1].startswith("uncovered: alert.mas_suspected (")
+    assert out.splitlines()[-1].startswith("uncovered: alert.tocilizumab_outside_labelled_age (")
 
 
 def test_a_pack_without_scenarios_runs_none_and_fails(tmp_path: Path) -> None:
@@ -305,7 +325,9 @@ def test_rules_fired_are_read_from_the_trace_precisely(protocol: Protocol) -> No
     no_crs = _decision("""\
 assessed_at: 2026-03-10T12:00:00Z
 patient: {weight_kg: 70}
-vitals: {temperature_c: 37.0, hypotension: true, oxygen: {device: room_air}}
+therapy: {car_t: true}
+vitals: {temperature_c: 37.0, hypotension: true, vasopressors: [], oxygen: {device: room_air}}
+medications: []
 """)
     findings = {f.rule_id for f in protocol.findings}
     # Every finding is evaluated (some to false or 0); grade 0 fires nothing else, not even the definition.
@@ -326,7 +348,7 @@ vitals: {temperature_c: 37.0, hypotension: true, oxygen: {device: room_air}}
 
 def test_scenario_files_are_not_part_of_the_digest(tmp_path: Path, protocol: Protocol) -> None:
     pack = copy_pack(tmp_path)
-    _without(pack / "scenarios" / "alerts.yaml", "suspected-mas-warning")
+    _without(pack / "scenarios" / "alerts.yaml", "toddler-under-labelled-age-tocilizumab-warning")
     (pack / "scenarios" / "extra.yaml").write_text(SCENARIO.format(expect="      grade: 2"), encoding="utf-8")
     edited = load_protocol(pack)  # an active pack whose content changed would fail validation
     assert edited.digest == protocol.digest == edited.recorded_digest
