@@ -89,8 +89,8 @@ QUICK = {"evaluations": 300, "latency_evaluations": 150, "loads": 3, "compiles":
 # --------------------------------------------------------------------------------------------
 
 #: Drugs whose administration masks fever (drug classes anticytokine and corticosteroid).
-MASKING_DRUGS = frozenset({"tocilizumab", "dexamethasone", "methylprednisolone", "hydrocortisone",
-                           "prednisone", "prednisolone"})
+MASKING_DRUGS = frozenset({"tocilizumab", "siltuximab", "anakinra", "acetaminophen", "paracetamol", "ibuprofen",
+                           "dexamethasone", "methylprednisolone", "hydrocortisone", "prednisone", "prednisolone"})
 POSITIVE_PRESSURE = frozenset({"cpap", "bipap", "mechanical_ventilation"})
 HIGH_FLOW = frozenset({"high_flow_nasal_cannula", "face_mask", "non_rebreather", "venturi"})
 LOW_FLOW = frozenset({"nasal_cannula", "blow_by"})
@@ -113,15 +113,17 @@ def reference_grading(state: PatientState) -> Grading:
     """CRS grade by the ASTCT grading as the pack encodes it, without the engine.
 
     Fever: temperature at or above 38 °C; fever is not required (it may be masked) after
-    antipyretic or anticytokine therapy. Hypotension: none 0, without vasopressors 2, one
+    antipyretic, anticytokine or corticosteroid therapy given at or after the CRS onset. Hypotension: none 0, without vasopressors 2, one
     vasopressor 3, multiple vasopressors not counting vasopressin 4. Hypoxia: blow-by or nasal
     cannula at most 6 L/min 2; nasal cannula above 6 L/min, high-flow nasal cannula, face mask,
     non-rebreather or venturi 3; CPAP, BiPAP or mechanical ventilation 4. The grade is the more
     severe of the two, given fever (or fever masked); fever alone is grade 1; otherwise 0.
     """
     fever = state.temperature_c is not None and state.temperature_c >= FEVER_C
-    masked = state.antipyretic_or_anticytokine is True or any(m.drug in MASKING_DRUGS for m in state.medications)
-    pressors = state.vasopressors
+    onset = state.crs_onset_at
+    masked = state.antipyretic_or_anticytokine is True or any(
+        m.drug in MASKING_DRUGS and onset is not None and m.given_at >= onset for m in state.medications or ())
+    pressors = state.vasopressors or ()
     if sum(1 for name in pressors if name != "vasopressin") >= 2:
         hypotension = 4
     elif pressors:
@@ -172,8 +174,9 @@ class Patient:
 
 # Signs, each with the component grade it calls for; the generator uses the levels only to
 # spread the mix over grades 0-4 (the guard, not these labels, checks the answers).
+# Every patient of the mix records what decides the grade (pack 2.0 reads an absent input as
+# unknown, and an unknown grade is not the grading this benchmark measures).
 TEMPERATURES: list[tuple[dict[str, Any], bool]] = [
-    ({}, False),
     ({"temperature_c": 36.8}, False),
     ({"temperature_c": 37.9}, False),
     ({"temperature_c": 37.99}, False),
@@ -185,10 +188,7 @@ TEMPERATURES: list[tuple[dict[str, Any], bool]] = [
     ({"temperature_f": 104.9}, True),
 ]
 HYPOTENSION: list[tuple[dict[str, Any], int]] = [
-    ({}, 0),
     ({"hypotension": False}, 0),
-    ({"hypotension": None}, 0),
-    ({"hypotension": True}, 2),
     ({"hypotension": True, "vasopressors": []}, 2),
     ({"hypotension": True, "vasopressors": ["norepinephrine"]}, 3),
     ({"hypotension": True, "vasopressors": ["vasopressin"]}, 3),
@@ -198,7 +198,6 @@ HYPOTENSION: list[tuple[dict[str, Any], int]] = [
     ({"hypotension": True, "vasopressors": ["epinephrine", "norepinephrine", "vasopressin"]}, 4),
 ]
 OXYGEN: list[tuple[dict[str, Any] | None, int]] = [
-    (None, 0),
     ({"device": "room_air"}, 0),
     ({"device": "room_air", "flow_l_min": 0}, 0),
     ({"device": "blow_by"}, 2),
@@ -295,9 +294,7 @@ def _variant(rng: random.Random, index: int) -> tuple[dict[str, Any], bool, bool
         value = rng.choice([True, False, None, "absent"])
         if value != "absent":
             patient[key] = value
-    crs: dict[str, Any] = {}
-    if rng.random() < 0.8:
-        crs["onset_at"] = _iso(assessed_at - timedelta(hours=rng.choice([2, 20, 47.5, 72, 73, 100])))
+    crs: dict[str, Any] = {"onset_at": _iso(assessed_at - timedelta(hours=rng.choice([2, 20, 47.5, 72, 73, 100])))}
     if masked_flag is not None or rng.random() < 0.5:
         crs["antipyretic_or_anticytokine"] = masked_flag
     crs["improving"] = rng.choice([True, False, None])
@@ -309,7 +306,7 @@ def _variant(rng: random.Random, index: int) -> tuple[dict[str, Any], bool, bool
     data: dict[str, Any] = {
         "assessed_at": _iso(assessed_at),
         "patient": patient,
-        "therapy": {"car_t": rng.choice([True, True, True, None])},
+        "therapy": {"car_t": True},
         "crs": crs,
         "vitals": vitals,
     }
@@ -318,12 +315,11 @@ def _variant(rng: random.Random, index: int) -> tuple[dict[str, Any], bool, bool
     if rng.random() < 0.3:
         data["neuro"] = {"icans_signs": rng.choice([True, False])}
     doses, at_limit = history
-    if doses:
-        data["medications"] = [
-            {"drug": drug, "given_at": _iso(assessed_at - timedelta(hours=hours)),
-             **({"dose_mg": 10} if drug == "dexamethasone" else {})}
-            for drug, hours in doses
-        ]
+    data["medications"] = [  # always given: an empty record says nothing was given
+        {"drug": drug, "given_at": _iso(assessed_at - timedelta(hours=hours)),
+         **({"dose_mg": 10} if drug == "dexamethasone" else {})}
+        for drug, hours in doses
+    ]
     if rng.random() < 0.15:
         data["proposed_orders"] = [{"drug": rng.choice(["sargramostim", "tocilizumab"])}]
     return data, child, at_limit
@@ -335,6 +331,8 @@ def build_mix(seed: int = SEED, variants_per_grade: int = VARIANTS_PER_GRADE) ->
     for path in sorted(EXAMPLES.glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         state = parse_patient(data, path.name)
+        if state.car_t is not True or state.temperature_c is None:
+            continue  # the examples of an indeterminate or not-applicable grade: no grading to time
         history_at_limit = path.stem in ("at-24h-limit", "grade4-refractory")
         mix.append(Patient(path.stem, data, state, state.weight_kg < 30, history_at_limit))
     rng = random.Random(seed)
