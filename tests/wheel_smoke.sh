@@ -15,8 +15,9 @@ trap 'rm -rf "$work"' EXIT
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 unset PYTHONPATH PYTHONHOME VIRTUAL_ENV
 
-step() { printf 'wheel-check: %s\n' "$*"; }
-fail() { printf 'wheel-check: FAILED: %s\n' "$*" >&2; exit 1; }
+current=start
+step() { current=$*; printf 'wheel-check: %s\n' "$*"; }
+fail() { printf 'wheel-check: FAILED (%s): %s\n' "$current" "$*" >&2; exit 1; }
 run() { "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; fail "$*"; }; }
 started=$SECONDS
 
@@ -56,13 +57,14 @@ run "$work/venv/bin/python" -m pip install --quiet "$wheel"
 # From here on nothing may come from the clone: another folder, with an example copied into it.
 mkdir "$work/elsewhere"
 cp examples/grade3-adult.yaml README.md "$work/elsewhere/"
-git -C "$root" ls-files -- rules schemas >"$work/elsewhere/expected-files.txt" 2>/dev/null \
-  || (find rules schemas -type f ! -name '.*' ! -path '*/__pycache__/*' | sort) >"$work/elsewhere/expected-files.txt"
+# What must be shipped: the files of rules/ and schemas/ a fresh checkout has (as copied above).
+find "$work/src/rules" "$work/src/schemas" -type f ! -path '*/.*' ! -path '*/__pycache__/*' ! -name '*.pyc' \
+  | sed "s|^$work/src/||" | sort >"$work/elsewhere/expected-files.txt"
 cd "$work/elsewhere"
 bin=$work/venv/bin
 export PATH="$bin:$PATH"
 
-step "contents: every file of rules/ and schemas/ in the package, unchanged; LICENSE; both wheels alike"
+step "contents: every file of rules/ and schemas/ (tracked or new) in the package, unchanged; LICENSE; both wheels alike"
 run "$bin/python" - "$root" "$wheel" "$(ls "$work"/tree-wheel/*.whl)" <<'PY'
 import hashlib, sys, zipfile
 from importlib import metadata
@@ -92,7 +94,7 @@ for name in expected:
         problems.append(f"differs in the wheel: {name}")
 shipped = sorted(str(p.relative_to(package / "data")) for p in (package / "data").rglob("*") if p.is_file())
 for name in sorted(set(shipped) - set(expected)):
-    problems.append(f"in the wheel but not tracked in rules/ or schemas/: {name}")
+    problems.append(f"in the wheel but not in rules/ or schemas/: {name}")
 dist = metadata.distribution("crs-rules")
 if dist.metadata["License-Expression"] != "Apache-2.0":
     problems.append(f"License-Expression is {dist.metadata['License-Expression']!r}")
