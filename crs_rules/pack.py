@@ -179,7 +179,11 @@ def write_pack_file(pack: Path, name: str, text: str) -> Path:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        if mode is not None:
+        if mode is None:  # a new file gets the usual permissions, not mkstemp's private ones
+            umask = os.umask(0o022)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
+        else:
             os.chmod(temporary, stat.S_IMODE(mode))
         os.replace(temporary, target)
     except BaseException:

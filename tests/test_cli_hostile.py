@@ -213,3 +213,14 @@ def test_trace_replaces_the_table_in_one_step(copy: Path) -> None:
     assert (code, err) == (0, "")
     assert sorted(path.name for path in copy.iterdir()) == names
     assert (copy / "TRACEABILITY.md").read_bytes() == (RULES / "TRACEABILITY.md").read_bytes()
+
+
+def test_trace_writes_a_new_table_with_the_usual_permissions(copy: Path) -> None:
+    (copy / "TRACEABILITY.md").unlink()
+    umask = os.umask(0o022)
+    try:
+        code, out, err = cli("trace", str(copy))
+    finally:
+        os.umask(umask)
+    assert (code, err) == (0, "")
+    assert (copy / "TRACEABILITY.md").stat().st_mode & 0o777 == 0o644
