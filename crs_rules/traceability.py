@@ -16,9 +16,9 @@ from typing import Any, Iterator
 
 from .loading import LoadedDocument
 from .model import Protocol
-from .pack import load_protocol, read_pack_documents
+from .pack import load_protocol, read_pack_documents, write_pack_file
 
-__all__ = ["TraceRow", "trace", "render_table", "TABLE", "SEED", "statement_numbers"]
+__all__ = ["TraceRow", "trace", "render_table", "write_table", "TABLE", "SEED", "statement_numbers"]
 
 TABLE = "TRACEABILITY.md"
 SEED = "seed-protocol.txt"
@@ -180,3 +180,9 @@ def render_table(protocol: Protocol, rows: list[TraceRow]) -> str:
         text = row.text.replace("|", "\\|")
         lines.append(f"| {row.statement} | {text} | {', '.join(f'`{r}`' for r in row.rules)} | {numbers} |")
     return "\n".join(lines) + "\n"
+
+
+def write_table(pack: str | Path, table: str) -> Path:
+    """Write ``table`` to ``PACK/TRACEABILITY.md`` in one step (a temporary file in the pack folder,
+    then renamed over it); refuses to write through a link (ValueError). Returns the path written."""
+    return write_pack_file(Path(pack), TABLE, table)
