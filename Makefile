@@ -5,7 +5,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test bench clean
+.PHONY: example test wheel-check bench clean
 
 $(BIN)/crs-rules: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not import on 3.13)"; exit 2; }
@@ -18,12 +18,16 @@ example: $(BIN)/crs-rules
 	$(BIN)/crs-rules validate rules
 	$(BIN)/crs-rules evaluate examples/grade3-adult.yaml
 
-test: $(BIN)/crs-rules
+test: $(BIN)/crs-rules wheel-check
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
+
+# The package as users install it: sdist -> wheel -> fresh venv outside the clone, used from elsewhere.
+wheel-check: $(BIN)/crs-rules
+	bash tests/wheel_smoke.sh $(BIN)/python
 
 bench: $(BIN)/crs-rules
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .mypy_cache

@@ -1,7 +1,12 @@
 """The ``crs-rules`` command: a thin layer over the library.
 
 Exit codes: 0 success; 1 invalid pack, invalid input, failed check or internal error; 2 usage
-error. No Python traceback ever reaches the user: every error is printed as plain lines.
+error; 130 interrupted (Ctrl-C). No Python traceback ever reaches the user: every error is printed
+as plain lines, and an interrupt as the single line ``interrupted``.
+
+Everything printed goes through :func:`terminal_safe`: a control character (C0 but newline and tab,
+DEL, C1) or a bidirectional control in a file name, an input value or a pack text is printed as an
+escape (``\\x1b``, ``\\u202e``), so what is printed cannot drive the terminal or reorder a line.
 """
 
 from __future__ import annotations
@@ -9,17 +14,63 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import re
+import signal
 import sys
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from types import FrameType
+from typing import Any, Callable, Sequence, TextIO, cast
 
 from . import __version__
 from .errors import CrsRulesError, InvalidInputError, InvalidPackError
 from .model import Protocol
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "terminal_safe", "json_text"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report a command ended by Ctrl-C
+
+# What a terminal acts on rather than shows: C0 controls but newline and tab, DEL, C1 controls,
+# and the bidirectional controls that reorder the characters of a line.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """The text with every character a terminal would act on written as an escape
+    (``\\x1b``, ``\\x9b``, ``\\u202e``); newlines and tabs are kept."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as indented JSON, terminal-safe and still valid JSON with the same values: the
+    characters :func:`terminal_safe` would escape can only be inside strings, where ``\\uXXXX``
+    means the same character."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return _UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+class _TerminalSafe:
+    """A text stream whose every write goes through :func:`terminal_safe`."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(terminal_safe(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _terminal_safe_stream(stream: TextIO) -> TextIO:
+    return cast(TextIO, _TerminalSafe(stream))
 
 
 class _UsageError(Exception):
@@ -89,11 +140,14 @@ def _evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .evaluation import evaluate
     from .patient import read_patient
 
+    if args.patient == "-" and (sys.stdin is None or sys.stdin.closed):
+        raise ValueError("standard input is closed; expected the patient state on standard input, "
+                         "or a file name instead of -")
     protocol = _load(args.pack)
     patient = read_patient(args.patient)
     decision = evaluate(patient, protocol)
     if args.format == "json":
-        out.write(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        out.write(json_text(decision.to_dict()) + "\n")
     else:
         out.write(decision.render_text() + "\n")
     return EXIT_OK
@@ -101,18 +155,19 @@ def _evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _trace(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ._resources import default_pack_dir
-    from .traceability import TABLE, render_table, trace
+    from .pack import read_pack_file
+    from .traceability import TABLE, render_table, trace, write_table
 
     folder = Path(args.pack) if args.pack else default_pack_dir()
     protocol, rows, problems = trace(folder)
     table = render_table(protocol, rows)
     target = folder / TABLE
     if args.check:
-        current = target.read_text(encoding="utf-8") if target.is_file() else ""
-        if current != table:
+        raw, _ = read_pack_file(folder, TABLE)  # a missing, linked-out or unreadable table is not current
+        if raw is None or raw.decode("utf-8", errors="replace") != table:
             problems.append(f"{target}: not current; expected the output of crs-rules trace {folder}")
     else:
-        target.write_text(table, encoding="utf-8")
+        write_table(folder, table)
     for problem in problems:
         err.write(problem + "\n")
     if problems:
@@ -159,7 +214,7 @@ def _diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise InvalidPackError(problem for error in invalid for problem in error.problems)
     report = compare_packs(protocols[0], protocols[1], args.population)
     if args.format == "json":
-        out.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        out.write(json_text(report.to_dict()) + "\n")
     else:
         out.write(report.render() + "\n")
     return EXIT_OK  # differences are information, not failure
@@ -176,7 +231,19 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
 
 
 def run(arguments: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
-    """Run the command line; returns the exit code. Tests call this with in-memory streams."""
+    """Run the command line; returns the exit code. Tests call this with in-memory streams.
+
+    Everything is written to ``stdout`` and ``stderr`` through :func:`terminal_safe`. A
+    KeyboardInterrupt (Ctrl-C) anywhere prints ``interrupted`` and returns 130."""
+    stdout, stderr = _terminal_safe_stream(stdout), _terminal_safe_stream(stderr)
+    try:
+        return _run(arguments, stdout, stderr)
+    except KeyboardInterrupt:
+        stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def _run(arguments: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     parser = _parser()
     try:
         try:
@@ -212,5 +279,35 @@ def run(arguments: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_INVALID
 
 
+def _on_interrupt_handler() -> Callable[[int, FrameType | None], None]:
+    """The SIGINT handler of the command: Ctrl-C raises KeyboardInterrupt once in this process (run
+    turns it into ``interrupted``, exit 130). ``diff``'s worker processes are forked from this one and
+    share the handler; in them it does nothing, and the command ends them with its pool. A second
+    Ctrl-C while the command is ending exits at once, with the same single line."""
+    main_process = os.getpid()
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if os.getpid() != main_process:
+            return  # a worker: the parent terminates the pool
+        if interrupted:
+            with contextlib.suppress(OSError):
+                os.write(2, b"interrupted\n")
+            os._exit(EXIT_INTERRUPTED)
+        interrupted = True
+        raise KeyboardInterrupt
+
+    return on_interrupt
+
+
 def main() -> None:
-    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))
+    signal.signal(signal.SIGINT, _on_interrupt_handler())
+    code = run(sys.argv[1:], sys.stdout, sys.stderr)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: exit with its code
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away (| head): nothing more to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)

@@ -16,9 +16,12 @@ this module, so no YAML constructor ever sees a value that was not checked first
 from __future__ import annotations
 
 import bisect
+import errno
 import math
+import os
 import pathlib
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -35,7 +38,15 @@ from yaml.reader import Reader
 
 from .errors import Problem
 
-__all__ = ["LoadedDocument", "load_yaml_text", "load_yaml_file"]
+__all__ = [
+    "LoadedDocument",
+    "load_yaml_text",
+    "load_yaml_file",
+    "load_yaml_bytes",
+    "read_bounded",
+    "UnreadableFile",
+    "MAX_FILE_BYTES",
+]
 
 PathKey = tuple[str | int, ...]
 Position = tuple[int, int]
@@ -43,6 +54,10 @@ Position = tuple[int, int]
 #: How deeply mappings and lists may nest. Rule packs need a handful of levels; the limit keeps
 #: PyYAML's recursive composer (and this module's builder) far from Python's recursion limit.
 MAX_DEPTH = 50
+
+#: The largest file read, in bytes (1 MiB). The shipped pack's largest file is under 10 KiB; the
+#: limit keeps a wrong or hostile file (a log, a disk image) from filling the memory.
+MAX_FILE_BYTES = 1024 * 1024
 
 _TAG_PREFIX = "tag:yaml.org,2002:"
 _STR = _TAG_PREFIX + "str"
@@ -920,23 +935,99 @@ def load_yaml_text(
     return None, [_problem(file, (0, 0), trap)]
 
 
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class UnreadableFile(Exception):
+    """A file :func:`read_bounded` refuses: ``message`` and ``expected`` are the problem's words."""
+
+    def __init__(self, message: str, expected: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expected = expected
+
+
+def _file_type(mode: int) -> str:
+    return next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+
+
+def read_bounded(path: pathlib.Path, limit: int = MAX_FILE_BYTES, *, follow_links: bool = True) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (a link as the last component of the
+    path is followed only if ``follow_links``).
+
+    The file is opened without blocking (a FIFO cannot hang the caller) and its type and size are
+    checked on the open file before anything is read; at most ``limit`` bytes are ever read, even
+    from a file that grows meanwhile. Raises :class:`UnreadableFile` for anything else.
+    """
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        if not follow_links:
+            flags |= getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a FIFO or socket with nobody on the other end
+            raise UnreadableFile("the file is not a regular file (a FIFO)", "expected a YAML file") from None
+        reason = error.strerror or str(error)
+        raise UnreadableFile(f"the file cannot be read ({reason})",
+                             "check the file name and that the file can be opened") from None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise UnreadableFile(f"the file is not a regular file ({_file_type(status.st_mode)})",
+                                 "expected a YAML file")
+        if status.st_size > limit:
+            raise UnreadableFile(f"the file is {status.st_size} bytes", _size_expected(limit))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = os.read(descriptor, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise UnreadableFile(f"the file is more than {limit} bytes", _size_expected(limit))
+        return b"".join(chunks)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UnreadableFile(f"the file cannot be read ({reason})",
+                             "check the file name and that the file can be opened") from None
+    finally:
+        os.close(descriptor)
+
+
+def _size_expected(limit: int) -> str:
+    mib = f" ({limit / 1024 / 1024:g} MiB)" if limit % (1024 * 1024) == 0 else ""
+    return f"expected at most {limit} bytes{mib} per file"
+
+
 def load_yaml_file(
     path: pathlib.Path, file: str | None = None
 ) -> tuple[LoadedDocument | None, list[Problem]]:
     """Read a YAML file as UTF-8 and load it like :func:`load_yaml_text`. ``file`` is the name
-    used in problems (default: the path). A file that cannot be read, or is not UTF-8, gives a
-    problem, never an exception."""
+    used in problems (default: the path). A file that cannot be read, is not a regular file, is
+    larger than :data:`MAX_FILE_BYTES` or is not UTF-8 gives a problem, never an exception."""
     name = str(path) if file is None else file
     try:
-        raw = path.read_bytes()
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        trap = _Trap(
-            "unreadable",
-            f"the file cannot be read ({reason})",
-            "check the file name and that the file can be opened",
-        )
+        raw = read_bounded(path)
+    except UnreadableFile as error:
+        return None, [_problem(name, (0, 0), _Trap("unreadable", error.message, error.expected))]
+    except ValueError as error:  # a path with a NUL character
+        trap = _Trap("unreadable", f"the file cannot be read ({error})",
+                     "check the file name and that the file can be opened")
         return None, [_problem(name, (0, 0), trap)]
+    return load_yaml_bytes(raw, name)
+
+
+def load_yaml_bytes(raw: bytes, file: str) -> tuple[LoadedDocument | None, list[Problem]]:
+    """Decode UTF-8 bytes and load them like :func:`load_yaml_text` (a problem if not UTF-8)."""
+    name = file
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -21,9 +21,9 @@ from typing import Any, Iterator
 
 from .loading import LoadedDocument
 from .model import Protocol
-from .pack import load_protocol, read_pack_documents
+from .pack import load_protocol, read_pack_documents, write_pack_file
 
-__all__ = ["TraceRow", "trace", "render_table", "TABLE", "SEED", "statement_numbers"]
+__all__ = ["TraceRow", "trace", "render_table", "write_table", "TABLE", "SEED", "statement_numbers"]
 
 TABLE = "TRACEABILITY.md"
 SEED = "seed-protocol.txt"
@@ -250,3 +250,9 @@ def _addition_lines(protocol: Protocol) -> list[str]:
         also += [f"carries out {', '.join(implements[a.rule])}"] if a.rule in implements else []
         lines.append(f"| `{a.rule}` | {_cell(a.reason)} | {'; '.join(also) or '-'} |")
     return lines
+
+
+def write_table(pack: str | Path, table: str) -> Path:
+    """Write ``table`` to ``PACK/TRACEABILITY.md`` in one step (a temporary file in the pack folder,
+    then renamed over it); refuses to write through a link (ValueError). Returns the path written."""
+    return write_pack_file(Path(pack), TABLE, table)

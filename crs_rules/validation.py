@@ -19,13 +19,22 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
 from ._resources import schema_dir
-from .conditions import MAX_DNF_TERMS, comparisons, holds, to_dnf
+from .conditions import MAX_DNF_TERMS, comparisons, holds
 from .errors import Problem
 from .facts import FactType, fact_catalogue
 from .loading import LoadedDocument
-from .model import GRADE_FINDING, Comparison, Condition, Not, Protocol, Source
+from .model import GRADE_FINDING, AllOf, Comparison, Condition, Not, Protocol, Source
 
-__all__ = ["schema_problems", "semantic_problems", "SEMANTIC_CHECKS", "MAX_GRADING_COMBINATIONS"]
+__all__ = [
+    "schema_problems",
+    "semantic_problems",
+    "SEMANTIC_CHECKS",
+    "EXPANDING_CHECKS",
+    "MAX_GRADING_COMBINATIONS",
+    "MAX_RULES",
+    "MAX_CONDITION_DEPTH",
+    "expansion_size",
+]
 
 
 # --------------------------------------------------------------------------- schema stage
@@ -314,6 +323,51 @@ def check_no_negated_actions(protocol: Protocol) -> Iterator[Problem]:
                            "expected a condition on patient facts or findings instead", "no-negated-actions")
 
 
+#: The most rules (findings, grade criteria, drugs, action rules, alerts) a pack may hold.
+MAX_RULES = 500
+#: How deeply all / any / not may nest in one condition (a comparison alone is depth 0).
+MAX_CONDITION_DEPTH = 10
+
+
+def expansion_size(condition: Condition, negated: bool = False, cap: int = MAX_DNF_TERMS) -> int:
+    """How many alternatives the condition's OR-of-ANDs form has, counted without expanding it:
+    the product over an AND, the sum over an OR (after De Morgan, as :func:`conditions.to_dnf`
+    expands). The count stops growing past ``cap`` (it returns ``cap + 1``), so it never builds a
+    huge number either; the work is linear in the size of the condition."""
+    if isinstance(condition, Comparison):
+        return 1
+    if isinstance(condition, Not):
+        return expansion_size(condition.condition, not negated, cap)
+    conjunctive = isinstance(condition, AllOf) != negated
+    total = 1 if conjunctive else 0
+    for part in condition.conditions:
+        size = expansion_size(part, negated, cap)
+        total = total * size if conjunctive else total + size
+        total = min(total, cap + 1)
+    return total
+
+
+def _depth(condition: Condition) -> int:
+    if isinstance(condition, Comparison):
+        return 0
+    if isinstance(condition, Not):
+        return 1 + _depth(condition.condition)
+    return 1 + max((_depth(part) for part in condition.conditions), default=0)
+
+
+def _rules(protocol: Protocol) -> Iterator[tuple[str, Source]]:
+    for finding in protocol.findings:
+        yield finding.rule_id, finding.source
+    for grade in protocol.grades:
+        yield grade.rule_id, grade.source
+    for drug in protocol.drugs:
+        yield drug.rule_id, drug.source
+    for rule in protocol.action_rules:
+        yield rule.rule_id, rule.source
+    for alert in protocol.alerts:
+        yield alert.rule_id, alert.source
+
+
 @semantic_check
 def check_raised_when_unknown_reads_inputs(protocol: Protocol) -> Iterator[Problem]:
     """An alert raised when its data is unknown (``if_unknown: raise``) may read input facts only:
@@ -331,11 +385,29 @@ def check_raised_when_unknown_reads_inputs(protocol: Protocol) -> Iterator[Probl
 
 @semantic_check
 def check_condition_size(protocol: Protocol) -> Iterator[Problem]:
-    """A condition must stay small enough for the engine (its OR-of-ANDs form is bounded)."""
+    """The pack stays small enough to check and to compile: at most ``MAX_RULES`` rules, conditions
+    nested at most ``MAX_CONDITION_DEPTH`` deep, each expanding to at most ``MAX_DNF_TERMS``
+    alternatives. Sizes are computed arithmetically, never by expanding, so an exponential
+    condition is refused at once; checks that expand (the engine size) run only on a pack within
+    these bounds (see :func:`semantic_problems`). One problem per rule."""
+    rules = list(_rules(protocol))
+    if len(rules) > MAX_RULES:
+        rule_id, source = rules[MAX_RULES]
+        yield _problem(source, rule_id, f"the pack has {len(rules)} rules",
+                       f"expected at most {MAX_RULES} rules; split the protocol into several packs", "rule-count")
+    reported: set[str] = set()
     for rule_id, condition in _rule_conditions(protocol):
-        if len(to_dnf(condition)) > MAX_DNF_TERMS:
-            src = condition.source
-            yield _problem(src, rule_id, "the condition is too complex for the engine",
+        if rule_id in reported:
+            continue
+        depth = _depth(condition)
+        if depth > MAX_CONDITION_DEPTH:
+            reported.add(rule_id)
+            yield _problem(condition.source, rule_id, f"the condition is nested {depth} levels deep (all, any, not)",
+                           f"expected at most {MAX_CONDITION_DEPTH} levels; flatten it or split the rule",
+                           "condition-depth")
+        elif expansion_size(condition) > MAX_DNF_TERMS:
+            reported.add(rule_id)
+            yield _problem(condition.source, rule_id, "the condition is too complex for the engine",
                            f"expected at most {MAX_DNF_TERMS} alternatives once expanded; split the rule", "condition-size")
 
 
@@ -630,9 +702,17 @@ def check_engine_size(protocol: Protocol) -> Iterator[Problem]:
                        f"expected at most {MAX_ENGINE_TESTS}: merge or simplify rules", "engine-size")
 
 
+#: Checks that expand every condition (compile the pack): they run only when check_condition_size
+#: finds the pack within its bounds, since an unbounded expansion takes minutes and gigabytes.
+EXPANDING_CHECKS: frozenset[Check] = frozenset({check_engine_size})
+
+
 def semantic_problems(protocol: Protocol) -> list[Problem]:
-    problems: list[Problem] = []
+    bounds = list(check_condition_size(protocol))
+    problems: list[Problem] = list(bounds)
     for check in SEMANTIC_CHECKS:
+        if check is check_condition_size or (bounds and check in EXPANDING_CHECKS):
+            continue
         problems.extend(check(protocol))
     return problems
 
