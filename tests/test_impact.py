@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import re
 import shutil
 from collections import Counter
@@ -19,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from crs_rules import evaluate, load_protocol, parse_patient, read_patient
-from crs_rules import impact
 from crs_rules.cli import run
 from crs_rules.impact import (
     DIFFERENCE_KINDS,
@@ -231,8 +231,13 @@ def test_the_report_is_the_same_on_every_run_and_with_any_number_of_workers(
 ) -> None:
     new = load_protocol(cap_700)
     started: list[str] = []
-    get_context = impact.multiprocessing.get_context
-    monkeypatch.setattr(impact.multiprocessing, "get_context", lambda method: started.append(method) or get_context(method))
+    get_context = multiprocessing.get_context
+
+    def recording_get_context(method: str) -> multiprocessing.context.BaseContext:
+        started.append(method)
+        return get_context(method)
+
+    monkeypatch.setattr(multiprocessing, "get_context", recording_get_context)
     first = compare_packs(shipped, new, population_size=1_200, workers=1).to_dict()
     assert started == []
     second = compare_packs(shipped, new, population_size=1_200, workers=2).to_dict()
@@ -271,7 +276,7 @@ def test_the_default_population_is_deterministic_and_sweeps_the_edges(shipped: P
     assert {p.get("crs", {}).get("improving", "absent") for p in patients} == {True, False, None, "absent"}
     courses = [sorted(m["given_at"] for m in p.get("medications", []) if m["drug"] == "tocilizumab") for p in patients]
     assert {len(c) for c in courses} == {0, 1, 2, 3, 4}
-    spacings = set()
+    spacings: set[float] = set()
     for course in courses:
         times = [_hours(t) for t in course]
         spacings.update(round(b - a, 4) for a, b in zip(times, times[1:]))
