@@ -20,10 +20,12 @@ example: $(BIN)/crs-rules
 	$(BIN)/crs-rules evaluate examples/grade3-adult.yaml
 
 test: $(BIN)/crs-rules
+	$(BIN)/ruff check
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -m "not slow"
 
 test-all: $(BIN)/crs-rules
+	$(BIN)/ruff check
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
