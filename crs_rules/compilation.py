@@ -39,10 +39,9 @@ from .model import (
 )
 from .patient import PatientState
 
-__all__ = ["CompiledProtocol", "compile_protocol", "engine_program", "FACT_KINDS", "OBSERVATION_FAMILIES", "compute_amount"]
+__all__ = ["CompiledProtocol", "compile_protocol", "engine_program", "FACT_KINDS", "compute_amount"]
 
 FACT_KINDS = ("observation", "finding", "action", "dose", "withheld", "alert")
-OBSERVATION_FAMILIES = ("patient", "therapy", "crs", "sepsis", "vitals", "neuro", "history", "proposed")
 
 Target = tuple[str, str]  # ("observation", "") | ("finding", name) | ("action", id)
 Test = dict[str, Any]

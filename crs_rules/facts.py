@@ -74,8 +74,6 @@ def _input_facts() -> dict[str, FactType]:
 
 INPUT_FACTS: dict[str, FactType] = _input_facts()
 
-HISTORY_ATTRIBUTES = ("given", "doses_in_course", "doses_in_window", "hours_since_last")
-
 
 def drug_names(protocol: Protocol) -> tuple[str, ...]:
     """Drugs and drug classes the pack names: the keys of ``history.*`` and ``proposed.*``."""

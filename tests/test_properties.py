@@ -27,6 +27,7 @@ from crs_rules.compilation import compute_amount
 from crs_rules.decision import Alert, Recommendation, Withheld
 from crs_rules.dosing import check_dose
 from crs_rules.model import Protocol
+
 from strategies import (
     CORTICOSTEROIDS,
     GM_CSF,
