@@ -1,11 +1,12 @@
-# Two entry points for people and CI: `make example` and `make test`.
+# Entry points for people and CI: `make example`, `make test` (the fast loop) and `make test-all`
+# (everything, slow tests included: what CI runs).
 # Each creates .venv with a supported Python (3.11 or 3.12) and installs the project into it.
 PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
   command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] <= (3,12)))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test wheel-check bench clean
+.PHONY: example test test-all wheel-check bench clean
 
 $(BIN)/crs-rules: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not import on 3.13)"; exit 2; }
@@ -19,6 +20,12 @@ example: $(BIN)/crs-rules
 	$(BIN)/crs-rules evaluate examples/grade3-adult.yaml
 
 test: $(BIN)/crs-rules wheel-check
+	$(BIN)/ruff check
+	$(BIN)/python -m mypy
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: $(BIN)/crs-rules wheel-check
+	$(BIN)/ruff check
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
@@ -30,4 +37,4 @@ bench: $(BIN)/crs-rules
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .mypy_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache .coverage

@@ -154,8 +154,11 @@ def reference_grading(state: PatientState) -> Grading:
 def engine_grading(state: PatientState, protocol: Protocol) -> Grading:
     decision = evaluate(state, protocol)
     findings = dict(decision.findings)
-    return Grading(decision.crs_grade, bool(findings["fever"]), bool(findings["fever_not_required"]),
-                   int(findings["hypotension_grade"]), int(findings["hypoxia_grade"]))
+    # The mix records every grade-deciding input: a grade the data leaves open is a failure here.
+    grade, hypotension, hypoxia = decision.crs_grade, findings["hypotension_grade"], findings["hypoxia_grade"]
+    if grade is None or hypotension is None or hypoxia is None:
+        raise SystemExit(f"the benchmark mix left a grade open ({decision.grade_status}): {decision.missing}")
+    return Grading(grade, bool(findings["fever"]), bool(findings["fever_not_required"]), int(hypotension), int(hypoxia))
 
 
 # --------------------------------------------------------------------------------------------

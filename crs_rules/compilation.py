@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from fractions import Fraction
 from math import floor
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from .certainty import (
     FALSE,
@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 
-class FactKind(str, Enum):
+class FactKind(StrEnum):
     """The kinds of fact the compiled chain asserts (the engine's ``t`` field)."""
 
     OBSERVATION = "observation"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from itertools import product
 from typing import Any, Callable, Iterator, Mapping
 
-from .model import AllOf, AnyOf, Comparison, Condition, Not, OPERATORS, Source
+from .model import OPERATORS, AllOf, AnyOf, Comparison, Condition, Not, Source
 
 __all__ = ["build_condition", "holds", "to_dnf", "Literal", "comparisons", "MAX_DNF_TERMS"]
 

@@ -10,7 +10,6 @@ decision.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from typing import Any, Mapping
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains

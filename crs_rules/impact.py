@@ -18,7 +18,6 @@ below, at and just above, so a changed threshold is always probed on both sides.
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -57,7 +56,6 @@ __all__ = [
     "ImpactReport",
     "compare_packs",
     "pack_changes",
-    "generate_population",
     "population_inputs",
     "describe_patient",
     "state_input",
@@ -550,17 +548,7 @@ def _usual_dose(protocol: Protocol, drug_id: str, weight_kg: float) -> float | N
 
 def population_inputs(protocols: Sequence[Protocol], size: int = DEFAULT_POPULATION,
                       seed: int = DEFAULT_SEED) -> list[tuple[str, dict[str, Any]]]:
-    """The inputs of :func:`generate_population`, labelled, not yet parsed."""
-    if size < 0:
-        raise ValueError(f"the population size must be 0 or more, not {size}")
-    sweep = _Sweep(protocols)
-    rng = random.Random(seed)
-    return [(f"population #{index + 1}", _patient_data(rng, sweep)) for index in range(size)]
-
-
-def generate_population(protocols: Sequence[Protocol], size: int = DEFAULT_POPULATION,
-                        seed: int = DEFAULT_SEED) -> tuple[Patient, ...]:
-    """``size`` valid patients, the same for the same packs, size and seed.
+    """``size`` valid patient inputs, labelled, not yet parsed: the same for the same packs, size and seed.
 
     Drawn with ``random.Random(seed)`` from :class:`_Sweep`: weights from 10 to 150 kg (children and
     adults) and at every dose band and cap of the packs; temperatures, oxygen flows, ages and days
@@ -570,7 +558,11 @@ def generate_population(protocols: Sequence[Protocol], size: int = DEFAULT_POPUL
     limited drug from none to its course limit, spaced exactly at and around its intervals and
     window; other drugs of the packs given or not.
     """
-    return tuple(Patient(label, parse_patient(data, label), data) for label, data in population_inputs(protocols, size, seed))
+    if size < 0:
+        raise ValueError(f"the population size must be 0 or more, not {size}")
+    sweep = _Sweep(protocols)
+    rng = random.Random(seed)
+    return [(f"population #{index + 1}", _patient_data(rng, sweep)) for index in range(size)]
 
 
 def state_input(state: PatientState) -> dict[str, Any]:
@@ -608,9 +600,7 @@ def state_input(state: PatientState) -> dict[str, Any]:
 
 
 def _scenario_patients(protocols: Sequence[Protocol], notes: list[str]) -> list[Patient]:
-    """The scenarios of both packs (once each), when this installation has scenarios at all."""
-    if importlib.util.find_spec(f"{__package__}.scenarios") is None:
-        return []
+    """The scenarios of both packs (once each)."""
     from .scenarios import load_scenarios
 
     patients: list[Patient] = []

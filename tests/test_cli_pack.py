@@ -152,8 +152,9 @@ def test_trace_check_passes_and_the_committed_table_is_current() -> None:
 
 def test_trace_check_names_a_statement_that_lost_its_rule_ids(copy: Path) -> None:
     make_draft(copy)  # statements.yaml is part of the digest: a draft so only the trace fails
-    edit(copy, "statements.yaml", "Tocilizumab 8 mg/kg IV (maximum 800 mg) 1\n    encoded_by: [grade2_up.tocilizumab, dosing.tocilizumab]\n",
-         "Tocilizumab 8 mg/kg IV (maximum 800 mg) 1\n    encoded_by: [grade2_up.tocilizumab]\n")
+    statement = "Tocilizumab 8 mg/kg IV (maximum 800 mg) 1\n"
+    edit(copy, "statements.yaml", statement + "    encoded_by: [grade2_up.tocilizumab, dosing.tocilizumab]\n",
+         statement + "    encoded_by: [grade2_up.tocilizumab]\n")
     code, out, err = cli("trace", str(copy), "--check")
     assert code == 1 and out == ""
     lines = err.splitlines()

@@ -579,7 +579,8 @@ EXPECTED = {
         alerts={"do_not_delay_treatment": "info", "early_steroid_use": "info"},
         engine_limits={"dosing.tocilizumab.max_doses_in_window@grade2_up.tocilizumab",
                        "dosing.dexamethasone.min_interval_h.every_6_hours@grade3.dexamethasone"},
-        pending=frozenset({"empiric_antibiotics", "hemoperfusion", "icans_vigilance", "mas_suspected"}),  # not recorded: neutropenia, improvement, sepsis, ICANS, MAS
+        # Not recorded: neutropenia, improvement, sepsis, ICANS, MAS.
+        pending=frozenset({"empiric_antibiotics", "hemoperfusion", "icans_vigilance", "mas_suspected"}),
     ),
     "child-under-30kg.yaml": Expected(
         grade=2,

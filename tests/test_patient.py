@@ -191,6 +191,7 @@ def test_medications_are_sorted_by_time_then_drug_then_dose() -> None:
         ]
 
     state = parse_patient(example(change))
+    assert state.medications is not None
     assert [(m.given_at.isoformat(), m.drug, m.dose_mg) for m in state.medications] == [
         ("2026-03-09T03:00:00+00:00", "dexamethasone", None),
         ("2026-03-10T03:00:00+00:00", "dexamethasone", 10.0),
@@ -201,7 +202,7 @@ def test_medications_are_sorted_by_time_then_drug_then_dose() -> None:
 
 def test_a_dose_given_exactly_at_the_assessment_time_is_accepted() -> None:
     state = parse_patient(example(lambda d: d["medications"][0].update(given_at="2026-03-10T12:00:00Z")))
-    assert state.medications[0].given_at == state.assessed_at
+    assert state.medications is not None and state.medications[0].given_at == state.assessed_at
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +382,7 @@ def test_a_medication_given_after_the_assessment_time_is_refused() -> None:
 
 def test_a_medication_given_at_the_same_instant_in_another_offset_is_not_after() -> None:
     state = parse_patient(example(lambda d: d["medications"][0].update(given_at="2026-03-10T13:00:00+01:00")))
-    assert state.medications[0].given_at == state.assessed_at
+    assert state.medications is not None and state.medications[0].given_at == state.assessed_at
 
 
 def test_a_crs_onset_after_the_assessment_time_is_refused() -> None:
@@ -808,7 +809,7 @@ def assert_well_formed(outcome: PatientState | InvalidInputError) -> None:
         assert isinstance(outcome, PatientState)
         assert 0 < outcome.weight_kg <= 650
         assert outcome.assessed_at.utcoffset() == timedelta(0)
-        assert all(m.given_at <= outcome.assessed_at for m in outcome.medications)
+        assert all(m.given_at <= outcome.assessed_at for m in outcome.medications or ())
 
 
 @settings(max_examples=300, deadline=None)

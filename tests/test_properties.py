@@ -27,6 +27,7 @@ from crs_rules.compilation import compute_amount
 from crs_rules.decision import Alert, Recommendation, Withheld
 from crs_rules.dosing import check_dose
 from crs_rules.model import Protocol
+
 from strategies import (
     CORTICOSTEROIDS,
     GM_CSF,
@@ -371,9 +372,11 @@ def test_worsening_one_vital_sign_never_lowers_the_grade(
     sign, state, worse = case
     before, after = decide(state, protocol), decide(worse, protocol)
     note(f"worse {sign}: {worse!r}")
+    assert before.crs_grade is not None and after.crs_grade is not None  # complete data: graded
     assert after.crs_grade >= before.crs_grade
     for finding in ("hypotension_grade", "hypoxia_grade", "cardiorespiratory_grade"):
-        assert dict(after.findings)[finding] >= dict(before.findings)[finding]
+        old, new = dict(before.findings)[finding], dict(after.findings)[finding]
+        assert old is not None and new is not None and new >= old
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ scenario file is refused at its line and column, and that coverage notices a rul
 from __future__ import annotations
 
 import io
-import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,9 +22,9 @@ from crs_rules.loading import load_yaml_text
 from crs_rules.model import Protocol
 from crs_rules.patient import parse_patient_text
 from crs_rules.scenarios import (
+    Expectation,
     ExpectedDose,
     ExpectedWithheld,
-    Expectation,
     Scenario,
     differences,
     fired_rules,

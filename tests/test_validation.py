@@ -7,7 +7,6 @@ The copy is made a draft without a recorded digest, so editing it raises no rele
 from __future__ import annotations
 
 import re
-
 import shutil
 from pathlib import Path
 
