@@ -23,8 +23,7 @@ ASSESSED_AT = "2026-03-10T12:00:00Z"
 
 def patient(weight_kg: float, medications: list[dict[str, Any]] | None = None) -> PatientState:
     data: dict[str, Any] = {"assessed_at": ASSESSED_AT, "patient": {"weight_kg": weight_kg}}
-    if medications:
-        data["medications"] = medications
+    data["medications"] = medications or []  # the record: nothing given unless listed
     return parse_patient(data)
 
 

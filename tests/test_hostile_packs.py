@@ -241,6 +241,8 @@ def alert(index: int, when: str) -> str:
 def test_too_many_rules_are_refused_at_the_first_one_over(pack: Path) -> None:
     with (pack / "alerts.yaml").open("a", encoding="utf-8") as file:
         file.write("".join(alert(i, "{fact: neuro.icans_signs, equals: true}") for i in range(MAX_RULES)))
+    with (pack / "statements.yaml").open("a", encoding="utf-8") as file:  # declared, so only the count fails
+        file.write("".join(f"  - rule: alert.extra_{i}\n    reason: An extra alert.\n" for i in range(MAX_RULES)))
     problems = problems_of(pack)
     assert [p.check for p in problems] == ["rule-count"], "\n".join(map(str, problems))
     problem = problems[0]
@@ -305,12 +307,12 @@ def test_expansion_is_counted_with_de_morgan(pack: Path) -> None:
 
 def test_a_rule_with_several_large_conditions_gets_one_problem(pack: Path) -> None:
     big = "{all: [" + ", ".join([PAIR] * 7) + "]}"  # 128 alternatives, in two levels of one finding
-    edit(pack, "grading.yaml", "        when: {fact: vitals.vasopressors, count_at_least: 2, not_counting: [vasopressin]}\n",
-         f"        when: {big}\n")
-    edit(pack, "grading.yaml", "        when: {fact: vitals.vasopressors, count_at_least: 1}\n", f"        when: {big}\n")
+    edit(pack, "grading.yaml", "            - {fact: vitals.vasopressors, count_at_least: 2, not_counting: [vasopressin]}\n",
+         f"            - {big}\n")
+    edit(pack, "grading.yaml", "            - {fact: vitals.vasopressors, count_at_least: 1}\n", f"            - {big}\n")
     problems = [p for p in problems_of(pack) if p.check == "condition-size"]
     assert len(problems) == 1, "\n".join(map(str, problems))
-    assert where(problems[0]) == at(pack, "grading.yaml", "{all: [{any:")
+    assert where(problems[0]) == at(pack, "grading.yaml", "all:\n            - {all: [{any:")
     assert problems[0].subject == "finding.hypotension_grade"
 
 
