@@ -10,6 +10,7 @@ decision.
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from typing import Any, Mapping
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
@@ -328,7 +329,8 @@ def _basis(protocol: Protocol, status: GradeStatus, grade: int | None, possible_
     return f"{text}{set_by} {details}"
 
 
-def _thresholds(protocol: Protocol, fact: str) -> list[float]:
+@lru_cache(maxsize=64)
+def _thresholds(protocol: Protocol, fact: str) -> tuple[float, ...]:
     """Every number the pack compares an input fact with (values are never shown across them)."""
     found: list[float] = []
     for _, condition in protocol.conditions():
@@ -336,5 +338,5 @@ def _thresholds(protocol: Protocol, fact: str) -> list[float]:
             if comparison.fact == fact and isinstance(comparison.value, (int, float)) \
                     and not isinstance(comparison.value, bool):
                 found.append(float(comparison.value))
-    return found
+    return tuple(found)
 
