@@ -251,6 +251,7 @@ class CompiledProtocol:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _applied: dict[str, None] = field(default_factory=dict)
     _trace: list[str] = field(default_factory=list)
+    _failed: list[str] = field(default_factory=list)
 
     def observation(self, patient: PatientState) -> dict[str, Any]:
         """The patient as the engine's one observation fact (nested by path, absent when unknown)."""
@@ -274,15 +275,21 @@ class CompiledProtocol:
             node[leaf] = value
         return fact
 
-    def run(self, patient: PatientState) -> tuple[RunResult, tuple[str, ...]]:
-        """Run the chain for one patient: the engine's result and the rules that took effect, in
-        order. The lock keeps the once-per-evaluation bookkeeping of one patient whole."""
+    def run(self, patient: PatientState) -> tuple[RunResult, tuple[str, ...], frozenset[str]]:
+        """Run the chain for one patient: the engine's result, the rules that took effect in order,
+        and the rules the chain found certainly failing. The lock keeps the once-per-evaluation
+        bookkeeping of one patient whole."""
         observation = self.observation(patient)
         with self._lock:
             self._applied = {}
             self._trace = []
+            self._failed = []
             result = self.ruleset.run([observation])
-            return result, tuple(self._trace)
+            return result, tuple(self._trace), frozenset(self._failed)
+
+    def failed(self, rule_id: str) -> None:
+        """Record that a rule certainly fails in this evaluation."""
+        self._failed.append(rule_id)
 
     def once(self, key: str, traced: bool = True) -> bool:
         """True the first time a conclusion is drawn in this evaluation, False after. ``traced``
@@ -386,6 +393,16 @@ def engine_program(
         add(f"{protocol.definition_id}.applies", certain(applies, True), key,
             exclude(GRADE_FINDING, NOT_APPLICABLE, protocol.definition_id), traced=False)
 
+    def fails(rule_id: str, in_engine: bool) -> Callable[[Firing], None]:
+        # A failing rule is recorded for the decision (neither proposed nor pending); it becomes an
+        # engine fact only when another rule's "ruled out" reads it.
+        def effect(firing: Firing) -> None:
+            holder[0].failed(rule_id)
+            if in_engine:
+                firing.assert_fact({"t": FactKind.FAILS.value, "rule": rule_id})
+        return effect
+
+    read_actions = _actions_read(protocol)
     for rule in protocol.action_rules:
         fact: dict[str, Any] = {"t": FactKind.ACTION.value, "action": rule.action, "rule": rule.rule_id,
                                 "strength": rule.strength}
@@ -393,7 +410,7 @@ def engine_program(
             fact.update(drug=rule.dose.drug, regimen=rule.dose.regimen)
         add(rule.rule_id, certain(rule.when, True), rule.rule_id, assert_copy(fact), traced=True)
         add(f"{rule.rule_id}~fails", certain(rule.when, False), f"{rule.rule_id}~fails",
-            assert_copy({"t": FactKind.FAILS.value, "rule": rule.rule_id}), traced=False)
+            fails(rule.rule_id, rule.action in read_actions), traced=False)
 
     for alert in protocol.alerts:
         raised = certain(alert.when, True)
@@ -405,7 +422,7 @@ def engine_program(
             assert_copy({"t": FactKind.ALERT.value, "alert": alert.id, "rule": alert.rule_id,
                          "severity": alert.severity}), traced=True)
         add(f"{alert.rule_id}~fails", certain(alert.when, False), f"{alert.rule_id}~fails",
-            assert_copy({"t": FactKind.FAILS.value, "rule": alert.rule_id}), traced=False)
+            fails(alert.rule_id, False), traced=False)
 
     _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
@@ -414,12 +431,16 @@ def engine_program(
     return rules, handlers, list_counts
 
 
+def _actions_read(protocol: Protocol) -> set[str]:
+    """The actions some condition reads (``action.<id>``)."""
+    return {c.fact.partition(".")[2] for _, condition in protocol.conditions()
+            for c in comparisons(condition) if c.fact.startswith("action.")}
+
+
 def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],
                          handlers: dict[str, Callable[[Firing], None]], holder: list[CompiledProtocol]) -> None:
     """``ruled_out`` for every action a condition reads: every rule proposing it certainly fails."""
-    read = {c.fact.partition(".")[2] for _, condition in protocol.conditions()
-            for c in comparisons(condition) if c.fact.startswith("action.")}
-    for action in sorted(read):
+    for action in sorted(_actions_read(protocol)):
         proposing = [r.rule_id for r in protocol.action_rules if r.action == action]
         patterns: list[Test] = [{f"r{i}": {"$and": [{"t": FactKind.FAILS.value}, {"rule": rule_id}]}}
                                 for i, rule_id in enumerate(proposing)]

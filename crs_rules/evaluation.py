@@ -58,8 +58,8 @@ def evaluate(state: PatientState | Mapping[str, Any], protocol: Protocol | None 
     patient = state if isinstance(state, PatientState) else parse_patient(state)
     protocol = protocol or _default_protocol()
     program = compiled(protocol)
-    result, trace = program.run(patient)
-    return _assemble(protocol, patient, result.facts, trace)
+    result, trace, failed = program.run(patient)
+    return _assemble(protocol, patient, result.facts, trace, failed)
 
 
 def _beyond_the_calendar(patient: PatientState) -> InvalidInputError:
@@ -164,7 +164,7 @@ class _Unknowns:
 
 
 def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[str, Any], ...],
-              trace: tuple[str, ...]) -> Decision:
+              trace: tuple[str, ...], failed: frozenset[str] = frozenset()) -> Decision:
     by_kind: dict[str, list[Mapping[str, Any]]] = {}
     for fact in facts:
         by_kind.setdefault(str(fact.get("t")), []).append(fact)
@@ -187,7 +187,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     engine_withheld: dict[str, list[str]] = {}
     for w in by_kind.get(FactKind.WITHHELD.value, []):
         engine_withheld.setdefault(str(w["rule"]), []).append(str(w["limit"]))
-    decided = {str(f["rule"]) for f in by_kind.get(FactKind.FAILS.value, [])}
+    decided = set(failed)
     proposed_rules = {str(a["rule"]) for a in by_kind.get(FactKind.ACTION.value, [])}
     decided |= proposed_rules
     decided |= {str(a["rule"]) for a in by_kind.get(FactKind.ALERT.value, [])}

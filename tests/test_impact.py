@@ -198,7 +198,7 @@ def test_a_changed_oxygen_threshold_regrades_only_nasal_cannula_between_the_two_
 ) -> None:
     folder = changed_copy(tmp_path / "rules-flow", "grading.yaml", "{fact: vitals.oxygen.flow_l_min, above: 6}",
                           "{fact: vitals.oxygen.flow_l_min, above: 5}", "High-flow oxygen from above 5 L/min.")
-    report = compare_packs(shipped, load_protocol(folder), population_size=1_200, workers=1)
+    report = compare_packs(shipped, load_protocol(folder), population_size=600, workers=1)
     assert [c.describe() for c in report.pack_changes] == [
         "grading: findings.hypoxia_grade.levels[1].when.all[0].any[1].all[1].above: 6 -> 5"
     ]
@@ -229,14 +229,14 @@ def test_a_changed_oxygen_threshold_regrades_only_nasal_cannula_between_the_two_
 
 
 def test_identical_packs_give_no_differences_at_all(shipped: Protocol) -> None:
-    report = compare_packs(shipped, load_protocol(RULES), population_size=600, workers=1)
+    report = compare_packs(shipped, load_protocol(RULES), population_size=300, workers=1)
     assert report.pack_changes == () and report.kinds == () and report.differing == ()
     assert "no patient gets a different decision" in report.render()
     assert "nothing, the content is the same" in report.render()
 
 
 def test_the_report_is_the_same_on_every_run_and_with_any_number_of_workers(
-    shipped: Protocol, cap_700: Path, monkeypatch: pytest.MonkeyPatch
+    shipped: Protocol, cap_700: Path, small_cap_report: ImpactReport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     new = load_protocol(cap_700)
     started: list[str] = []
@@ -247,7 +247,7 @@ def test_the_report_is_the_same_on_every_run_and_with_any_number_of_workers(
         return get_context(method)
 
     monkeypatch.setattr(multiprocessing, "get_context", recording_get_context)
-    first = compare_packs(shipped, new, population_size=1_200, workers=1).to_dict()
+    first = small_cap_report.to_dict()  # one process (workers=1), 1,200 patients: see the fixture
     assert started == []
     second = compare_packs(shipped, new, population_size=1_200, workers=2).to_dict()
     assert len(started) == 1, "two workers must evaluate in processes"
@@ -324,7 +324,7 @@ def test_outcome_differences_name_each_kind() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("population", [pytest.param(None, marks=pytest.mark.slow, id="default"), 600])
+@pytest.mark.parametrize("population", [pytest.param(None, marks=pytest.mark.slow, id="default"), 300])
 def test_crs_rules_diff_rules_rules_exits_0_and_finds_nothing(population: int | None,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
@@ -339,11 +339,11 @@ def test_crs_rules_diff_rules_rules_exits_0_and_finds_nothing(population: int | 
 
 def test_crs_rules_diff_json_parses_and_differences_exit_0(cap_700: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
-    assert run(["diff", str(RULES), str(cap_700), "--format", "json", "--population", "600"], out, err) == 0, err.getvalue()
+    assert run(["diff", str(RULES), str(cap_700), "--format", "json", "--population", "300"], out, err) == 0, err.getvalue()
     report = json.loads(out.getvalue())
     assert [c["path"] for c in report["pack_changes"]] == ["drugs.tocilizumab.limits.max_dose_mg"]
     assert report["version"]["new"] != report["version"]["old"]
-    assert report["population"]["generated"] == 600
+    assert report["population"]["generated"] == 300
     assert [d["kind"] for d in report["differences"]] == ["dose changed"]
     dose = report["differences"][0]
     assert dose["patients"] == sum(c["patients"] for c in dose["changes"]) > 0
