@@ -22,12 +22,12 @@ example: $(BIN)/crs-rules
 test: $(BIN)/crs-rules wheel-check
 	$(BIN)/ruff check
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 test-all: $(BIN)/crs-rules wheel-check
 	$(BIN)/ruff check
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # The package as users install it: sdist -> wheel -> fresh venv outside the clone, used from elsewhere.
 wheel-check: $(BIN)/crs-rules
