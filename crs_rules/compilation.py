@@ -24,7 +24,7 @@ from math import floor
 from typing import Any, Callable, Sequence
 
 from .conditions import comparisons
-from .engine import CompiledRuleset, Firing, RunResult
+from .engine import CompiledRuleset, Firing, RunResult, renew_after_fork
 from .facts import flat_facts, list_count_key
 from .model import (
     GRADE_FINDING,
@@ -198,6 +198,9 @@ class CompiledProtocol:
     """(list fact, name) for every name a condition tests with ``includes``."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _applied: dict[str, None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
 
     def observation(self, patient: PatientState) -> dict[str, Any]:
         """The patient as the engine's one observation fact (nested by path, absent when unknown)."""

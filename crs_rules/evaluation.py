@@ -9,11 +9,13 @@ decision.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
 from typing import Any, Mapping
 
 from .compilation import CompiledProtocol, compile_protocol
+from .engine import renew_after_fork
 from .decision import Alert, Citation, Decision, Dose, ProtocolRef, Recommendation, Withheld, iso
 from .dosing import check_dose
 from .errors import EngineError, InvalidInputError, Problem
@@ -24,6 +26,7 @@ from .patient import PatientState, parse_patient
 __all__ = ["evaluate", "compiled"]
 
 _lock = threading.Lock()
+renew_after_fork(sys.modules[__name__], _lock=threading.Lock)  # a forked child starts with it free
 _default: list[Protocol] = []
 _compiled: dict[int, CompiledProtocol] = {}
 
