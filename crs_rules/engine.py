@@ -48,13 +48,15 @@ crashes), and an interrupt right after the first assert of a fresh ruleset crash
 Guarantee: whatever exception arrives at whatever moment, every engine session is deleted
 exactly once and never touched after, and the next evaluation is right. Two layers give it:
 
-* In the main thread, :data:`DEFERRED_SIGNALS` (SIGINT, SIGTERM, SIGALRM, ...) are blocked
+* In the main thread, :data:`DEFERRED_SIGNALS` (every asynchronous signal) are blocked
   with ``pthread_sigmask`` from before the session is created until after it is deleted; the
   mask is then restored, and a signal that came meanwhile is delivered there: its handler runs
   once the evaluation is over, and its exception replaces the result. Rule handlers run with
   these signals deferred, so they must be short (the firing bound keeps a runaway chain short
-  too). The three mask calls cost about 6 us per evaluation; off the main thread nothing is
-  done and nothing is needed, since Python runs no signal handler there.
+  too). The three mask calls (to the C function: a handler could run on entry to the Python
+  wrapper ``signal.pthread_sigmask`` and skip the restore) cost about 3.5 us per evaluation;
+  off the main thread nothing is done and nothing is needed, since Python runs no signal
+  handler there.
 * The mask only holds while the kernel has no other thread to deliver the signal to: if
   another thread of the process leaves it unblocked, the kernel delivers it there and Python
   still runs the handler in the main thread, inside the evaluation (so can
@@ -81,6 +83,7 @@ assert distinguishable facts.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import math
@@ -142,17 +145,22 @@ _SORTED_ENCODER = json.JSONEncoder(
 
 
 #: Signals whose delivery is deferred while the main thread evaluates (see the module
-#: docstring): those Python programs install handlers for. Each one deferred costs about 0.5 us
-#: per evaluation (Python converts the mask to a set of enum members).
+#: docstring): every asynchronous one. Those a fault raises in the thread itself (SIGSEGV,
+#: SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT) stay deliverable, and SIGKILL and SIGSTOP
+#: cannot be blocked.
 DEFERRED_SIGNALS: frozenset[int] = frozenset(
-    int(getattr(signal, name))
-    for name in (
-        "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGUSR1",
-        "SIGUSR2", "SIGXCPU",
-    )
-    if hasattr(signal, name)
+    int(signum)
+    for signum in (signal.valid_signals() if hasattr(signal, "valid_signals") else ())
+    if signum.__class__ is not signal.Signals
+    or signum.name
+    not in ("SIGKILL", "SIGSTOP", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS",
+            "SIGABRT")
 )
-_CAN_DEFER = hasattr(signal, "pthread_sigmask")
+# The C function itself: ``signal.pthread_sigmask`` is a Python wrapper, and a signal handler
+# can run on entry to it (before the mask is restored) and would leave the signals blocked.
+_pthread_sigmask: Callable[[int, Iterable[int]], set[int]] | None = getattr(
+    importlib.import_module("_signal"), "pthread_sigmask", None
+)
 #: Bound on the resumptions of one session's cleanup (each interruption is one signal).
 _CLOSE_ATTEMPTS = 1000
 
@@ -163,9 +171,9 @@ def _signal_mask() -> set[int] | None:
     Python runs signal handlers in the main thread only, so only there can a signal raise an
     exception in the middle of an evaluation.
     """
-    if not _CAN_DEFER or threading.get_ident() != threading.main_thread().ident:
+    if _pthread_sigmask is None or threading.get_ident() != threading.main_thread().ident:
         return None
-    return set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+    return _pthread_sigmask(signal.SIG_BLOCK, ())
 
 
 def _recorded(replies: list[Any], function: Callable[..., Any], *args: Any) -> Any:
@@ -581,7 +589,7 @@ class CompiledRuleset:
                     f"{self.label}: input asserted a duplicate fact of kind {kind!r}: {text[:200]}"
                 )
             texts.add(text)
-        if self._owner == threading.get_ident():
+        if self._owner == threading.get_ident() and self._lock.locked():
             raise EngineError(f"{self.label}: run() called from a handler of the same ruleset")
         # Defer signals from the session's creation to its deletion (main thread only; see the
         # module docstring). Reading the mask first changes nothing, so a handler that runs in
@@ -589,12 +597,12 @@ class CompiledRuleset:
         # finally, and the signals that arrived meanwhile are delivered there, after cleanup.
         previous = _signal_mask()
         try:
-            if previous is not None:
-                signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
+            if previous is not None and _pthread_sigmask is not None:
+                _pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
             return self._run_locked(prepared)
         finally:
-            if previous is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            if previous is not None and _pthread_sigmask is not None:
+                _pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def _run_locked(self, prepared: list[tuple[str, str]]) -> RunResult:
         with self._lock:

@@ -47,9 +47,11 @@ from crs_rules.evaluation import compiled
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_FILE = engine.__file__
-# The trace mode never raises inside this engine function: it changes the signal mask and
-# restores it in a finally, between bytecodes where Python runs no signal handler.
-UNTOUCHED = {"run"}
+# The trace mode never raises inside these engine functions: ``run`` changes the signal mask
+# and restores it in a finally, ``_run_locked`` holds the lock in a ``with`` statement; Python
+# runs no signal handler between the bytecodes that restore the mask or release the lock (the
+# profile mode interrupts them at every call and C return, where Python does run handlers).
+UNTOUCHED = {"run", "_run_locked"}
 
 
 class Interrupt(BaseException):
