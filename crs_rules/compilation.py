@@ -44,7 +44,7 @@ from .certainty import (
     possibly,
 )
 from .conditions import MAX_DNF_TERMS, comparisons
-from .engine import CompiledRuleset, Firing, RunResult
+from .engine import CompiledRuleset, Firing, RunResult, renew_after_fork
 from .facts import flat_facts, list_count_key
 from .model import GRADE_FINDING, Comparison, Condition, Drug, Protocol, Regimen
 from .patient import PatientState
@@ -252,6 +252,9 @@ class CompiledProtocol:
     _applied: dict[str, None] = field(default_factory=dict)
     _trace: list[str] = field(default_factory=list)
     _failed: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
 
     def observation(self, patient: PatientState) -> dict[str, Any]:
         """The patient as the engine's one observation fact (nested by path, absent when unknown)."""

@@ -9,6 +9,7 @@ decision.
 
 from __future__ import annotations
 
+import sys
 import threading
 from functools import lru_cache
 from typing import Any, Mapping
@@ -17,6 +18,7 @@ from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, Fact
 from .conditions import compare, comparisons
 from .decision import Alert, Citation, Decision, Dose, GradeStatus, Pending, ProtocolRef, Recommendation, Withheld, iso
 from .dosing import check_dose
+from .engine import renew_after_fork
 from .errors import EngineError, InvalidInputError, Problem
 from .facts import flat_facts, input_paths
 from .model import GRADE_FINDING, AllOf, AnyOf, Condition, Not, Protocol
@@ -27,6 +29,7 @@ from .patient import PatientState, parse_patient
 __all__ = ["evaluate", "compiled"]
 
 _lock = threading.Lock()
+renew_after_fork(sys.modules[__name__], _lock=threading.Lock)  # a forked child starts with it free
 _default: list[Protocol] = []
 _compiled: dict[int, CompiledProtocol] = {}
 
