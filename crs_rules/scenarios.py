@@ -17,8 +17,23 @@ Every list is "must contain": what a scenario does not name is not checked.
 Scenario files are tests, not protocol content: :func:`~crs_rules.pack.content_digest` reads only
 the files the manifest lists, so editing a scenario never calls for a release.
 
-**Rule coverage.** A rule id of the pack (:meth:`Protocol.rule_ids`) is *fired* by a scenario when
-its decision shows that the rule took effect:
+**Rule coverage counts outcomes a scenario checks**, not rules that merely fired. A rule id of the pack
+(:meth:`Protocol.rule_ids`) is *covered* by a scenario when the scenario's ``expect`` checks that
+rule's outcome in the decision:
+
+* an action rule: the scenario expects its action ``recommended`` or ``considered`` at the rule's
+  strength (or a dose of it) and this rule proposed it; or ``withheld`` and this rule's dose is
+  withheld; or ``pending`` and this rule is pending; or ``absent`` and this rule did not propose it;
+* an alert: expected in ``alerts`` (and raised by it), ``alerts_absent`` (and not raised) or
+  ``pending`` (and pending);
+* a grade criterion: the scenario expects that grade, or lists it among ``possible_grades``;
+* a finding: it fired (see below) in a scenario that checks the grade (``grade``, ``grade_status``
+  or ``possible_grades``), since every finding feeds the grade;
+* ``dosing.<drug>``: the scenario checks a dose of, or a withheld dose of, an action dosed with it;
+* the CRS definition: the scenario expects a grade above the lowest (CRS found) or ``not_applicable``.
+
+``crs-rules test`` lists every rule whose outcome no scenario checks. A rule is *fired* by a
+scenario when its decision shows that the rule took effect (the trace, used for findings):
 
 * a trace entry names it: the entry (its ``@<rule>`` suffix, which names the action rule a dose
   belongs to, removed) is the rule id itself or starts with the rule id followed by a dot, the
@@ -31,7 +46,7 @@ its decision shows that the rule took effect:
 * the CRS definition (text, not a condition) is fired by a decision that finds CRS: a grade above the
   pack's lowest grade (``CRS criteria not met``).
 
-Failing scenarios count for coverage too: coverage says which rules the scenarios reach, and a
+Failing scenarios count for coverage too: coverage says which outcomes the scenarios check, and a
 failure is reported on its own.
 """
 
@@ -67,6 +82,7 @@ __all__ = [
     "run_scenarios",
     "differences",
     "fired_rules",
+    "checked_rules",
 ]
 
 #: The folder of a pack that holds its scenario files (``*.yaml``).
@@ -395,6 +411,8 @@ class ScenarioResult:
     decision: Decision | None
     differences: tuple[str, ...]
     fired: frozenset[str]
+    checked: frozenset[str] = frozenset()
+    """The rule ids whose outcome this scenario's expectations check."""
 
     @property
     def passed(self) -> bool:
@@ -526,13 +544,56 @@ def fired_rules(decision: Decision, protocol: Protocol) -> frozenset[str]:
     return frozenset(fired & known)
 
 
+def checked_rules(expect: Expectation, decision: Decision, protocol: Protocol) -> frozenset[str]:
+    """The rule ids whose outcome ``expect`` checks in ``decision`` (see the module's documentation)."""
+    checked: set[str] = set()
+    proposed = {r.rule: r for r in decision.recommendations}
+    withheld = {w.rule for w in decision.withheld}
+    pending = {p.rule for p in decision.pending}
+    raised = {a.rule for a in decision.alerts}
+    dosed = {d.action for d in expect.doses}
+    withheld_expected = {w.action for w in expect.withheld}
+    for rule in protocol.action_rules:
+        rule_id, action = rule.rule_id, rule.action
+        strength_list = expect.recommended if rule.strength == "recommend" else expect.considered
+        outcome_checked = (
+            (rule_id in proposed and (action in strength_list or action in dosed))  # proposed, as expected
+            or (rule_id in withheld and action in withheld_expected)
+            or (rule_id in pending and action in expect.pending)
+            or (rule_id not in proposed and action in expect.absent)
+        )
+        if outcome_checked:
+            checked.add(rule_id)
+        if rule.dose is not None and (action in dosed and rule_id in proposed
+                                      or action in withheld_expected and rule_id in withheld):
+            drug = protocol.drug(rule.dose.drug)
+            if drug is not None:
+                checked.add(drug.rule_id)
+    for alert in protocol.alerts:
+        if (alert.id in expect.alerts and alert.rule_id in raised
+                or alert.id in expect.alerts_absent and alert.rule_id not in raised
+                or alert.id in expect.pending and alert.rule_id in pending):
+            checked.add(alert.rule_id)
+    grade_checked = expect.grade is not None or expect.grade_status is not None or expect.possible_grades is not None
+    expected_grades = {expect.grade} if expect.grade is not None else set(expect.possible_grades or ())
+    checked.update(g.rule_id for g in protocol.grades if g.grade in expected_grades)
+    if grade_checked:
+        fired = fired_rules(decision, protocol)
+        checked.update(f.rule_id for f in protocol.findings if f.rule_id in fired)
+        lowest = min((g.grade for g in protocol.grades), default=0)
+        if expect.grade_status == "not_applicable" or (expect.grade is not None and expect.grade > lowest):
+            checked.add(protocol.definition_id)
+    return frozenset(checked)
+
+
 def run_scenario(scenario: Scenario, protocol: Protocol) -> ScenarioResult:
     """Evaluate one scenario's patient against the protocol and compare with what it expects."""
     try:
         decision = evaluate(scenario.patient, protocol)
     except CrsRulesError as error:
         return ScenarioResult(scenario, None, (f"no decision: {error}",), frozenset())
-    return ScenarioResult(scenario, decision, differences(scenario.expect, decision), fired_rules(decision, protocol))
+    return ScenarioResult(scenario, decision, differences(scenario.expect, decision), fired_rules(decision, protocol),
+                          checked_rules(scenario.expect, decision, protocol))
 
 
 def _rule_sources(protocol: Protocol) -> dict[str, Source]:
@@ -552,8 +613,8 @@ def _rule_sources(protocol: Protocol) -> dict[str, Source]:
 class ScenarioReport:
     """The scenarios of a pack, run: results, counts and rule coverage.
 
-    ``ok`` is true when there is at least one scenario, every scenario passed and every rule id of
-    the pack was fired by some scenario (100 % coverage).
+    ``ok`` is true when there is at least one scenario, every scenario passed and the outcome of
+    every rule id of the pack is checked by some scenario (100 % coverage).
     """
 
     protocol: Protocol = field(repr=False)
@@ -577,13 +638,13 @@ class ScenarioReport:
 
     @property
     def coverage(self) -> tuple[str, ...]:
-        """The pack's rule ids fired by at least one scenario, in pack order."""
-        fired = frozenset().union(*(r.fired for r in self.results))
-        return tuple(rule_id for rule_id in self.rule_ids if rule_id in fired)
+        """The pack's rule ids whose outcome at least one scenario checks, in pack order."""
+        checked = frozenset().union(*(r.checked for r in self.results))
+        return tuple(rule_id for rule_id in self.rule_ids if rule_id in checked)
 
     @property
     def uncovered(self) -> tuple[str, ...]:
-        """The pack's rule ids no scenario fired, in pack order."""
+        """The pack's rule ids whose outcome no scenario checks, in pack order."""
         covered = set(self.coverage)
         return tuple(rule_id for rule_id in self.rule_ids if rule_id not in covered)
 
@@ -610,7 +671,7 @@ class ScenarioReport:
         sources = _rule_sources(self.protocol)
         for rule_id in self.uncovered:
             where = sources.get(rule_id)
-            lines.append(f"uncovered: {rule_id}" + (f" ({where.file}:{where.line})" if where else ""))
+            lines.append(f"outcome not checked: {rule_id}" + (f" ({where.file}:{where.line})" if where else ""))
         return "\n".join(lines)
 
 
