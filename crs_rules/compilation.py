@@ -46,7 +46,7 @@ from .certainty import (
 from .conditions import MAX_DNF_TERMS, comparisons
 from .engine import CompiledRuleset, Firing, RunResult, renew_after_fork
 from .facts import flat_facts, list_count_key
-from .model import GRADE_FINDING, Comparison, Condition, Drug, Protocol, Regimen
+from .model import GRADE_FINDING, HOURS_PER_DAY, Comparison, Condition, Drug, Protocol, Regimen
 from .patient import PatientState
 
 __all__ = [
@@ -429,7 +429,8 @@ def engine_program(
 
     _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
-        _add_dose_rules(drug, rules, handlers, holder)
+        stepped = tuple(c.id for c in protocol.drug_classes if c.escalation_steps and drug.id in c.members)
+        _add_dose_rules(drug, rules, handlers, holder, stepped)
 
     return rules, handlers, list_counts
 
@@ -458,8 +459,9 @@ def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],
 
 
 def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[str, Callable[[Firing], None]],
-                    holder: list[CompiledProtocol]) -> None:
-    """The dose proposal and the limit checks of one drug, generated from its limits."""
+                    holder: list[CompiledProtocol], classes: tuple[str, ...] = ()) -> None:
+    """The dose proposal and the limit checks of one drug, generated from its limits. ``classes``:
+    the drug's classes spaced by escalation step."""
 
     def _recorded(name: str, effect: Callable[[Firing], None]) -> Callable[[Firing], None]:
         def handler(firing: Firing) -> None:
@@ -478,9 +480,21 @@ def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict
         action, patient = firing.matched["a"], firing.matched["o"]
         regimen = drug.regimen(action["regimen"])
         assert regimen is not None, "validated packs name existing regimens"
-        amount, how = compute_amount(regimen, drug, patient["patient"]["weight_kg"])
-        firing.assert_fact({"t": FactKind.DOSE.value, "rule": action["rule"], "action": action["action"],
-                            "drug": drug.id, "regimen": regimen.id, "amount_mg": amount, "how": how})
+        dose: dict[str, Any] = {"t": FactKind.DOSE.value, "rule": action["rule"], "action": action["action"],
+                                "drug": drug.id, "regimen": regimen.id}
+        history = patient.get("history", {}).get(drug.id, {})
+        first = history.get("hours_since_first_in_course")
+        if (regimen.for_days is not None and regimen.then is not None and first is not None
+                and first >= regimen.for_days * HOURS_PER_DAY):
+            # The course is complete: what follows it (the taper), with no amount.
+            dose.update(then_only=True, how=f"the {_number(regimen.for_days)}-day course is complete: {regimen.then}")
+        elif patient["patient"].get("child") and regimen.amount is not None and regimen.amount.fixed_mg is not None:
+            # A fixed amount is an adult dose: no amount for a child.
+            dose.update(how="no amount: a child, dose by the pediatric protocol")
+        else:
+            amount, how = compute_amount(regimen, drug, patient["patient"]["weight_kg"])
+            dose.update(amount_mg=amount, how=how)
+        firing.assert_fact(dose)
 
     handlers[propose] = _recorded(propose, propose_dose)
 
@@ -515,7 +529,15 @@ def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict
         limit_rule("max_doses_in_window", {"$gte": {f"{history}.doses_in_window": limits.max_doses_in_window}})
     for regimen in drug.regimens:
         intervals = [h for h in (limits.min_interval_h, regimen.interval_h) if h is not None]
-        if intervals:
+        if classes and regimen.step is not None:
+            # Spaced as a class: the same or a lower step waits for its interval after the class's
+            # last dose; a higher step (escalation) does not wait.
+            for class_id in classes:
+                if intervals:
+                    limit_rule("class_interval_h", {"$and": [
+                        {"$gte": {f"history.{class_id}.last_step": regimen.step}},
+                        {"$lt": {f"history.{class_id}.hours_since_last_step": max(intervals)}}]}, regimen.id)
+        elif intervals:
             limit_rule("min_interval_h", {"$lt": {f"{history}.hours_since_last": max(intervals)}}, regimen.id)
     if limits.repeat_only_if_not_improving:
         limit_rule("repeat_only_if_not_improving",

@@ -47,14 +47,16 @@ class ProtocolRef:
 @dataclass(frozen=True)
 class Citation:
     id: str
-    seed_number: int
+    seed_number: int | None
+    """None for a source the seed protocol does not cite (shown by its id)."""
     title: str
 
 
 @dataclass(frozen=True)
 class Dose:
     drug: str
-    amount_mg: int | float
+    amount_mg: int | float | None
+    """None when the dose is proposed without an amount (a child's fixed adult dose; a taper)."""
     route: str
     regimen: str
     interval_h: float | None
@@ -63,9 +65,18 @@ class Dose:
     for_days: float | None
     then: str | None
     calculation: str
+    repeat: str | None = None
+    """For a drug repeated only without improvement, when and how often it may be repeated."""
+    now: str | None = None
+    """What is due now instead of a dose of the regimen (taper, once the regimen's days are over)."""
 
     def describe(self) -> str:
-        text = f"{self.drug} {_number(self.amount_mg)} mg {self.route}"
+        if self.now is not None:
+            return f"{self.drug} {self.route}: {self.now} now, no amount ({self.calculation})"
+        amount = f"{_number(self.amount_mg)} mg " if self.amount_mg is not None else "(amount by the pediatric protocol) "
+        text = f"{self.drug} {amount}{self.route}"
+        if self.repeat is not None:
+            return f"{text} once; {self.repeat}"
         if self.times_daily is not None:
             text += " twice daily" if self.times_daily == 2 else f" {self.times_daily} times daily"
         elif self.interval_h is not None:
@@ -228,7 +239,7 @@ class Decision:
         def refs(citations: tuple[Citation, ...]) -> str:
             for citation in citations:
                 cited.setdefault(citation.id, citation)
-            return "".join(f"[{c.seed_number}]" for c in citations)
+            return "".join(f"[{_label(c)}]" for c in citations)
 
         alerts = sorted(self.alerts, key=lambda a: SEVERITY_ORDER.get(a.severity, 9))
         if alerts:
@@ -238,7 +249,8 @@ class Decision:
         for r in self.recommendations:
             head = f"  {r.strength.upper():9} {r.action}"
             if r.dose:
-                calculation = "" if r.dose.calculation == f"{_number(r.dose.amount_mg)} mg" else f" ({r.dose.calculation})"
+                calculation = ("" if r.dose.now is not None or r.dose.calculation == f"{_number(r.dose.amount_mg)} mg"
+                               else f" ({r.dose.calculation})")
                 head += f": {r.dose.describe()}{calculation}"
             lines += [head, f"            {r.text} {refs(r.citations)} ({r.rule})"]
         if self.withheld:
@@ -254,10 +266,15 @@ class Decision:
                 lines.append(f"  {label} ({p.rule}): waits for {', '.join(p.waits_for)}")
         if cited:
             lines += ["", "Sources:"]
-            lines += [f"  [{c.seed_number}] {c.title}" for c in sorted(cited.values(), key=lambda c: c.seed_number)]
+            lines += [f"  [{_label(c)}] {c.title}"
+                      for c in sorted(cited.values(), key=lambda c: (c.seed_number is None, c.seed_number or 0, c.id))]
         lines += ["", f"Protocol {self.protocol.id} {self.protocol.version} {self.protocol.digest}; "
                       f"assessed at {iso(self.assessed_at)}"]
         return "\n".join(lines)
+
+
+def _label(citation: Citation) -> str:
+    return str(citation.seed_number) if citation.seed_number is not None else citation.id
 
 
 def _number(value: float | int | None) -> str:
@@ -284,4 +301,6 @@ def _dose_dict(dose: Dose | None) -> dict[str, Any] | None:
         "for_days": dose.for_days,
         "then": dose.then,
         "calculation": dose.calculation,
+        "repeat": dose.repeat,
+        "now": dose.now,
     }

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from math import floor
 
-from .model import Drug, Regimen
+from .model import Drug, Protocol, Regimen
 from .numbers import shown
 from .patient import PatientState
 
@@ -69,8 +69,32 @@ def _hours(value: float) -> str:
     return f"{value:g} h"
 
 
-def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientState) -> DoseCheck:
-    """Check one proposed dose against every limit of its drug and regimen."""
+def _child(patient: PatientState, protocol: Protocol | None) -> bool:
+    pediatric = protocol.pediatric if protocol is not None else None
+    if pediatric is None:
+        return False
+    if patient.age_years is not None:
+        return patient.age_years < pediatric.age_below_years
+    return patient.weight_kg < pediatric.weight_below_kg_if_age_unknown
+
+
+def _step_of(protocol: Protocol, drug_id: str, dose_mg: float | None) -> int:
+    """A recorded dose's escalation step: the highest step whose fixed amount it reaches, the
+    highest step when the amount is unknown or reaches none, 0 for a drug without steps."""
+    found = protocol.drug(drug_id)
+    steps = [(r.step, r.amount.fixed_mg if r.amount is not None else None)
+             for r in (found.regimens if found is not None else ()) if r.step is not None]
+    if not steps:
+        return 0
+    reached = [step for step, fixed in steps if dose_mg is not None and fixed is not None and dose_mg >= fixed]
+    return max(reached) if reached else max(step for step, _ in steps)
+
+
+def check_dose(drug: Drug, regimen: Regimen, amount_mg: float | None, patient: PatientState,
+               protocol: Protocol | None = None) -> DoseCheck:
+    """Check one proposed dose against every limit of its drug and regimen. ``amount_mg`` is None
+    for a dose proposed without an amount (a child's steroid, a taper). With ``protocol``, the
+    drug's class spacing by escalation step and the pediatric refusal of fixed amounts apply too."""
     limits = drug.limits
     reached: list[str] = []
     reasons: list[str] = []
@@ -79,11 +103,21 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientS
     now = patient.assessed_at
 
     largest = largest_allowed_mg(drug, regimen, patient.weight_kg)
-    if not (0 < _exact(amount_mg) <= largest):
+    if amount_mg is not None and not (0 < _exact(amount_mg) <= largest):
         reached.append("max_dose_mg")
         reasons.append(f"{amount_mg:g} mg is above the {float(largest):g} mg this patient may receive in one dose")
         never = True
+    fixed = regimen.amount is not None and regimen.amount.fixed_mg is not None
+    if amount_mg is not None and fixed and _child(patient, protocol):
+        # Whatever the rules say: a fixed amount is an adult dose, never given to a child.
+        reached.append("pediatric_fixed_dose")
+        reasons.append(f"{amount_mg:g} mg is a fixed adult amount and this patient is a child: "
+                       "dose by the pediatric protocol")
+        never = True
 
+    classes = [c for c in (protocol.drug_classes if protocol is not None else ())
+               if c.escalation_steps and drug.id in c.members]
+    stepped = bool(classes) and regimen.step is not None
     intervals = [h for h in (limits.min_interval_h, regimen.interval_h) if h is not None]
     if patient.medications is None:
         if (intervals or limits.max_doses_per_course is not None or limits.max_doses_in_window is not None
@@ -91,11 +125,20 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientS
             reached.append("medication_history_unknown")
             reasons.append("the medication record is not given, so the interval and dose counts cannot be checked")
         return DoseCheck(not reached, largest, tuple(reached), tuple(reasons), None)
-    given = sorted(m.given_at for m in patient.medications if m.drug == drug.id and m.given_at <= now)
+    # Two records of one drug at one time are one dose.
+    given = sorted({m.given_at for m in patient.medications if m.drug == drug.id and m.given_at <= now})
+    onset = patient.crs_onset_at
+    course = [t for t in given if onset is None or t >= onset]
 
-    if limits.max_doses_per_course is not None and len(given) >= limits.max_doses_per_course:
+    if limits.max_doses_per_course is not None and len(course) >= limits.max_doses_per_course:
         reached.append("max_doses_per_course")
-        reasons.append(f"{len(given)} doses already given in this course (at most {limits.max_doses_per_course})")
+        if onset is None:
+            reasons.append(f"{len(course)} doses recorded (at most {limits.max_doses_per_course} in the course); "
+                           "the CRS onset is not recorded, so every recorded dose counts: recording "
+                           "crs.onset_at would count only the doses of this episode")
+        else:
+            reasons.append(f"{len(course)} doses already given in this course, since the CRS onset "
+                           f"(at most {limits.max_doses_per_course})")
         never = True
 
     if limits.max_doses_in_window is not None and limits.window_h is not None:
@@ -111,8 +154,25 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float, patient: PatientS
             leaving = in_window[len(in_window) - limits.max_doses_in_window]
             waits.append(leaving + window)
 
-    # The regimen's own spacing ("every 6 h", "twice daily") and the drug's minimum interval both apply.
-    if given and intervals:
+    if stepped and protocol is not None and intervals:
+        assert regimen.step is not None
+        members = {m for c in classes for m in c.members}
+        doses = {(m.given_at, _step_of(protocol, m.drug, m.dose_mg))
+                 for m in patient.medications if m.drug in members and m.given_at <= now}
+        doses = {d for d in doses if d[1] > 0}
+        if doses:
+            last = max(t for t, _ in doses)
+            last_step = max(step for t, step in doses if t == last)
+            interval = max(intervals)
+            if last_step >= regimen.step and now - last < timedelta(hours=interval):
+                reached.append("class_interval_h")
+                elapsed = (now - last).total_seconds() / 3600
+                reasons.append(f"a {classes[0].id} dose at the same or a higher step was given {shown(elapsed, [interval])} h "
+                               f"ago (at least {_hours(interval)} after it)")
+                waits.append(last + timedelta(hours=interval))
+    # The regimen's own spacing ("every 6 h", "twice daily") and the drug's minimum interval both
+    # apply (for a regimen spaced as a class, by its step, above).
+    if given and intervals and not stepped:
         interval = max(intervals)
         last = given[-1]
         if now - last < timedelta(hours=interval):

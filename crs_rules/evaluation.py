@@ -20,11 +20,12 @@ from .decision import Alert, Citation, Decision, Dose, GradeStatus, Pending, Pro
 from .dosing import check_dose
 from .engine import renew_after_fork
 from .errors import EngineError, InvalidInputError, Problem
-from .facts import flat_facts, input_paths
-from .model import GRADE_FINDING, AllOf, AnyOf, Condition, Not, Protocol
+from .facts import doses_above_limit, duplicate_records, flat_facts, input_paths
+from .model import GRADE_FINDING, AllOf, AnyOf, Condition, Drug, Not, Protocol
 from .numbers import shown
 from .pack import load_protocol
-from .patient import PatientState, parse_patient
+from .patient import Medication, PatientState, parse_patient
+from .vocabulary import normalise, unrecognised
 
 __all__ = ["evaluate", "compiled"]
 
@@ -60,9 +61,11 @@ def evaluate(state: PatientState | Mapping[str, Any], protocol: Protocol | None 
     """
     patient = state if isinstance(state, PatientState) else parse_patient(state)
     protocol = protocol or _default_protocol()
+    written = patient
+    patient = normalise(patient, protocol)  # every later stage sees the pack's drug ids
     program = compiled(protocol)
     result, trace, failed = program.run(patient)
-    return _assemble(protocol, patient, result.facts, trace, failed)
+    return _assemble(protocol, patient, result.facts, trace, failed, written)
 
 
 def _beyond_the_calendar(patient: PatientState) -> InvalidInputError:
@@ -166,8 +169,42 @@ class _Unknowns:
         return None, input_paths(condition.fact, self.patient)
 
 
+def _repeat_text(drug: Drug) -> str | None:
+    """When and how often a drug repeated only without improvement may be repeated, in words,
+    from the pack's limits."""
+    limits = drug.limits
+    if not limits.repeat_only_if_not_improving or limits.min_interval_h is None:
+        return None
+    text = f"may repeat after at least {_plain(limits.min_interval_h)} h if no improvement"
+    most = []
+    if limits.max_doses_in_window is not None and limits.window_h is not None:
+        most.append(f"{limits.max_doses_in_window} doses in {_plain(limits.window_h)} h")
+    if limits.max_doses_per_course is not None:
+        most.append(f"{limits.max_doses_per_course} in the course")
+    return text + (f"; at most {' and '.join(most)}" if most else "")
+
+
+def _plain(value: float) -> str:
+    return f"{value:g}"
+
+
+def _alert_details(protocol: Protocol, patient: PatientState, written: PatientState) -> dict[str, str]:
+    """What an alert reading a record fact is about: the names, the records, the doses."""
+    def at(medication: Medication) -> str:
+        amount = f" {_plain(medication.dose_mg)} mg" if medication.dose_mg is not None else ""
+        return f"{medication.drug}{amount} at {iso(medication.given_at)}"
+
+    names = unrecognised(written, protocol)
+    return {
+        "record.unrecognised_names": "Not recognised: " + ", ".join(names) + "." if names else "",
+        "record.duplicate_doses": "Counted once: " + ", ".join(at(m) for m in duplicate_records(patient)) + ".",
+        "record.dose_above_limit": "Recorded: " + ", ".join(dict.fromkeys(at(m) for m in doses_above_limit(patient, protocol))) + ".",
+    }
+
+
 def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[str, Any], ...],
-              trace: tuple[str, ...], failed: frozenset[str] = frozenset()) -> Decision:
+              trace: tuple[str, ...], failed: frozenset[str] = frozenset(),
+              written: PatientState | None = None) -> Decision:
     by_kind: dict[str, list[Mapping[str, Any]]] = {}
     for fact in facts:
         by_kind.setdefault(str(fact.get("t")), []).append(fact)
@@ -215,7 +252,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
                 raise EngineError(f"rule {rule.rule_id} proposed {rule.action} without a dose")
             citations = tuple(dict.fromkeys([*rule.citations, *drug.citations]))
             try:
-                verdict = check_dose(drug, regimen, proposal["amount_mg"], patient)
+                verdict = check_dose(drug, regimen, proposal.get("amount_mg"), patient, protocol)
             except OverflowError:
                 raise _beyond_the_calendar(patient) from None
             limits = tuple(dict.fromkeys([*engine_withheld.get(rule.rule_id, []), *verdict.limits]))
@@ -231,14 +268,33 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
                                          verdict.next_eligible_at, _citations(protocol, citations)))
                 continue
             dose = Dose(
-                drug=drug.id, amount_mg=proposal["amount_mg"], route=drug.route, regimen=regimen.id,
+                drug=drug.id, amount_mg=proposal.get("amount_mg"), route=drug.route, regimen=regimen.id,
                 interval_h=regimen.every_h if regimen.every_h is not None else drug.limits.min_interval_h,
                 interval_up_to_h=regimen.up_to_every_h, times_daily=regimen.times_daily,
                 for_days=regimen.for_days, then=regimen.then, calculation=str(proposal["how"]),
+                repeat=_repeat_text(drug), now=regimen.then if proposal.get("then_only") else None,
             )
         text = " ".join(rule.description.split())
         recommendations.append(Recommendation(rule.rule_id, rule.action, rule.strength, dose,
                                               text, _citations(protocol, citations)))
+
+    # A regimen that replaces another of its drug (an escalation), when recommended, takes its place.
+    replacing = {(r.dose.drug, regimen.replaces): r.rule for r in recommendations if r.dose is not None
+                 for drug in [protocol.drug(r.dose.drug)] if drug is not None
+                 for regimen in [drug.regimen(r.dose.regimen)] if regimen is not None and regimen.replaces}
+    replaced_rules = {rule.rule_id: by for rule in protocol.action_rules if rule.dose is not None
+                      for key, by in replacing.items() if key == (rule.dose.drug, rule.dose.regimen)}
+    entries: list[Recommendation | Withheld] = [*recommendations, *withheld]
+    for entry in entries:
+        by = replaced_rules.get(entry.rule)
+        if by is not None:
+            if isinstance(entry, Recommendation):
+                recommendations.remove(entry)
+            else:
+                withheld.remove(entry)
+            withheld.append(Withheld(entry.rule, entry.action, entry.strength,
+                                     f"replaced by the escalation this decision proposes ({by})",
+                                     ("replaced_by_escalation",), None, entry.citations))
 
     for rule in protocol.action_rules:
         if rule.rule_id not in decided:
@@ -256,8 +312,15 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
 
     alert_order = {a.id: i for i, a in enumerate(protocol.alerts)}
     alerts_by_id = {a.id: a for a in protocol.alerts}
+    details = _alert_details(protocol, patient, written or patient)
+
+    def alert_text(alert_id: str) -> str:
+        rule = alerts_by_id[alert_id]
+        read = [details[c.fact] for c in comparisons(rule.when) if details.get(c.fact)]
+        return " ".join([" ".join(rule.text.split()), *dict.fromkeys(read)])
+
     alerts = tuple(
-        Alert(a["alert"], alerts_by_id[a["alert"]].severity, a["rule"], " ".join(alerts_by_id[a["alert"]].text.split()),
+        Alert(a["alert"], alerts_by_id[a["alert"]].severity, a["rule"], alert_text(str(a["alert"])),
               _citations(protocol, alerts_by_id[a["alert"]].citations))
         for a in sorted(by_kind.get(FactKind.ALERT.value, []), key=lambda a: alert_order[a["alert"]])
     )

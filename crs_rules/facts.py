@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from ._resources import schema_dir
 from .model import GRADE_FINDING, Protocol
-from .patient import PatientState
+from .patient import Medication, PatientState
 
 __all__ = ["FactType", "INPUT_FACTS", "fact_catalogue", "flat_facts", "history_facts", "input_paths", "SECONDS_PER_HOUR"]
 
@@ -75,6 +75,17 @@ def _input_facts() -> dict[str, FactType]:
 
 INPUT_FACTS: dict[str, FactType] = _input_facts()
 
+#: Facts about the names and records of the input (unknown without a record, except a name among
+#: the proposed orders), and whether the patient is a child (always known: the weight is required).
+RECORD_FACTS: dict[str, FactType] = {
+    "record.unrecognised_names": FactType(
+        "boolean", description="a name in medications or proposed_orders that the pack's vocabulary does not know"),
+    "record.duplicate_doses": FactType("boolean", description="two records of the same drug at the same time"),
+    "record.dose_above_limit": FactType("boolean", description="a recorded dose above its drug's max_dose_mg"),
+    "patient.child": FactType(
+        "boolean", description="under the pack's pediatric age; with the age not recorded, under its weight"),
+}
+
 
 def drug_names(protocol: Protocol) -> tuple[str, ...]:
     """Drugs and drug classes the pack names: the keys of ``history.*`` and ``proposed.*``."""
@@ -91,9 +102,19 @@ def fact_catalogue(protocol: Protocol) -> dict[str, FactType]:
         catalogue[f"history.{name}.doses_in_course"] = FactType("number")
         catalogue[f"history.{name}.hours_since_last"] = FactType("number")
         catalogue[f"proposed.{name}"] = FactType("boolean")
+        catalogue[f"history.{name}.recorded"] = FactType(
+            "boolean", description="given according to the medication record; false when no record is given")
     for drug in protocol.drugs:
         if drug.limits.window_h is not None:
             catalogue[f"history.{drug.id}.doses_in_window"] = FactType("number")
+        if any(r.for_days is not None for r in drug.regimens):
+            catalogue[f"history.{drug.id}.hours_since_first_in_course"] = FactType("number")
+    for drug_class in protocol.drug_classes:
+        if drug_class.escalation_steps:
+            catalogue[f"history.{drug_class.id}.last_step"] = FactType(
+                "number", description="the escalation step of the class's last dose (0: a member without steps)")
+            catalogue[f"history.{drug_class.id}.hours_since_last_step"] = FactType("number")
+    catalogue.update(RECORD_FACTS)
     for finding in protocol.findings:
         kind = "boolean" if finding.is_boolean else "level"
         catalogue[f"finding.{finding.id}"] = FactType(kind, finding.values())
@@ -111,21 +132,111 @@ def _members(protocol: Protocol, name: str) -> frozenset[str]:
     return frozenset([name])
 
 
+def distinct_doses(medications: Iterable[Medication]) -> list[Medication]:
+    """The record with repeated records (same drug, same time) counted once."""
+    seen: dict[tuple[str, Any], Medication] = {}
+    for medication in medications:
+        seen.setdefault((medication.drug, medication.given_at), medication)
+    return list(seen.values())
+
+
+def duplicate_records(patient: PatientState) -> tuple[Medication, ...]:
+    """Each record that repeats an earlier one (same drug, same time)."""
+    seen: set[tuple[str, Any]] = set()
+    repeated: list[Medication] = []
+    for medication in patient.medications or ():
+        if (medication.drug, medication.given_at) in seen:
+            repeated.append(medication)
+        seen.add((medication.drug, medication.given_at))
+    return tuple(repeated)
+
+
+def doses_above_limit(patient: PatientState, protocol: Protocol) -> tuple[Medication, ...]:
+    """Each recorded dose above its drug's per-dose cap (``max_dose_mg``)."""
+    caps = {d.id: d.limits.max_dose_mg for d in protocol.drugs if d.limits.max_dose_mg is not None}
+    return tuple(m for m in patient.medications or ()
+                 if m.drug in caps and m.dose_mg is not None and m.dose_mg > caps[m.drug])
+
+
+def is_child(patient: PatientState, protocol: Protocol) -> bool:
+    """Under the pack's pediatric age; with the age not recorded, under its pediatric weight."""
+    pediatric = protocol.pediatric
+    if pediatric is None:
+        return False
+    if patient.age_years is not None:
+        return patient.age_years < pediatric.age_below_years
+    return patient.weight_kg < pediatric.weight_below_kg_if_age_unknown
+
+
+def dose_step(protocol: Protocol, medication: Medication) -> int:
+    """The escalation step of a recorded dose: the highest step of its drug's regimens whose
+    fixed amount the dose reaches (the highest step when the amount is not recorded or reaches
+    none); 0 for a drug without steps."""
+    drug = protocol.drug(medication.drug)
+    stepped = [r for r in drug.regimens if r.step is not None] if drug is not None else []
+    if not stepped:
+        return 0
+    if medication.dose_mg is not None:
+        reached = [r.step for r in stepped if r.step is not None and r.amount is not None
+                   and r.amount.fixed_mg is not None and medication.dose_mg >= r.amount.fixed_mg]
+        if reached:
+            return max(reached)
+    return max(r.step for r in stepped if r.step is not None)
+
+
+def _record_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
+    from .vocabulary import unrecognised
+
+    facts: dict[str, Any] = {"patient.child": is_child(patient, protocol)}
+    names = bool(unrecognised(patient, protocol))
+    if patient.medications is None:
+        # Without the record, what it would hold is unknown: only a name among the orders is known.
+        if names:
+            facts["record.unrecognised_names"] = True
+        return facts
+    facts["record.unrecognised_names"] = names
+    facts["record.duplicate_doses"] = bool(duplicate_records(patient))
+    facts["record.dose_above_limit"] = bool(doses_above_limit(patient, protocol))
+    return facts
+
+
 def history_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
     """``history.*`` and ``proposed.*`` facts for every drug and class the pack names. Without the
-    medication record (``medications`` absent) every ``history.*`` fact is unknown (left out)."""
-    facts: dict[str, Any] = {}
+    medication record (``medications`` absent) every ``history.*`` fact is unknown (left out),
+    except ``recorded`` (false: nothing is recorded). Repeated records (same drug, same time)
+    count once; the course counts the doses at or after ``crs.onset_at`` (every dose when the
+    onset is not recorded); the interval and the window count every dose."""
+    facts: dict[str, Any] = _record_facts(patient, protocol)
     windows = {d.id: d.limits.window_h for d in protocol.drugs}
     proposed = set(patient.proposed_orders)
+    onset = patient.crs_onset_at
+    record = distinct_doses(patient.medications or ())
     for name in drug_names(protocol):
         members = _members(protocol, name)
         facts[f"proposed.{name}"] = bool(proposed & members)
+        facts[f"history.{name}.recorded"] = any(m.drug in members for m in record)
         if patient.medications is None:
             continue
-        given = [m for m in patient.medications if m.drug in members]
+        given = [m for m in record if m.drug in members]
+        in_course = [m for m in given if onset is None or m.given_at >= onset]
         facts[f"history.{name}.given"] = bool(given)
-        facts[f"history.{name}.doses_in_course"] = len(given)
-        onset = patient.crs_onset_at
+        facts[f"history.{name}.doses_in_course"] = len(in_course)
+        drug = protocol.drug(name)
+        if drug is not None and in_course and any(r.for_days is not None for r in drug.regimens):
+            first = min(m.given_at for m in in_course)
+            facts[f"history.{name}.hours_since_first_in_course"] = (
+                (patient.assessed_at - first).total_seconds() / SECONDS_PER_HOUR)
+        drug_class = next((c for c in protocol.drug_classes if c.id == name and c.escalation_steps), None)
+        if drug_class is not None:
+            stepped = [(m.given_at, dose_step(protocol, m)) for m in given]
+            stepped = [s for s in stepped if s[1] > 0]
+            if stepped:
+                last_at = max(at for at, _ in stepped)
+                facts[f"history.{name}.last_step"] = max(step for at, step in stepped if at == last_at)
+                facts[f"history.{name}.hours_since_last_step"] = (
+                    (patient.assessed_at - last_at).total_seconds() / SECONDS_PER_HOUR)
+            else:
+                facts[f"history.{name}.last_step"] = 0
         if not given:
             facts[f"history.{name}.given_since_onset"] = False
         elif onset is not None:
@@ -187,6 +298,10 @@ def input_paths(fact: str, patient: PatientState) -> tuple[str, ...]:
         return ("crs.onset_at",) if rest.endswith(".given_since_onset") else ()
     if family == "proposed":
         return ("proposed_orders",)
+    if family == "record":
+        return ("medications",) if patient.medications is None else ()
+    if fact == "patient.child":
+        return ()  # always known
     if fact == "crs.days_since_onset":
         return ("crs.onset_at",)
     if fact == "vitals.oxygen.device":

@@ -391,7 +391,19 @@ class _Sweep:
         self.devices = INPUT_FACTS["vitals.oxygen.device"].values
         self.singled_out = sorted({str(c.value) for c in found if c.fact == "vitals.oxygen.device" and c.operator == "equals"})
         # Vasopressors the pack names (say, one it does not count), and everyday ones it need not name.
-        self.vasopressors = sorted(named("vitals.vasopressors") | set(_STAND_IN_VASOPRESSORS))
+        # A pack with a closed vasopressor vocabulary refuses other names: stand-ins come from the
+        # names every such pack accepts.
+        closed = [{m for c in p.drug_classes if c.vocabulary_of == "vitals.vasopressors" for m in c.members}
+                  for p in protocols]
+        closed = [names for names in closed if names]
+        singled_out = named("vitals.vasopressors")
+        if closed:
+            accepted = set.intersection(*closed)
+            singled_out &= accepted
+            stand_ins = sorted(accepted - singled_out)[:len(_STAND_IN_VASOPRESSORS)]
+        else:
+            stand_ins = list(_STAND_IN_VASOPRESSORS)
+        self.vasopressors = sorted(singled_out | set(stand_ins))
 
         # Drugs: the dosed ones with limits get courses of up to their course limit; the others (and
         # the members of the pack's drug classes) are given or not.
@@ -746,7 +758,8 @@ class Outcome:
 
 
 def _dose_change(old: Dose | None, new: Dose | None) -> str:
-    if old is not None and new is not None and replace(old, amount_mg=new.amount_mg) == new:
+    if (old is not None and new is not None and old.amount_mg is not None and new.amount_mg is not None
+            and replace(old, amount_mg=new.amount_mg) == new):
         return f"{old.drug} {_number(old.amount_mg)} mg -> {_number(new.amount_mg)} mg"
     return f"{old.describe() if old else 'no dose'} -> {new.describe() if new else 'no dose'}"
 

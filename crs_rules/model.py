@@ -28,6 +28,8 @@ __all__ = [
     "DoseLimits",
     "Drug",
     "DrugClass",
+    "DrugName",
+    "Pediatric",
     "Action",
     "DoseRef",
     "ActionRule",
@@ -108,7 +110,7 @@ Condition = Union[Comparison, AllOf, AnyOf, Not]
 @dataclass(frozen=True)
 class Reference:
     id: str
-    seed_number: int
+    seed_number: int | None
     title: str
     source_text: str
     source: Source
@@ -204,6 +206,10 @@ class Regimen:
     for_days: float | None
     then: str | None
     source: Source
+    step: int | None = None
+    """The escalation step within the drug's class (classes with ``escalation_steps``)."""
+    replaces: str | None = None
+    """The id of a regimen of the same drug that this one replaces when proposed."""
 
     @property
     def interval_h(self) -> float | None:
@@ -259,6 +265,30 @@ class DrugClass:
     description: str
     members: tuple[str, ...]
     source: Source
+    escalation_steps: bool = False
+    vocabulary_of: str | None = None
+    """The input list (``vitals.vasopressors``) that accepts only this class's members."""
+    refused_from: str | None = None
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class DrugName:
+    """The names a drug may be written under: its id and its synonyms (lowercase)."""
+
+    id: str
+    synonyms: tuple[str, ...]
+    citations: tuple[str, ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class Pediatric:
+    """Who is a child: under ``age_below_years``; with the age not recorded, under
+    ``weight_below_kg_if_age_unknown``."""
+
+    age_below_years: float
+    weight_below_kg_if_age_unknown: float
 
 
 @dataclass(frozen=True)
@@ -382,6 +412,10 @@ class Protocol:
     deviations: tuple[Deviation, ...] = ()
     #: Rules no seed statement asks for, each with its reason (statements.yaml).
     additions: tuple[Addition, ...] = ()
+    #: The names each drug may be written under (dosing.yaml ``names``).
+    names: tuple[DrugName, ...] = ()
+    #: Who is a child, for the fixed (adult) amounts (dosing.yaml ``pediatric``).
+    pediatric: Pediatric | None = None
 
     def drug(self, drug_id: str) -> Drug | None:
         return next((d for d in self.drugs if d.id == drug_id), None)

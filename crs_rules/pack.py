@@ -33,9 +33,11 @@ from .model import (
     DoseRef,
     Drug,
     DrugClass,
+    DrugName,
     Finding,
     FindingLevel,
     GradeCriterion,
+    Pediatric,
     Protocol,
     Reference,
     Regimen,
@@ -268,7 +270,7 @@ class _Builder:
         at = {kind: self.where(kind) for kind in self.documents}
 
         references = tuple(
-            Reference(r["id"], r["seed_number"], r["title"], r["source"], at["references"](("references", i)))
+            Reference(r["id"], r.get("seed_number"), r["title"], r["source"], at["references"](("references", i)))
             for i, r in enumerate(refs["references"])
         )
         findings = []
@@ -298,9 +300,16 @@ class _Builder:
         )
         drugs = tuple(self._drug(d, i) for i, d in enumerate(dosing["drugs"]))
         classes = tuple(
-            DrugClass(c["id"], c["description"], tuple(c["members"]), at["dosing"](("drug_classes", i)))
+            DrugClass(c["id"], c["description"], tuple(c["members"]), at["dosing"](("drug_classes", i)),
+                      c.get("escalation_steps", False), c.get("vocabulary_of"), c.get("refused_from"),
+                      c.get("refusal"))
             for i, c in enumerate(dosing["drug_classes"])
         )
+        names = tuple(
+            DrugName(n["id"], tuple(n["synonyms"]), tuple(n["citations"]), at["dosing"](("names", i)))
+            for i, n in enumerate(dosing.get("names", ()))
+        )
+        pediatric = dosing.get("pediatric")
         action_list = tuple(
             Action(a["id"], a["text"], at["actions"](("actions", i))) for i, a in enumerate(actions["actions"])
         )
@@ -346,7 +355,9 @@ class _Builder:
             definition_source=at["grading"](("definition",)),
             applies_when=(self.condition("grading", definition["applies_when"], ("definition", "applies_when"),
                                          definition["id"]) if "applies_when" in definition else None),
-            deviations=deviations, additions=additions,
+            deviations=deviations, additions=additions, names=names,
+            pediatric=(Pediatric(float(pediatric["age_below_years"]), float(pediatric["weight_below_kg_if_age_unknown"]))
+                       if pediatric is not None else None),
         )
 
     def _amount(self, data: dict[str, Any] | None, path: tuple[str | int, ...]) -> Amount | None:
@@ -367,7 +378,7 @@ class _Builder:
             own = self._amount(r.get("amount"), (*path, "regimens", j, "amount"))
             regimens.append(Regimen(
                 r["id"], own or drug_amount, r.get("every_h"), r.get("up_to_every_h"), r.get("times_daily"),
-                r.get("for_days"), r.get("then"), where((*path, "regimens", j)),
+                r.get("for_days"), r.get("then"), where((*path, "regimens", j)), r.get("step"), r.get("replaces"),
             ))
         limits = d.get("limits", {})
         window = limits.get("max_doses_in_window", {})

@@ -113,7 +113,8 @@ class ExpectedDose:
     """An action the decision must propose with exactly this dose."""
 
     action: str
-    amount_mg: int | float
+    amount_mg: int | float | None
+    """None: proposed without an amount."""
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,7 @@ class _File:
                 self.add((*path, "action"), name, f"no rule of this pack doses {action}",
                          "expected an action some rule proposes with a dose: " + ", ".join(self.dosed),
                          "scenario.dose-known")
-            elif isinstance(amount, (int, float)) and not isinstance(amount, bool):
+            elif amount is None or (isinstance(amount, (int, float)) and not isinstance(amount, bool)):
                 doses.append(ExpectedDose(action, amount))
 
         status = expect.get("grade_status")
@@ -423,6 +424,10 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+def _mg(value: float | None) -> str:
+    return "without an amount" if value is None else f"{_number(value)} mg"
+
+
 def _strength(strength: str) -> str:
     return "recommended" if strength == "recommend" else "considered"
 
@@ -432,7 +437,7 @@ def _what_happened(decision: Decision, action: str) -> str:
     parts = []
     for r in decision.recommendations:
         if r.action == action:
-            dose = f", {_number(r.dose.amount_mg)} mg" if r.dose else ""
+            dose = f", {_mg(r.dose.amount_mg)}" if r.dose else ""
             parts.append(f"{_strength(r.strength)} ({r.rule}{dose})")
     for w in decision.withheld:
         if w.action == action:
@@ -500,9 +505,9 @@ def differences(expect: Expectation, decision: Decision) -> tuple[str, ...]:
         amounts = [r.dose.amount_mg for r in decision.recommendations if r.action == dose.action and r.dose]
         if dose.amount_mg in amounts:
             continue
-        wanted_text = f"expected {dose.action} {_number(dose.amount_mg)} mg"
+        wanted_text = f"expected {dose.action} {_mg(dose.amount_mg)}"
         if amounts:
-            found.append(f"{wanted_text}, got {' and '.join(_number(a) + ' mg' for a in amounts)}")
+            found.append(f"{wanted_text}, got {' and '.join(_mg(a) for a in amounts)}")
         else:
             found.append(f"{wanted_text}, {_what_happened(decision, dose.action)}")
     return tuple(found)

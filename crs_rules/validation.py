@@ -697,6 +697,22 @@ def check_engine_size(protocol: Protocol) -> Iterator[Problem]:
 
 #: Checks that expand every condition (compile the pack): they run only when check_condition_size
 #: finds the pack within its bounds, since an unbounded expansion takes minutes and gigabytes.
+@semantic_check
+def check_vocabulary(protocol: Protocol) -> Iterator[Problem]:
+    """No name belongs to two drugs or shadows a drug class; every entry names a drug of the pack;
+    escalation steps and replaced regimens are consistent."""
+    from .vocabulary import vocabulary_problems
+
+    for source, subject, message, expected in vocabulary_problems(protocol):
+        yield _problem(source, subject, message, expected, "vocabulary")
+    for drug in protocol.drugs:
+        for regimen in drug.regimens:
+            if regimen.replaces is not None and (regimen.replaces == regimen.id or drug.regimen(regimen.replaces) is None):
+                yield _problem(regimen.source, drug.rule_id, f"regimen {regimen.id} replaces {regimen.replaces!r}, "
+                               "which is no other regimen of the drug", "the id of another regimen of the same drug",
+                               "vocabulary")
+
+
 EXPANDING_CHECKS: frozenset[Check] = frozenset({check_engine_size})
 
 

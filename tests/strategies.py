@@ -28,6 +28,8 @@ __all__ = [
     "temperatures",
     "oxygen_support",
     "vasopressor_lists",
+    "VASOPRESSOR_NAMES",
+    "VASOPRESSIN_LIKE",
     "tocilizumab_histories",
     "steroid_histories",
     "medication_histories",
@@ -51,6 +53,18 @@ OXYGEN_DEVICES = (
     "mechanical_ventilation",
 )
 VASOPRESSORS = ("norepinephrine", "epinephrine", "phenylephrine", "dopamine", "vasopressin")
+#: Other names of the vasopressors, as a prescriber may write them, and the drug each stands for.
+VASOPRESSOR_NAMES = {
+    **{name: name for name in VASOPRESSORS}, "noradrenaline": "norepinephrine", "Levophed": "norepinephrine",
+    "NOREPINEPHRINE": "norepinephrine", "adrenaline": "epinephrine", "Adrenaline": "epinephrine",
+    "argipressin": "vasopressin", "Vasostrict": "vasopressin", "terlipressin": "terlipressin",
+    "angiotensin ii": "angiotensin_ii", "Giapreza": "angiotensin_ii",
+}
+_WRITTEN_PRESSORS = tuple(VASOPRESSOR_NAMES)
+#: Looked up in lowercase: letter case does not matter.
+VASOPRESSOR_NAMES = {name.lower(): drug for name, drug in VASOPRESSOR_NAMES.items()}
+#: Vasopressin and its analogue: they do not count toward "multiple vasopressors".
+VASOPRESSIN_LIKE = frozenset({"vasopressin", "terlipressin"})
 CORTICOSTEROIDS = ("dexamethasone", "methylprednisolone", "hydrocortisone", "prednisone", "prednisolone")
 GM_CSF = ("sargramostim", "molgramostim")
 OTHER_DRUGS = ("acetaminophen", "cefepime", "siltuximab", "anakinra")
@@ -252,13 +266,18 @@ def oxygen_support(draw: Draw) -> dict[str, Any] | None:
     return _oxygen(draw)
 
 
-# More distinct names than the engine takes properties in one fact: the contract sets no limit.
-_MANY_PRESSORS = tuple(f"pressor{i}" for i in range(300))
+def _spellings(name: str, count: int) -> tuple[str, ...]:
+    return tuple("".join(c.upper() if i >> (k % 16) & 1 else c for k, c in enumerate(name)) for i in range(count))
+
+
+# More distinct names than the engine takes properties in one fact: the contract sets no limit
+# (letter-case spellings of two vasopressors: they count as two).
+_MANY_PRESSORS = _spellings("noradrenaline", 150) + _spellings("phenylephrine", 150)
 _VASOPRESSOR_LISTS = st.one_of(
     st.sampled_from(((), ("vasopressin",), ("vasopressin", "norepinephrine"), ("norepinephrine", "epinephrine"),
                      (), ("vasopressin",), ("vasopressin", "norepinephrine"), ("norepinephrine", "epinephrine"),
                      _MANY_PRESSORS, ("vasopressin",) + _MANY_PRESSORS[:1])),
-    st.lists(st.sampled_from(VASOPRESSORS), min_size=1, max_size=5).map(tuple),
+    st.lists(st.sampled_from(_WRITTEN_PRESSORS), min_size=1, max_size=5).map(tuple),
 )
 
 
@@ -624,7 +643,9 @@ MUTATIONS: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
     ("age negative", _set_field("patient", "age_years", -1)),
     ("age absurd", _set_field("patient", "age_years", 131)),
     ("vasopressors as text", lambda s: _vitals(s).update(hypotension=True, vasopressors="norepinephrine")),
-    ("vasopressor name in capitals", lambda s: _vitals(s).update(hypotension=True, vasopressors=["Norepinephrine"])),
+    ("vasopressor misspelt", lambda s: _vitals(s).update(hypotension=True, vasopressors=["norepinephrin"])),
+    ("inotrope as a vasopressor", lambda s: _vitals(s).update(hypotension=True, vasopressors=["dobutamine"])),
+    ("unknown vasopressor", lambda s: _vitals(s).update(hypotension=True, vasopressors=["norepinephrine", "pressor7"])),
     ("medications as mapping", _set_field("", "medications", {"drug": "tocilizumab"})),
     ("medication without time", _bad_medication({"drug": "tocilizumab"})),
     ("medication without drug", _bad_medication({"given_at": "2020-01-01T00:00:00Z"})),

@@ -440,11 +440,15 @@ def test_grade_4_not_improving_after_methylprednisolone_considers_1000_mg_twice_
 ) -> None:
     decision = evaluate(make(device="bipap", improving=improving, meds=(("methylprednisolone", h(13)),)), protocol)
     doses = steroid_doses(decision)
-    assert doses["methylprednisolone", "recommend"].amount_mg == 500
     if escalate:
+        # The escalation replaces the 500 mg regimen: never both.
         dose = doses["methylprednisolone", "consider"]
         assert (dose.amount_mg, dose.times_daily) == (1000, 2)
+        assert ("methylprednisolone", "recommend") not in doses
+        (replaced,) = withheld(decision, "methylprednisolone")
+        assert replaced.limits == ("replaced_by_escalation",) and replaced.next_eligible_at is None
     else:
+        assert doses["methylprednisolone", "recommend"].amount_mg == 500
         assert ("methylprednisolone", "consider") not in doses
 
 
@@ -573,12 +577,12 @@ EXPECTED = {
         withheld={
             # Three doses in 24 h (the last exactly 8 h ago): eligible when the 12:30 dose leaves.
             "tocilizumab": (("max_doses_in_window",), "2026-03-11T12:30:00Z"),
-            # Dexamethasone every 6 h, last given at 09:00.
-            "dexamethasone": (("min_interval_h",), "2026-03-11T15:00:00Z"),
+            # Dexamethasone every 6 h, last given at 09:00 (corticosteroids are spaced as a class).
+            "dexamethasone": (("class_interval_h",), "2026-03-11T15:00:00Z"),
         },
         alerts={"do_not_delay_treatment": "info", "early_steroid_use": "info"},
         engine_limits={"dosing.tocilizumab.max_doses_in_window@grade2_up.tocilizumab",
-                       "dosing.dexamethasone.min_interval_h.every_6_hours@grade3.dexamethasone"},
+                       "dosing.dexamethasone.class_interval_h.every_6_hours@grade3.dexamethasone"},
         # Not recorded: neutropenia, improvement, sepsis, ICANS, MAS.
         pending=frozenset({"empiric_antibiotics", "hemoperfusion", "icans_vigilance", "mas_suspected"}),
     ),
@@ -591,7 +595,8 @@ EXPECTED = {
         alerts={"do_not_delay_treatment": "info"},
         engine_limits=set(),
         pending=frozenset({"dexamethasone", "antifungal_prophylaxis", "early_steroid_use", "empiric_antibiotics",
-                           "hemoperfusion", "icans_vigilance", "mas_suspected"}),  # refractory hypotension not recorded
+                           "hemoperfusion", "icans_vigilance", "mas_suspected",
+                           "pediatric_steroid_dose"}),  # refractory hypotension not recorded
     ),
     "grade0-no-fever.yaml": Expected(
         grade=0, recommend=set(), consider=set(), doses_mg={}, withheld={}, alerts={}, engine_limits=set(),
@@ -630,11 +635,13 @@ EXPECTED = {
     ),
     "grade4-refractory.yaml": Expected(
         grade=4,  # afebrile after tocilizumab; two vasopressors and BiPAP
-        recommend=WORKUP_AND_CARE | SEVERE | {"methylprednisolone"},
+        recommend=WORKUP_AND_CARE | SEVERE,
         consider={"diagnostic_workup", "echocardiogram", "methylprednisolone", "hemoperfusion", "antifungal_prophylaxis",
                   "mechanical_ventilation"} | AS_NEEDED_SEVERE,
-        doses_mg={("methylprednisolone", "recommend"): 500, ("methylprednisolone", "consider"): 1000},
-        withheld={"tocilizumab": (("min_interval_h",), "2026-03-11T14:00:00Z")},  # last dose at 06:00
+        # Not improving after methylprednisolone: 1,000 mg twice daily replaces the 500 mg regimen.
+        doses_mg={("methylprednisolone", "consider"): 1000},
+        withheld={"tocilizumab": (("min_interval_h",), "2026-03-11T14:00:00Z"),  # last dose at 06:00
+                  "methylprednisolone": (("replaced_by_escalation",), None)},
         alerts={"do_not_delay_treatment": "info", "early_steroid_use": "info"},
         engine_limits={"dosing.tocilizumab.min_interval_h.weight_based@grade2_up.tocilizumab"},
         pending=frozenset({"empiric_antibiotics", "icans_vigilance", "mas_suspected"}),
@@ -698,12 +705,13 @@ def test_on_each_example_the_rules_withholding_and_the_independent_dose_check_ag
         regimen = drug.regimen(dose_ref.regimen)
         assert regimen is not None
         amount, _ = compute_amount(regimen, drug, patient.weight_kg)
-        verdict = check_dose(drug, regimen, amount, patient)
+        verdict = check_dose(drug, regimen, amount, patient, protocol)
         by_rules = {t.partition("@")[0].split(".")[2] for t in limit_entries if t.endswith("@" + rule_id)}
         assert by_rules == set(verdict.limits)
-        entry = [w for w in decision.withheld if w.rule == rule_id]
+        entry = [w for w in decision.withheld if w.rule == rule_id and w.limits != ("replaced_by_escalation",)]
+        replaced = [w for w in decision.withheld if w.rule == rule_id and w.limits == ("replaced_by_escalation",)]
         if verdict.allowed:
-            assert entry == [] and any(r.rule == rule_id for r in decision.recommendations)
+            assert entry == [] and (any(r.rule == rule_id for r in decision.recommendations) or replaced)
         else:
             assert set(entry[0].limits) == set(verdict.limits)
             assert entry[0].next_eligible_at == verdict.next_eligible_at
@@ -745,11 +753,18 @@ def test_two_pack_versions_in_one_process_each_give_their_own_answer(tmp_path: P
 # Valid input at the edges of what the contract allows
 
 
+def _spellings(name: str, count: int) -> tuple[str, ...]:
+    """``count`` letter-case spellings of one name."""
+    return tuple("".join(c.upper() if i >> (k % 16) & 1 else c for k, c in enumerate(name)) for i in range(count))
+
+
 def test_hundreds_of_vasopressor_names_are_graded_not_refused_by_the_engine(protocol: Protocol) -> None:
     # The contract does not limit the list; the engine refuses a fact of about 250 properties.
-    names = tuple(f"pressor{i}" for i in range(300))
+    names = _spellings("noradrenaline", 150) + _spellings("epinephrine", 150)
     assert evaluate(make(hypotension=True, vasopressors=names), protocol).crs_grade == 4
-    assert evaluate(make(hypotension=True, vasopressors=("vasopressin",) * 300), protocol).crs_grade == 3
+    assert evaluate(make(hypotension=True, vasopressors=_spellings("argipressin", 300)), protocol).crs_grade == 3
+    with pytest.raises(InvalidInputError):
+        evaluate(make(hypotension=True, vasopressors=tuple(f"pressor{i}" for i in range(300))), protocol)
 
 
 def test_a_rule_testing_for_one_list_member_still_sees_it_among_hundreds(tmp_path: Path) -> None:
@@ -767,7 +782,7 @@ def test_a_rule_testing_for_one_list_member_still_sees_it_among_hundreds(tmp_pat
     manifest.write_text("".join(line.replace("status: active", "status: draft") for line in lines
                                 if not line.startswith("digest:")), encoding="utf-8")
     with_alert = load_protocol(pack)
-    others = tuple(f"pressor{i}" for i in range(300))
+    others = _spellings("norepinephrine", 150) + _spellings("adrenaline", 150)
     assert "vasopressin_running" in alert_ids(evaluate(make(hypotension=True, vasopressors=(*others, "vasopressin")), with_alert))
     assert "vasopressin_running" in alert_ids(evaluate(make(hypotension=True, vasopressors=("vasopressin",)), with_alert))
     assert "vasopressin_running" not in alert_ids(evaluate(make(hypotension=True, vasopressors=others), with_alert))

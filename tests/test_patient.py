@@ -471,10 +471,12 @@ def test_unknown_keys_are_refused_at_every_level_each_as_its_own_problem() -> No
     assert {p.check for p in problems} == {"schema.additionalProperties"}
 
 
-def test_a_drug_name_must_be_a_lowercase_generic_name() -> None:
-    problem = the_problem(example(lambda d: d["medications"][0].update(drug="Actemra")))
-    assert (problem.subject, problem.message, problem.check) == ("medications[0].drug", 'is "Actemra" (a string)', "schema.pattern")
-    assert problem.expected.startswith("a drug's lowercase generic name")
+def test_a_drug_name_may_be_in_any_letter_case_but_only_letters_digits_spaces_and_dashes() -> None:
+    parse_patient(example(lambda d: d["medications"][0].update(drug="Actemra")))
+    parse_patient(example(lambda d: d["medications"][0].update(drug="Angiotensin II")))
+    problem = the_problem(example(lambda d: d["medications"][0].update(drug="Actemra;")))
+    assert (problem.subject, problem.message, problem.check) == ("medications[0].drug", 'is "Actemra;" (a string)', "schema.pattern")
+    assert problem.expected.startswith("a drug's name")
 
 
 def test_a_drug_name_with_a_trailing_newline_is_refused() -> None:

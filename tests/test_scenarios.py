@@ -91,7 +91,7 @@ def test_the_shipped_scenarios_have_unique_names_and_clinical_descriptions() -> 
     assert all(len(s.description.split()) >= 5 for s in SHIPPED)
     assert sorted(p.name for p in (PACK / "scenarios").glob("*.yaml")) == [
         "alerts.yaml", "applicability.yaml", "attribution.yaml", "fever-masking.yaml", "grading.yaml",
-        "refractory-and-sepsis.yaml", "steroids.yaml", "supportive-care.yaml", "tocilizumab.yaml",
+        "medications.yaml", "refractory-and-sepsis.yaml", "steroids.yaml", "supportive-care.yaml", "tocilizumab.yaml",
         "unknown-data.yaml",
     ]
 

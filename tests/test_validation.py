@@ -21,7 +21,7 @@ from crs_rules.validation import SEMANTIC_CHECKS
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 
-REFERENCES = "expected one of ref1, ref2, ref4, ref5, ref6, ref7, ref8"
+REFERENCES = "expected one of ref1, ref10, ref2, ref4, ref5, ref6, ref7, ref8, ref9"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -119,7 +119,8 @@ def test_a_wrong_type_echoes_the_value_written(pack: Path) -> None:
 
 
 def test_a_value_outside_an_enum_lists_the_allowed_values(pack: Path) -> None:
-    edit(pack, "alerts.yaml", "    severity: critical\n", "    severity: urgent\n")
+    edit(pack, "alerts.yaml", "  - id: gm_csf_contraindicated\n    severity: critical\n",
+         "  - id: gm_csf_contraindicated\n    severity: urgent\n")
     problem = only(pack)
     assert where(problem) == at(pack, "alerts.yaml", "urgent")
     assert problem.subject == "gm_csf_contraindicated"
@@ -129,7 +130,8 @@ def test_a_value_outside_an_enum_lists_the_allowed_values(pack: Path) -> None:
 
 
 def test_schema_problems_of_several_files_are_reported_together(pack: Path) -> None:
-    edit(pack, "alerts.yaml", "    severity: critical\n", "    severity: urgent\n")
+    edit(pack, "alerts.yaml", "  - id: gm_csf_contraindicated\n    severity: critical\n",
+         "  - id: gm_csf_contraindicated\n    severity: urgent\n")
     edit(pack, "dosing.yaml", "      max_dose_mg: 800\n", '      max_dose_mg: "800"\n')
     found = problems(pack)
     assert [(Path(p.file).name, p.subject) for p in found] == [
@@ -385,8 +387,8 @@ def test_a_per_kg_dose_without_maximum_is_refused(pack: Path) -> None:
 
 
 def test_a_fixed_amount_above_its_own_maximum_is_refused(pack: Path) -> None:
-    edit(pack, "dosing.yaml", "        times_daily: 2\n    citations: [ref1]\n",
-         "        times_daily: 2\n    limits:\n      max_dose_mg: 500\n    citations: [ref1]\n")
+    edit(pack, "dosing.yaml", "        replaces: high_dose\n    citations: [ref1]\n",
+         "        replaces: high_dose\n    limits:\n      max_dose_mg: 500\n    citations: [ref1]\n")
     problem = only(pack)
     assert where(problem) == at(pack, "dosing.yaml", "{fixed_mg: 1000}")
     assert problem.subject == "dosing.methylprednisolone.twice_daily_if_not_improving"
@@ -557,6 +559,34 @@ def test_a_pack_too_large_for_the_engine_is_refused(pack: Path, monkeypatch: pyt
     assert problem.check == "engine-size"
 
 
+# --------------------------------------------------------------------------- check_vocabulary
+
+
+def test_a_name_of_two_drugs_is_refused(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "    synonyms: [leukine]\n", "    synonyms: [leukine, actemra]\n")
+    problem = only(pack)
+    assert problem.subject == "names.sargramostim"
+    assert problem.message == "the name 'actemra' is already a name of tocilizumab"
+    assert problem.check == "vocabulary"
+
+
+@pytest.mark.parametrize(("synonym", "message"), [
+    ("gm_csf", "the name 'gm_csf' is the id of a drug class"),
+    ("molgramostim", "the name 'molgramostim' is already a name of molgramostim"),
+])
+def test_a_synonym_shadowing_a_class_or_another_drug_is_refused(pack: Path, synonym: str, message: str) -> None:
+    edit(pack, "dosing.yaml", "    synonyms: [leukine]\n", f"    synonyms: [leukine, {synonym}]\n")
+    problem = only(pack)
+    assert (problem.message, problem.check) == (message, "vocabulary")
+
+
+def test_names_for_a_drug_the_pack_does_not_name_are_refused(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "  - id: molgramostim\n", "  - id: filgrastim\n")
+    problem = only(pack)
+    assert problem.message == "names 'filgrastim', which is no drug or class member of the pack"
+    assert problem.check == "vocabulary"
+
+
 # --------------------------------------------------------------------------- every check has tests here
 
 #: The semantic checks of validation.py and the check ids their tests above assert.
@@ -575,6 +605,7 @@ TESTED_CHECKS = {
     "check_engine_size": {"engine-size"},
     "check_raised_when_unknown_reads_inputs": {"raise-reads-inputs"},
     "check_traced_both_ways": {"traced-both-ways"},
+    "check_vocabulary": {"vocabulary"},
 }
 
 
