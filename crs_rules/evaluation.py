@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Mapping
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
 from .conditions import compare, comparisons
 from .decision import Alert, Citation, Decision, Dose, GradeStatus, Pending, ProtocolRef, Recommendation, Withheld, iso
 from .dosing import check_dose
-from .errors import EngineError, InvalidInputError, Problem
+from .errors import EngineError, InvalidInputError, InvalidPackError, Problem
 from .facts import flat_facts, input_paths
 from .model import GRADE_FINDING, AllOf, AnyOf, Condition, Not, Protocol
 from .numbers import shown
@@ -48,18 +49,33 @@ def compiled(protocol: Protocol) -> CompiledProtocol:
         return found
 
 
-def evaluate(state: PatientState | Mapping[str, Any], protocol: Protocol | None = None) -> Decision:
+def evaluate(state: PatientState | Mapping[str, Any], protocol: Protocol | None = None, *,
+             allow_draft: bool = False) -> Decision:
     """Evaluate one patient's state (a mapping following ``schemas/patient.schema.json``, or a
     parsed :class:`PatientState`) against a protocol (the shipped pack by default).
 
+    A draft or retired protocol is not for clinical use: evaluating one needs ``allow_draft=True``
+    (its decision then says so), else :class:`~crs_rules.errors.InvalidPackError` is raised.
     Raises :class:`~crs_rules.errors.InvalidInputError` naming every bad field, or
     :class:`~crs_rules.errors.EngineError` if the engine misbehaves; never returns a partial decision.
     """
     patient = state if isinstance(state, PatientState) else parse_patient(state)
     protocol = protocol or _default_protocol()
+    if protocol.status != "active" and not allow_draft:
+        raise _not_active(protocol)
     program = compiled(protocol)
     result, trace, failed = program.run(patient)
     return _assemble(protocol, patient, result.facts, trace, failed)
+
+
+def _not_active(protocol: Protocol) -> InvalidPackError:
+    return InvalidPackError([Problem(
+        str(Path(protocol.path) / "manifest.yaml"), 0, 0, protocol.id,
+        f"the protocol is {protocol.status} (version {protocol.version}), not for clinical use",
+        "expected an active (released) protocol; to try a draft or retired one, opt in with "
+        "evaluate(..., allow_draft=True) or crs-rules evaluate --allow-draft",
+        ("status",), "status-active",
+    )])
 
 
 def _beyond_the_calendar(patient: PatientState) -> InvalidInputError:
@@ -268,7 +284,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
         trace = (*trace, grade_rule)
     ordered_findings = tuple((f.id, values[f.id]) for f in protocol.findings) + ((GRADE_FINDING, grade),)
     return Decision(
-        protocol=ProtocolRef(protocol.id, protocol.version, protocol.digest),
+        protocol=ProtocolRef(protocol.id, protocol.version, protocol.digest, protocol.status),
         assessed_at=patient.assessed_at,
         crs_grade=grade,
         grade_basis=_basis(protocol, status, grade, possible_grades, values, patient, tuple(missing)),
