@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Sequence, TextIO, cast
@@ -94,15 +95,23 @@ def _parser() -> _Parser:
     evaluate.add_argument("patient", help="patient state file (JSON or YAML), or - for standard input")
     evaluate.add_argument("--rules", dest="pack", help="rule pack folder (default: the shipped pack)")
     evaluate.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
+    evaluate.add_argument("--allow-draft", action="store_true",
+                          help="evaluate a draft or retired pack (not for clinical use; the decision says so)")
 
     trace = commands.add_parser("trace", help="write PACK/TRACEABILITY.md (seed statement -> rule ids)")
     trace.add_argument("pack", nargs="?", help="rule pack folder (default: the shipped pack)")
     trace.add_argument("--check", action="store_true", help="only check that the table is current and complete")
 
-    release = commands.add_parser("release", help="record a new version: bump, changelog note, digest")
+    release = commands.add_parser("release", help="record a new version once validate, test and trace pass: bump, "
+                                                  "changelog note, status active, effective date, digest")
     release.add_argument("pack", help="rule pack folder")
     release.add_argument("--bump", required=True, choices=("major", "minor", "patch"))
     release.add_argument("--note", required=True, help="what changed, in words")
+    release.add_argument("--effective", type=_date, metavar="DATE", help="effective date, YYYY-MM-DD (default: today)")
+
+    draft = commands.add_parser("draft", help="start a change: copy a pack as a draft (status draft, no digest)")
+    draft.add_argument("pack", help="rule pack folder to start from")
+    draft.add_argument("dest", nargs="?", help="new folder for the draft (default: PACK-draft next to PACK)")
 
     scenarios = commands.add_parser("test", help="run the pack's scenarios (PACK/scenarios/*.yaml); prints N passed, M "
                                                  "failed and the rule coverage; exit 0 only if all pass, 100 %% covered")
@@ -116,6 +125,15 @@ def _parser() -> _Parser:
                       help="how many generated patients to evaluate besides the packs' scenarios (default 12,000)")
 
     return parser
+
+
+def _date(text: str) -> date:
+    try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date such as 2026-12-01, not {text!r}") from None
 
 
 def _population_size(text: str) -> int:
@@ -145,7 +163,7 @@ def _evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                          "or a file name instead of -")
     protocol = _load(args.pack)
     patient = read_patient(args.patient)
-    decision = evaluate(patient, protocol)
+    decision = evaluate(patient, protocol, allow_draft=args.allow_draft)
     if args.format == "json":
         out.write(json_text(decision.to_dict()) + "\n")
     else:
@@ -178,10 +196,26 @@ def _trace(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _release(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .release import release
+    from .release import ReleaseRefusedError, release
 
-    protocol = release(args.pack, args.bump, args.note)
-    out.write(f"Released {protocol.id} {protocol.version} {protocol.digest}\n")
+    try:
+        protocol = release(args.pack, args.bump, args.note, effective=args.effective)
+    except ReleaseRefusedError as refused:
+        for reason in refused.reasons:
+            err.write(f"{reason}\n")
+        err.write(f"release refused ({len(refused.reasons)} reason(s)); the pack is unchanged\n")
+        return EXIT_INVALID
+    out.write(f"Released {protocol.id} {protocol.version} {protocol.digest} (active, effective "
+              f"{protocol.effective_date})\n")
+    return EXIT_OK
+
+
+def _draft(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .release import draft
+
+    target = draft(args.pack, args.dest)
+    out.write(f"Draft {target} (status draft, no digest): edit it, then crs-rules validate, test, diff and "
+              f"release {target}\n")
     return EXIT_OK
 
 
@@ -225,6 +259,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "evaluate": _evaluate,
     "trace": _trace,
     "release": _release,
+    "draft": _draft,
     "test": _scenarios,
     "diff": _diff,
 }

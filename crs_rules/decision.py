@@ -42,6 +42,8 @@ class ProtocolRef:
     id: str
     version: str
     digest: str
+    status: str = "active"
+    """``active``, or ``draft`` / ``retired``: not for clinical use (evaluated only on request)."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see schemas/decision.schema.json)."""
         return {
-            "protocol": {"id": self.protocol.id, "version": self.protocol.version, "digest": self.protocol.digest},
+            "protocol": {"id": self.protocol.id, "version": self.protocol.version, "digest": self.protocol.digest,
+                         "status": self.protocol.status},
             "assessed_at": iso(self.assessed_at),
             "grade_status": self.grade_status,
             "crs_grade": self.crs_grade,
@@ -232,6 +235,9 @@ class Decision:
             headline = ("CRS grade not determined: possible grades "
                         + ", ".join(str(g) for g in self.possible_grades))
         lines = [headline, f"  {self.grade_basis}"]
+        if self.protocol.status != "active":
+            lines[:0] = [f"{self.protocol.status.upper()} protocol, not for clinical use "
+                         f"({self.protocol.id} {self.protocol.version})", ""]
         if self.missing:
             lines.append(f"  Not recorded: {', '.join(self.missing)}")
         cited: dict[str, Citation] = {}
@@ -268,7 +274,8 @@ class Decision:
             lines += ["", "Sources:"]
             lines += [f"  [{_label(c)}] {c.title}"
                       for c in sorted(cited.values(), key=lambda c: (c.seed_number is None, c.seed_number or 0, c.id))]
-        lines += ["", f"Protocol {self.protocol.id} {self.protocol.version} {self.protocol.digest}; "
+        status = f" ({self.protocol.status.upper()}, not for clinical use)" if self.protocol.status != "active" else ""
+        lines += ["", f"Protocol {self.protocol.id} {self.protocol.version}{status} {self.protocol.digest}; "
                       f"assessed at {iso(self.assessed_at)}"]
         return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from math import floor
 
+from .envelope import Envelope, default_envelope
 from .model import Drug, Protocol, Regimen
 from .numbers import shown
 from .patient import PatientState
@@ -91,10 +92,12 @@ def _step_of(protocol: Protocol, drug_id: str, dose_mg: float | None) -> int:
 
 
 def check_dose(drug: Drug, regimen: Regimen, amount_mg: float | None, patient: PatientState,
-               protocol: Protocol | None = None) -> DoseCheck:
+               protocol: Protocol | None = None, envelope: Envelope | None = None) -> DoseCheck:
     """Check one proposed dose against every limit of its drug and regimen. ``amount_mg`` is None
     for a dose proposed without an amount (a child's steroid, a taper). With ``protocol``, the
-    drug's class spacing by escalation step and the pediatric refusal of fixed amounts apply too."""
+    drug's class spacing by escalation step and the pediatric refusal of fixed amounts apply too.
+    Every dose is also checked against the safety envelope's hard limits (the shipped envelope by
+    default), whatever the pack says."""
     limits = drug.limits
     reached: list[str] = []
     reasons: list[str] = []
@@ -118,9 +121,12 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float | None, patient: P
     classes = [c for c in (protocol.drug_classes if protocol is not None else ())
                if c.escalation_steps and drug.id in c.members]
     stepped = bool(classes) and regimen.step is not None
+    hard = _EnvelopeCheck(drug, regimen, amount_mg, patient, envelope or default_envelope())
     intervals = [h for h in (limits.min_interval_h, regimen.interval_h) if h is not None]
     if patient.medications is None:
-        if (intervals or limits.max_doses_per_course is not None or limits.max_doses_in_window is not None
+        hard.merge(reached, reasons, waits)
+        never = never or hard.never
+        if (hard.reads_history or intervals or limits.max_doses_per_course is not None or limits.max_doses_in_window is not None
                 or limits.repeat_only_if_not_improving):
             reached.append("medication_history_unknown")
             reasons.append("the medication record is not given, so the interval and dose counts cannot be checked")
@@ -186,6 +192,8 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float | None, patient: P
         reasons.append("the patient is improving: a repeat dose is given only without improvement")
         never = True
 
+    hard.merge(reached, reasons, waits)
+    never = never or hard.never
     next_eligible = None if never or not waits else _up_to_the_second(max(waits))
     return DoseCheck(not reached, largest, tuple(reached), tuple(reasons), next_eligible)
 
@@ -196,3 +204,75 @@ def _up_to_the_second(moment: datetime) -> datetime:
     if moment.microsecond:
         return moment.replace(microsecond=0) + timedelta(seconds=1)
     return moment
+
+
+class _EnvelopeCheck:
+    """The same dose against the safety envelope's hard limits (``envelope``), owned apart from the
+    pack: a pack that validated never reaches them before its own limits, so a limit the pack's
+    check already reached is not named twice (its wait still counts: the later time applies)."""
+
+    def __init__(self, drug: Drug, regimen: Regimen, amount_mg: float | None, patient: PatientState,
+                 envelope: Envelope) -> None:
+        self.limits: list[tuple[str, str, str]] = []  # (the pack's limit it doubles, name, reason)
+        self.waits: list[datetime] = []
+        self.never = False
+        hard = envelope.drug(drug.id)
+        self.reads_history = hard is not None and hard.reads_history
+        if hard is None:
+            self.limits.append(("", "envelope_unknown_drug",
+                                f"{drug.id} has no hard limits in the safety envelope, so no dose of it is proposed"))
+            self.never = True
+            return
+        amount = _exact(amount_mg) if amount_mg is not None else Fraction(0)  # no amount proposed: no cap to pass
+        cap = hard.max_dose_for(regimen.id)
+        if cap is not None and amount > _exact(cap):
+            self.limits.append(("max_dose_mg", "envelope_max_dose_mg",
+                                f"{amount_mg:g} mg is above the safety envelope's hard limit of {cap:g} mg a dose "
+                                f"of {drug.id}"))
+            self.never = True
+        if hard.max_mg_per_kg is not None:
+            per_kg = _exact(hard.max_mg_per_kg) * _exact(patient.weight_kg)
+            if amount > per_kg:
+                self.limits.append(("max_dose_mg", "envelope_max_mg_per_kg",
+                                    f"{amount_mg:g} mg is above the safety envelope's hard limit of "
+                                    f"{hard.max_mg_per_kg:g} mg/kg ({float(per_kg):g} mg for {patient.weight_kg:g} kg)"))
+                self.never = True
+        if patient.medications is None:
+            return
+        now = patient.assessed_at
+        # Two records of one drug at one time are one dose; the course is the episode since the onset.
+        given = sorted({m.given_at for m in patient.medications if m.drug == drug.id and m.given_at <= now})
+        onset = patient.crs_onset_at
+        course = [t for t in given if onset is None or t >= onset]
+        # The interval counts doses at the same amount or more: an escalation is never delayed.
+        spaced = sorted({m.given_at for m in patient.medications if m.drug == drug.id and m.given_at <= now
+                         and (m.dose_mg is None or amount_mg is None or m.dose_mg >= amount_mg)})
+        if hard.max_doses_per_course is not None and len(course) >= hard.max_doses_per_course:
+            self.limits.append(("max_doses_per_course", "envelope_max_doses_per_course",
+                                f"{len(course)} doses already given in this course (the safety envelope allows "
+                                f"at most {hard.max_doses_per_course})"))
+            self.never = True
+        if hard.max_doses_in_window is not None and hard.window_h is not None:
+            window = timedelta(hours=hard.window_h)
+            in_window = [t for t in given if now - t < window]
+            if len(in_window) >= hard.max_doses_in_window:
+                self.limits.append(("max_doses_in_window", "envelope_max_doses_in_window",
+                                    f"{len(in_window)} doses in the last {_hours(hard.window_h)} (the safety "
+                                    f"envelope allows at most {hard.max_doses_in_window})"))
+                self.waits.append(in_window[len(in_window) - hard.max_doses_in_window] + window)
+        interval = hard.min_interval_for(regimen.id)
+        if spaced and interval is not None and now - spaced[-1] < timedelta(hours=interval):
+            elapsed = (now - spaced[-1]).total_seconds() / 3600
+            self.limits.append(("min_interval_h", "envelope_min_interval_h",
+                                f"last dose {shown(elapsed, [interval])} h ago (the safety envelope requires at "
+                                f"least {_hours(interval)} between doses)"))
+            self.waits.append(spaced[-1] + timedelta(hours=interval))
+
+    def merge(self, reached: list[str], reasons: list[str], waits: list[datetime]) -> None:
+        """Add the envelope's findings to the pack's (once: a later call adds nothing)."""
+        for doubles, name, reason in self.limits:
+            if doubles not in reached and name not in reached:
+                reached.append(name)
+                reasons.append(reason)
+        waits.extend(self.waits)
+        self.limits, self.waits = [], []

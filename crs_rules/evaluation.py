@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Mapping
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
@@ -19,7 +20,7 @@ from .conditions import compare, comparisons
 from .decision import Alert, Citation, Decision, Dose, GradeStatus, Pending, ProtocolRef, Recommendation, Withheld, iso
 from .dosing import check_dose
 from .engine import renew_after_fork
-from .errors import EngineError, InvalidInputError, Problem
+from .errors import EngineError, InvalidInputError, InvalidPackError, Problem
 from .facts import doses_above_limit, duplicate_records, flat_facts, input_paths
 from .model import GRADE_FINDING, AllOf, AnyOf, Condition, Drug, Not, Protocol
 from .numbers import shown
@@ -52,20 +53,35 @@ def compiled(protocol: Protocol) -> CompiledProtocol:
         return found
 
 
-def evaluate(state: PatientState | Mapping[str, Any], protocol: Protocol | None = None) -> Decision:
+def evaluate(state: PatientState | Mapping[str, Any], protocol: Protocol | None = None, *,
+             allow_draft: bool = False) -> Decision:
     """Evaluate one patient's state (a mapping following ``schemas/patient.schema.json``, or a
     parsed :class:`PatientState`) against a protocol (the shipped pack by default).
 
+    A draft or retired protocol is not for clinical use: evaluating one needs ``allow_draft=True``
+    (its decision then says so), else :class:`~crs_rules.errors.InvalidPackError` is raised.
     Raises :class:`~crs_rules.errors.InvalidInputError` naming every bad field, or
     :class:`~crs_rules.errors.EngineError` if the engine misbehaves; never returns a partial decision.
     """
     patient = state if isinstance(state, PatientState) else parse_patient(state)
     protocol = protocol or _default_protocol()
+    if protocol.status != "active" and not allow_draft:
+        raise _not_active(protocol)
     written = patient
     patient = normalise(patient, protocol)  # every later stage sees the pack's drug ids
     program = compiled(protocol)
     result, trace, failed = program.run(patient)
     return _assemble(protocol, patient, result.facts, trace, failed, written)
+
+
+def _not_active(protocol: Protocol) -> InvalidPackError:
+    return InvalidPackError([Problem(
+        str(Path(protocol.path) / "manifest.yaml"), 0, 0, protocol.id,
+        f"the protocol is {protocol.status} (version {protocol.version}), not for clinical use",
+        "expected an active (released) protocol; to try a draft or retired one, opt in with "
+        "evaluate(..., allow_draft=True) or crs-rules evaluate --allow-draft",
+        ("status",), "status-active",
+    )])
 
 
 def _beyond_the_calendar(patient: PatientState) -> InvalidInputError:
@@ -334,7 +350,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
         trace = (*trace, grade_rule)
     ordered_findings = tuple((f.id, values[f.id]) for f in protocol.findings) + ((GRADE_FINDING, grade),)
     return Decision(
-        protocol=ProtocolRef(protocol.id, protocol.version, protocol.digest),
+        protocol=ProtocolRef(protocol.id, protocol.version, protocol.digest, protocol.status),
         assessed_at=patient.assessed_at,
         crs_grade=grade,
         grade_basis=_basis(protocol, status, grade, possible_grades, values, patient, tuple(missing)),

@@ -83,7 +83,7 @@ ASSESSED_AT = datetime(2026, 3, 11, 12, 0, tzinfo=timezone.utc)
 
 #: Manifest keys that are the release record, not protocol content (version and status are shown
 #: in the report's first line instead).
-_RELEASE_KEYS = ("version", "status", "digest", "changelog", "files")
+_RELEASE_KEYS = ("version", "status", "digest", "draft_of", "changelog", "files")
 
 # How many sub-changes of one kind the text shows before summing up the rest.
 _SHOWN_SUB_CHANGES = 8
@@ -135,9 +135,25 @@ class PackChange:
             return f"{where}: {_list_change(self.old, self.new)}"
         return f"{where}: {_show(self.old)} -> {_show(self.new)}"
 
+    @property
+    def warning(self) -> str | None:
+        """For a number changed by a factor of 2 or more (up or down), a warning: a tenfold
+        mistake (a slipped decimal point, an extra zero) looks like this. None otherwise."""
+        old, new = self.old, self.new
+        if self.change != "changed" or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                               for v in (old, new)):
+            return None
+        factor = max(old, new) / min(old, new)
+        if factor < 2:
+            return None
+        direction = "up" if new > old else "down"
+        return (f"WARNING: {self.shown_path} {_show(old)} -> {_show(new)} changes by a factor of {factor:.3g} "
+                f"({direction}): check it is meant (a slipped decimal point or an extra zero looks like this)")
+
     def to_dict(self) -> dict[str, Any]:
         return {"section": self.section, "file": self.file, "line": self.line, "path": self.path,
-                "change": self.change, "old": self.old, "new": self.new, "text": self.describe()}
+                "change": self.change, "old": self.old, "new": self.new, "text": self.describe(),
+                "warning": self.warning}
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.+\-]+")
@@ -957,7 +973,10 @@ class ImpactReport:
                  f"  new: {new.path} ({new.digest[:19]}...)", ""]
         if self.pack_changes:
             lines.append(f"What changed in the pack: {_count(len(self.pack_changes), 'change')}")
-            lines += [f"  {change.describe()}  ({change.file}:{change.line})" for change in self.pack_changes]
+            for pack_change in self.pack_changes:
+                lines.append(f"  {pack_change.describe()}  ({pack_change.file}:{pack_change.line})")
+                if pack_change.warning:
+                    lines.append(f"    {pack_change.warning}")
         elif old.digest == new.digest:
             lines.append("What changed in the pack: nothing, the content is the same")
         else:
@@ -1009,7 +1028,7 @@ class _Evaluator:
         for protocol, memo in zip(self.packs, self.memo):
             outcome = memo.get(state)
             if outcome is None:
-                outcome = memo[state] = Outcome.of(evaluate(state, protocol))
+                outcome = memo[state] = Outcome.of(evaluate(state, protocol, allow_draft=True))  # drafts are compared
             found.append(outcome)
         return found[0], found[1]
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from ._resources import default_pack_dir
 from .conditions import build_condition
+from .envelope import default_envelope, envelope_problems
 from .errors import InvalidPackError, Problem
 from .loading import MAX_FILE_BYTES, LoadedDocument, UnreadableFile, load_yaml_bytes, read_bounded
 from .model import (
@@ -406,15 +407,17 @@ def _release_problems(documents: dict[str, LoadedDocument], protocol: Protocol) 
         line, column = manifest.position(("version",))
         return [Problem(manifest.file, line, column, protocol.id,
                         f"an {protocol.status} pack has no recorded digest",
-                        "expected a released pack: run crs-rules release PACK --bump patch --note \"...\"",
+                        "expected a released pack: a pack becomes active only through crs-rules release, which "
+                        "records its digest; start a change with crs-rules draft PACK DEST",
                         ("digest",), "release-digest")]
     if recorded != protocol.digest:
         line, column = manifest.position(("digest",))
         return [Problem(manifest.file, line, column, protocol.id,
                         f"the pack's content changed since version {protocol.version} was released "
                         f"(recorded {recorded[:19]}..., content {protocol.digest[:19]}...)",
-                        "expected a new version for a changed protocol: run crs-rules release PACK "
-                        "--bump major|minor|patch --note \"what changed\"",
+                        "expected an active pack unchanged since its release: make a change in a draft "
+                        "(crs-rules draft PACK DEST copies the pack as a draft), validate and test it, then "
+                        "crs-rules release DEST --bump major|minor|patch --note \"what changed\"",
                         ("digest",), "release-digest")]
     return []
 
@@ -425,6 +428,12 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
     Raises :class:`~crs_rules.errors.InvalidPackError` carrying every problem found, sorted by
     file and position, when the pack is not valid.
     """
+    return _load_protocol(path, check_release=True)
+
+
+def _load_protocol(path: str | Path | None, check_release: bool) -> Protocol:
+    """:func:`load_protocol`; without ``check_release``, a recorded digest that no longer matches
+    the content is not a problem (``release`` loads a pack it is about to record)."""
     pack = Path(path) if path is not None else default_pack_dir()
     documents, problems = read_pack_documents(pack)
     if problems or set(documents) != {"manifest", *FILE_KINDS}:
@@ -434,7 +443,10 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
     protocol = builder.build(pack, content_digest(documents))
     semantic = [p for p in semantic_problems(protocol)
                 if not (p.check == "operator-fits-fact" and (p.file, p.line, p.column) in builder.no_operator)]
-    problems = builder.problems + semantic + _release_problems(documents, protocol)
+    # The safety envelope is owned apart from the pack: a pack may be tighter, never looser.
+    problems = builder.problems + semantic + envelope_problems(documents, default_envelope())
+    if check_release:
+        problems += _release_problems(documents, protocol)
     if problems:
         raise InvalidPackError(problems)
     return protocol

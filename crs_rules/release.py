@@ -1,4 +1,11 @@
-"""Release discipline: a changed protocol is a new version.
+"""Release discipline: a changed protocol is a new version, and only a tested one is released.
+
+A change starts with :func:`draft`: a copy of the pack marked ``status: draft``, without a digest,
+recording in ``draft_of`` the content it started from. :func:`release` refuses (listing every
+reason, writing nothing) unless the pack validates, every scenario passes with full rule coverage
+(``crs-rules test``), the traceability check passes (``crs-rules trace``: every number of the
+seed found, or its statement declared a deviation) and the content differs from what was released;
+it then sets ``status: active`` and the ``effective_date``.
 
 The manifest records the digest of the pack's content. ``crs-rules validate`` fails when the content
 no longer matches it; :func:`release` bumps the version, adds the changelog entry and records the new
@@ -11,18 +18,58 @@ temporary file renamed over it), never through a link. A failed release leaves t
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import re
+import shutil
+import tempfile
 import unicodedata
 from datetime import date
 from pathlib import Path
+from typing import Any, Iterable
 
-from .errors import InvalidPackError, Problem
+from .errors import CrsRulesError, InvalidPackError, Problem
 from .loading import LoadedDocument, load_yaml_bytes
 from .model import Protocol
-from .pack import MANIFEST, content_digest, load_protocol, read_pack_documents, read_pack_file, write_pack_file
+from .pack import (
+    MANIFEST,
+    _load_protocol,
+    content_digest,
+    load_protocol,
+    read_pack_documents,
+    read_pack_file,
+    write_pack_file,
+)
 from .validation import schema_problems
 
-__all__ = ["release", "bump_version", "BUMPS"]
+__all__ = ["release", "draft", "bump_version", "protocol_digest", "ReleaseRefusedError", "BUMPS", "RELEASE_RECORD"]
+
+#: Manifest keys that record a release rather than say what the protocol is.
+RELEASE_RECORD = ("version", "status", "effective_date", "digest", "draft_of", "changelog")
+
+
+class ReleaseRefusedError(CrsRulesError, ValueError):
+    """A release gate failed; ``reasons`` says each one, in words. Nothing was written."""
+
+    def __init__(self, reasons: Iterable[str]) -> None:
+        self.reasons = tuple(reasons)
+        super().__init__("release refused: " + "; ".join(self.reasons))
+
+
+def protocol_digest(documents: dict[str, LoadedDocument]) -> str:
+    """sha256 of what the protocol says: every file's data, the manifest without its release
+    record (version, status, dates, digests, changelog). Two packs with the same protocol digest
+    give every patient the same decision."""
+    content: dict[str, Any] = {}
+    for kind, document in sorted(documents.items()):
+        data = document.data
+        if kind == "manifest" and isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in RELEASE_RECORD}
+        content[kind] = data
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 BUMPS = ("major", "minor", "patch")
 
@@ -73,11 +120,47 @@ def _yaml_text(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def release(pack: str | Path, bump: str, note: str, today: date | None = None) -> Protocol:
-    """Record a new version of the pack: bumped version, changelog entry, content digest.
+def _gates(folder: Path, documents: dict[str, LoadedDocument], protocol: Protocol) -> list[str]:
+    """Every reason not to release this (valid) pack; empty when it may be released."""
+    from .scenarios import run_scenarios
+    from .traceability import trace
 
-    The pack must be valid apart from its recorded digest (a release records the digest, so a
-    stale one is what it fixes). Returns the released, validated protocol.
+    reasons: list[str] = []
+    manifest = documents["manifest"].data
+    if protocol.recorded_digest is not None and protocol.recorded_digest == protocol.digest:
+        reasons.append(f"nothing changed since version {protocol.version} was released (the content matches its "
+                       "recorded digest); expected a changed protocol: make the change in a draft "
+                       "(crs-rules draft PACK DEST)")
+    elif manifest.get("draft_of") is not None and manifest["draft_of"] == protocol_digest(documents):
+        reasons.append("the draft says the same as the version it was started from (draft_of); "
+                       "expected a changed protocol: a release records a change")
+    try:
+        report = run_scenarios(protocol)
+    except InvalidPackError as error:
+        reasons += [f"scenarios: {problem}" for problem in error.problems]
+    else:
+        if not report.results:
+            reasons.append("scenarios: the pack has no scenarios; expected scenarios/*.yaml (crs-rules test)")
+        for result in report.failures:
+            where = result.scenario.source
+            reasons.append(f"scenario {result.scenario.name} fails ({where.file}:{where.line}): "
+                           + "; ".join(result.differences))
+        for rule_id in report.uncovered:
+            reasons.append(f"scenarios: no scenario fires rule {rule_id}; expected 100 % rule coverage (crs-rules test)")
+    _, _, problems = trace(folder, protocol)
+    reasons += [f"traceability: {problem}" for problem in problems]
+    return reasons
+
+
+def release(pack: str | Path, bump: str, note: str, today: date | None = None,
+            effective: date | None = None) -> Protocol:
+    """Record a new version of the pack: bumped version, changelog entry, ``status: active``, the
+    effective date (``effective``, else today) and the content digest.
+
+    Refused with :class:`ReleaseRefusedError` listing every failed gate (scenarios, traceability,
+    no change), or :class:`InvalidPackError` when the pack is not valid apart from its recorded
+    digest (a release records the digest, so a stale one is what it fixes); nothing is written
+    then. Returns the released, validated protocol.
     """
     folder = Path(pack)
     if not note.strip():
@@ -89,12 +172,10 @@ def release(pack: str | Path, bump: str, note: str, today: date | None = None) -
     documents, problems = read_pack_documents(folder)
     if problems:
         raise InvalidPackError(problems)
-    try:
-        load_protocol(folder)
-    except InvalidPackError as error:
-        blocking = [p for p in error.problems if p.check != "release-digest"]
-        if blocking:
-            raise InvalidPackError(blocking) from None
+    protocol = _load_protocol(folder, check_release=False)
+    reasons = _gates(folder, documents, protocol)
+    if reasons:
+        raise ReleaseRefusedError(reasons)
 
     manifest_path = folder / MANIFEST
     raw, problems = read_pack_file(folder, MANIFEST)
@@ -113,7 +194,12 @@ def release(pack: str | Path, bump: str, note: str, today: date | None = None) -
     if count != 1:
         raise InvalidPackError([Problem(str(manifest_path), 0, 0, "-", "no changelog found",
                                         "expected a changelog: list in the manifest")])
-    text = re.sub(r'(?m)^digest:.*\n', "", text)
+    for key, value in (("status", "active"), ("effective_date", f'"{(effective or today or date.today()).isoformat()}"')):
+        text, count = re.subn(rf'(?m)^{key}:.*$', f"{key}: {value}", text, count=1)
+        if count != 1:
+            raise InvalidPackError([Problem(str(manifest_path), 0, 0, "-", f"no {key} line found",
+                                            f"expected a line such as {key}: ...")])
+    text = re.sub(r'(?m)^(digest|draft_of):.*\n', "", text)
 
     # Everything is checked in memory before the one write.
     name = documents["manifest"].file
@@ -125,3 +211,58 @@ def release(pack: str | Path, bump: str, note: str, today: date | None = None) -
                                         "expected a manifest with one version: line")])
     write_pack_file(folder, MANIFEST, text)
     return load_protocol(folder)
+
+
+def _not_copied(folder: str, names: list[str]) -> set[str]:
+    return {name for name in names if name.startswith(".") or name == "__pycache__"}
+
+
+def draft(pack: str | Path, dest: str | Path | None = None) -> Path:
+    """Start a change: copy the pack to ``dest`` (default: the pack's folder name with ``-draft``,
+    next to it) as a draft: ``status: draft``, no digest, and ``draft_of`` recording the protocol
+    content of the released pack it starts from (so a release of an unchanged draft is refused).
+    ``dest`` must not exist; the copy appears whole or not at all. Returns ``dest``."""
+    source = Path(pack)
+    target = Path(dest) if dest is not None else source.parent / f"{source.resolve().name}-draft"
+    if target.exists() or target.is_symlink():
+        raise ValueError(f"{target} already exists; expected a new folder for the draft (crs-rules draft never "
+                         "writes over anything)")
+    documents, problems = read_pack_documents(source)
+    if problems:
+        raise InvalidPackError(problems)
+    manifest = documents["manifest"].data
+    if manifest.get("digest") is not None and manifest["digest"] == content_digest(documents):
+        started_from: str | None = protocol_digest(documents)  # released and unchanged
+    else:
+        started_from = manifest.get("draft_of")  # a draft of a draft starts from the same release
+    raw, problems = read_pack_file(source, MANIFEST)
+    if raw is None:
+        raise InvalidPackError(problems)
+    text = raw.decode("utf-8")
+    text, count = re.subn(r'(?m)^status:.*$', "status: draft", text, count=1)
+    if count != 1:
+        raise InvalidPackError([Problem(documents["manifest"].file, 0, 0, "-", "no status line found",
+                                        "expected a line such as status: active")])
+    text = re.sub(r'(?m)^(digest|draft_of):.*\n', "", text)
+    if started_from is not None:
+        text = re.sub(r'(?m)^(version:.*\n)', lambda m: m.group(1) + f"draft_of: {started_from}\n", text, count=1)
+    _checked_manifest(text, documents["manifest"].file)
+
+    parent = target.parent if str(target.parent) else Path(".")
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        shutil.copytree(source, staging, symlinks=True, ignore=_not_copied, dirs_exist_ok=True)
+        os.chmod(staging, 0o777 & ~_umask())
+        write_pack_file(staging, MANIFEST, text)
+        os.rename(staging, target)  # fails rather than merge into a folder created meanwhile
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging)
+        raise
+    return target
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

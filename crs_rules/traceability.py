@@ -112,14 +112,16 @@ def _matches_unit(location: Location, unit: str) -> bool:
     return marker in key or marker in fact
 
 
-def trace(pack: str | Path) -> tuple[Protocol, list[TraceRow], list[str]]:
-    """The traceability rows of a pack and every problem with them (in words)."""
+def trace(pack: str | Path, protocol: Protocol | None = None) -> tuple[Protocol, list[TraceRow], list[str]]:
+    """The traceability rows of a pack and every problem with them (in words). ``protocol`` is the
+    pack already loaded from ``pack``, if the caller has it."""
     folder = Path(pack)
-    protocol = load_protocol(folder)
+    protocol = protocol or load_protocol(folder)
     documents, _ = read_pack_documents(folder)
     places = _elements(protocol)
     rows: list[TraceRow] = []
     problems: list[str] = []
+    deviated = {deviation.statement for deviation in protocol.deviations}
     for statement in protocol.statements:
         locations = [loc for rule in statement.encoded_by if rule in places
                      for loc in _numbers(documents[places[rule][0]], _at(documents[places[rule][0]].data, places[rule][1]),
@@ -129,10 +131,16 @@ def trace(pack: str | Path) -> tuple[Protocol, list[TraceRow], list[str]]:
             found = tuple(dict.fromkeys(loc for loc in locations if loc.value == value and _matches_unit(loc, unit)))
             label = f"{value:g} {unit}"
             numbers.append((label, found))
+            if not found and statement.id in deviated:
+                continue  # the pack does not follow this statement as written: a declared deviation
             if len(found) != 1:
                 where = ", ".join(f"{loc.file}:{loc.line}:{loc.column}" for loc in found) or "nowhere"
+                declare = "" if found else (
+                    "; a number the pack changes on purpose is a deviation from the seed: declare it in "
+                    f"statements.yaml, deviations: [{{id: D.., statement: {statement.id}, instead: ..., reason: ..., "
+                    "decided_by: ..., date: ...}]")
                 problems.append(f"{statement.id}: the number {label} is found {len(found)} times among "
-                                f"{', '.join(statement.encoded_by)} ({where}); expected exactly once")
+                                f"{', '.join(statement.encoded_by)} ({where}); expected exactly once{declare}")
         if not statement.encoded_by and not any(d.statement == statement.id for d in protocol.deviations):
             problems.append(f"{statement.id}: no rule encodes this statement and no deviation replaces it; "
                             "expected its rule ids in encoded_by, or a deviation in statements.yaml")
@@ -182,8 +190,10 @@ def render_table(protocol: Protocol, rows: list[TraceRow]) -> str:
     for deviation in protocol.deviations:
         deviations.setdefault(deviation.statement, []).append(deviation.id)
     for row in rows:
+        missing = f"not found (deviation {', '.join(deviations[row.statement])})" if row.statement in deviations \
+            else "not found"
         numbers = "<br>".join(
-            f"{label}: " + (", ".join(f"`{Path(loc.file).name}:{loc.line}` {loc.path}" for loc in found) or "not found")
+            f"{label}: " + (", ".join(f"`{Path(loc.file).name}:{loc.line}` {loc.path}" for loc in found) or missing)
             for label, found in row.numbers
         ) or "none"
         text = _cell(row.text)

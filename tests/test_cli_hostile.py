@@ -156,6 +156,14 @@ def test_json_output_stays_valid_json_with_the_same_values() -> None:
 # --------------------------------------------------------------------------- release writes
 
 
+def change_a_description(pack: Path) -> None:
+    path = pack / "actions.yaml"
+    old = "    description: Consider vasopressors as needed at grade 3 and grade 4.\n"
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    path.write_text(text.replace(old, old.replace(".\n", ", titrated to effect.\n")), encoding="utf-8")
+
+
 @pytest.mark.parametrize("note", ["a \x1b[31m red note", "a \x9b note", "a \u202e note", "a \x00 note",
                                   "zero\u200bwidth", "a \x85 next line"])
 def test_a_release_with_a_control_character_in_the_note_changes_nothing(copy: Path, note: str) -> None:
@@ -170,6 +178,7 @@ def test_a_release_with_a_control_character_in_the_note_changes_nothing(copy: Pa
 
 
 def test_release_refuses_to_write_through_a_link(copy: Path) -> None:
+    change_a_description(copy)  # a release records a change
     (copy / "manifest.yaml").rename(copy / "manifest-real.yaml")
     (copy / "manifest.yaml").symlink_to("manifest-real.yaml")
     before = (copy / "manifest-real.yaml").read_bytes()
@@ -183,6 +192,7 @@ def test_release_refuses_to_write_through_a_link(copy: Path) -> None:
 
 def test_release_writes_the_manifest_in_one_step_and_leaves_no_temporary_file(copy: Path) -> None:
     names = sorted(path.name for path in copy.iterdir())
+    change_a_description(copy)  # a release records a change
     inode = (copy / "manifest.yaml").stat().st_ino
     code, out, err = cli("release", str(copy), "--bump", "patch", "--note", "A plain note.")
     assert (code, err) == (0, "")

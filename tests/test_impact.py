@@ -32,21 +32,37 @@ from crs_rules.impact import (
     state_input,
 )
 from crs_rules.model import Protocol
-from crs_rules.pack import read_pack_documents
-from crs_rules.release import release
+from crs_rules.pack import content_digest, read_pack_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 
 
 def changed_copy(folder: Path, file: str, old: str, new: str, note: str) -> Path:
-    """A copy of the shipped pack with one edit, released as the next minor version."""
+    """A copy of the shipped pack with one edit, recorded as the next minor version. The version
+    and digest are written here rather than by ``release``, whose gates (the scenarios, the seed's
+    numbers) an edit made only to be compared need not pass."""
     shutil.copytree(RULES, folder)
     path = folder / file
     text = path.read_text(encoding="utf-8")
     assert text.count(old) == 1, f"{old!r} is not written exactly once in {file}"
     path.write_text(text.replace(old, new), encoding="utf-8")
-    release(folder, "minor", note)
+    manifest = folder / "manifest.yaml"
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    version = re.compile(r'^version: "(\d+)\.(\d+)\.\d+"$')
+    kept = []
+    for line in lines:
+        found = version.match(line.rstrip("\n"))
+        if found:
+            line = f'version: "{found.group(1)}.{int(found.group(2)) + 1}.0"\n'
+        if not line.startswith("digest:"):
+            kept.append(line)
+    manifest.write_text("".join(kept), encoding="utf-8")
+    documents, problems = read_pack_documents(folder)
+    assert problems == []
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(text.replace("\nstatus:", f"\ndigest: {content_digest(documents)}\nstatus:", 1), encoding="utf-8")
+    assert load_protocol(folder).version != load_protocol(RULES).version, note
     return folder
 
 

@@ -64,25 +64,104 @@ def test_each_console_example_prints_what_the_readme_shows(
         assert actual == shown
 
 
-def released_next_pack(folder: Path) -> None:
-    """The steps of "Changing the protocol" before the diff, done for real on copies of the shipped
-    pack in ``folder`` (the working directory): edit, validate (fails), release."""
+WALKTHROUGH = README[README.index("## Changing the protocol"):README.index("### The safety envelope")]
+STEP = re.compile(r"```(shell-session|diff)\n(.*?)```", re.S)
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def apply_diff(body: str) -> None:
+    """Apply a README diff block: ``--- file``/``+++ file`` headers, hunks separated by ``@@``, each
+    a run of context (space), removed (-) and added (+) lines; the old run must be written exactly
+    once in the file."""
+    hunks: list[tuple[str, list[str]]] = []
+    for line in body.splitlines():
+        if line.startswith("--- "):
+            continue
+        if line.startswith("+++ "):
+            hunks.append((line[4:], []))
+        elif line.startswith("@@"):
+            hunks.append((hunks[-1][0], []))
+        else:
+            hunks[-1][1].append(line)
+    for name, lines in hunks:
+        old = "".join(line[1:] + "\n" for line in lines if line[:1] in (" ", "-"))
+        new = "".join(line[1:] + "\n" for line in lines if line[:1] in (" ", "+"))
+        path = Path(name)
+        text = path.read_text(encoding="utf-8")
+        assert text.count(old) == 1, f"{old!r} is not written exactly once in {name}"
+        path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def assert_prints(expected: list[str], actual: list[str]) -> None:
+    """The lines shown (a line ``...`` stands for any further lines). A digest stands for any digest:
+    the released one covers the changelog's date (the day the test runs)."""
+    expected = [DIGEST.sub("sha256:<digest>", line) for line in expected]
+    actual = [DIGEST.sub("sha256:<digest>", line) for line in actual]
+    if "..." in expected:
+        cut = expected.index("...")
+        assert actual[:cut] == expected[:cut]
+    else:
+        assert actual == expected
+
+
+def run_walkthrough(folder: Path, population: int | None) -> dict[str, str]:
+    """Every step of "Changing the protocol", literally, on a copy of the shipped pack in
+    ``folder`` (the working directory); ``population`` replaces the diff's default size. Returns the
+    output of each command."""
     shutil.copytree(ROOT / "rules", folder / "rules")
-    shutil.copytree(ROOT / "rules", folder / "rules-next")
-    dosing = folder / "rules-next" / "dosing.yaml"
+    outputs: dict[str, str] = {}
+    steps = STEP.findall(WALKTHROUGH)
+    assert [kind for kind, _ in steps].count("diff") >= 3
+    for kind, body in steps:
+        if kind == "diff":
+            apply_diff(body)
+            continue
+        for command, expected in _sessions(body):
+            words = shlex.split(command)
+            assert words[0] == "crs-rules"
+            if words[1] == "diff" and population is not None:
+                words += ["--population", str(population)]
+            out, err = io.StringIO(), io.StringIO()
+            code = run(words[1:], out, err)
+            actual = (out.getvalue() + err.getvalue()).splitlines()
+            assert_prints(expected, actual)
+            failing = words[1] == "test" and any(line.startswith("FAIL ") for line in expected)
+            assert code == (1 if failing else 0), (command, err.getvalue())
+            outputs[command] = out.getvalue()
+    return outputs
+
+
+def test_the_changing_the_protocol_walkthrough_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_walkthrough(tmp_path, population=300)
+    released = (tmp_path / "rules-next" / "manifest.yaml").read_text(encoding="utf-8")
+    assert 'version: "2.1.0"' in released and "status: active" in released
+    assert 'effective_date: "2027-02-01"' in released and "draft_of" not in released
+
+
+def test_the_walkthrough_without_its_deviation_fails_trace_saying_how_to_declare_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    assert run(["draft", "rules", "rules-next"], io.StringIO(), io.StringIO()) == 0
+    dosing = tmp_path / "rules-next" / "dosing.yaml"
     dosing.write_text(dosing.read_text(encoding="utf-8").replace("max_dose_mg: 800", "max_dose_mg: 700"), encoding="utf-8")
-    out, err = io.StringIO(), io.StringIO()
-    assert run(["validate", "rules-next"], out, err) == 1  # changed but not released
-    assert "crs-rules release" in err.getvalue()
+    err = io.StringIO()
+    assert run(["trace", "--check", "rules-next"], io.StringIO(), err) == 1
+    first = err.getvalue().splitlines()[0]
+    assert first.startswith("S15: the number 800 mg is found 0 times among grade2_up.tocilizumab, dosing.tocilizumab")
+    assert "declare it in statements.yaml, deviations: [{id: D.., statement: S15, instead: ..., reason: ..., " in first
+    err = io.StringIO()
     note = "Tocilizumab: no single dose above 700 mg."
-    assert run(["release", "rules-next", "--bump", "minor", "--note", note], io.StringIO(), io.StringIO()) == 0
+    assert run(["release", "rules-next", "--bump", "minor", "--note", note], io.StringIO(), err) == 1
+    assert any(line.startswith("traceability: S15: the number 800 mg is found 0 times") for line in err.getvalue().splitlines())
 
 
 def shown_diff() -> list[str]:
-    """The output the walkthrough shows for ``crs-rules diff rules rules-next`` (up to ``...``)."""
+    """The output the walkthrough shows for the full ``crs-rules diff rules rules-next``."""
     block = next(body for body in blocks("text") if "$ crs-rules diff rules rules-next" in body)
-    shown = block.split("$ crs-rules diff rules rules-next\n", 1)[1].splitlines()
-    return shown[: shown.index("...")] if "..." in shown else shown
+    return [line for line in block.split("$ crs-rules diff rules rules-next\n", 1)[1].splitlines() if line != "..."]
 
 
 def assert_shown_in_order(shown: list[str], output: str) -> None:
@@ -99,10 +178,8 @@ def test_the_changing_the_protocol_walkthrough_shows_real_output(
 ) -> None:
     # The steps of "Changing the protocol", done for real, and the diff on the default population.
     monkeypatch.chdir(tmp_path)
-    released_next_pack(tmp_path)
-    out = io.StringIO()
-    assert run(["diff", "rules", "rules-next"], out, io.StringIO()) == 0
-    assert_shown_in_order(shown_diff(), out.getvalue())
+    outputs = run_walkthrough(tmp_path, population=None)
+    assert_shown_in_order(shown_diff(), outputs["crs-rules diff rules rules-next"])
 
 
 def test_the_changing_the_protocol_walkthrough_shows_the_real_pack_changes(
@@ -110,10 +187,8 @@ def test_the_changing_the_protocol_walkthrough_shows_the_real_pack_changes(
 ) -> None:
     # The same steps; on a small population, only what does not depend on it: the pack's changes.
     monkeypatch.chdir(tmp_path)
-    released_next_pack(tmp_path)
-    out = io.StringIO()
-    assert run(["diff", "rules", "rules-next", "--population", "300"], out, io.StringIO()) == 0
+    outputs = run_walkthrough(tmp_path, population=300)
     shown = shown_diff()
     pack_part = shown[: next(i for i, line in enumerate(shown) if line.startswith("What that does to patients"))]
-    assert len(pack_part) >= 3
-    assert_shown_in_order(pack_part, out.getvalue())
+    assert len(pack_part) >= 2
+    assert_shown_in_order(pack_part, outputs["crs-rules diff rules rules-next"])

@@ -1,0 +1,232 @@
+"""`crs-rules release` gates, `crs-rules draft`, and the protocol's status in every decision.
+
+A release is refused (listing why, writing nothing) when a scenario fails, the traceability check
+fails, or nothing changed; it sets ``status: active`` and the effective date. ``draft`` starts a
+change on a copy. A draft or retired pack is evaluated only on request, and its decision says so.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from crs_rules import InvalidPackError, evaluate, load_protocol
+from crs_rules.cli import run
+from crs_rules.pack import content_digest, read_pack_documents
+from crs_rules.release import ReleaseRefusedError, release
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+NOTE = "Vasopressors titrated to effect at grade 3 and grade 4."
+GRADE_2: dict[str, Any] = {
+    "assessed_at": "2026-03-10T12:00:00Z",
+    "patient": {"weight_kg": 82, "age_years": 54},
+    "therapy": {"car_t": True},
+    "vitals": {"temperature_c": 39.2, "hypotension": True, "vasopressors": [],
+               "oxygen": {"device": "nasal_cannula", "flow_l_min": 4}},
+    "medications": [],
+}
+
+
+def cli(*arguments: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(arguments), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def manifest(pack: Path) -> dict[str, Any]:
+    data = yaml.safe_load((pack / "manifest.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def edit(pack: Path, name: str, old: str, new: str) -> None:
+    path = pack / name
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} is not written exactly once in {name}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def harmless_change(pack: Path) -> None:
+    edit(pack, "actions.yaml", "    description: Consider vasopressors as needed at grade 3 and grade 4.\n",
+         "    description: Consider vasopressors as needed at grade 3 and grade 4, titrated to effect.\n")
+
+
+@pytest.fixture
+def draft(tmp_path: Path) -> Path:
+    """``crs-rules draft`` of a copy of the shipped pack."""
+    shutil.copytree(RULES, tmp_path / "rules")
+    code, out, err = cli("draft", str(tmp_path / "rules"), str(tmp_path / "next"))
+    assert (code, err) == (0, "")
+    return tmp_path / "next"
+
+
+# --------------------------------------------------------------------------- draft
+
+
+def test_draft_copies_the_pack_as_a_draft_recording_where_it_started(draft: Path) -> None:
+    data = manifest(draft)
+    assert data["status"] == "draft" and "digest" not in data
+    assert str(data["draft_of"]).startswith("sha256:")
+    assert data["version"] == manifest(RULES)["version"]
+    assert sorted(p.name for p in (draft / "scenarios").iterdir()) == sorted(p.name for p in (RULES / "scenarios").iterdir())
+    assert load_protocol(draft).status == "draft"
+    shipped = (RULES / "manifest.yaml").read_text(encoding="utf-8")
+    assert "# The rule pack's identity" in (draft / "manifest.yaml").read_text(encoding="utf-8")  # comments kept
+    assert shipped.count("\n") == (draft / "manifest.yaml").read_text(encoding="utf-8").count("\n")
+
+
+def test_draft_defaults_to_pack_draft_and_never_writes_over_a_folder(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(RULES, tmp_path / "rules")
+    assert cli("draft", "rules")[0] == 0
+    assert manifest(tmp_path / "rules-draft")["status"] == "draft"
+    code, out, err = cli("draft", "rules")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: rules-draft already exists; expected a new folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rules", "rules-draft"]  # no staging folder left
+
+
+def test_an_edited_active_pack_points_to_draft_not_to_release(tmp_path: Path) -> None:
+    shutil.copytree(RULES, tmp_path / "rules")
+    harmless_change(tmp_path / "rules")
+    code, _, err = cli("validate", str(tmp_path / "rules"))
+    assert code == 1
+    assert "make a change in a draft (crs-rules draft PACK DEST copies the pack as a draft)" in err
+
+
+# --------------------------------------------------------------------------- release gates
+
+
+def test_release_of_a_changed_draft_sets_active_and_the_effective_date(draft: Path) -> None:
+    harmless_change(draft)
+    code, out, err = cli("release", str(draft), "--bump", "patch", "--note", NOTE, "--effective", "2027-03-01")
+    assert (code, err) == (0, "")
+    assert out.endswith("(active, effective 2027-03-01)\n")
+    data = manifest(draft)
+    assert (data["status"], data["effective_date"], data["version"]) == ("active", "2027-03-01", "2.0.1")
+    assert "draft_of" not in data
+    assert cli("validate", str(draft))[0] == 0
+
+
+def test_release_without_effective_date_takes_today(draft: Path) -> None:
+    harmless_change(draft)
+    release(draft, "patch", NOTE, today=date(2027, 4, 2))
+    assert manifest(draft)["effective_date"] == "2027-04-02"
+
+
+def test_release_refuses_an_unchanged_draft(draft: Path) -> None:
+    before = (draft / "manifest.yaml").read_bytes()
+    code, out, err = cli("release", str(draft), "--bump", "patch", "--note", NOTE)
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        "the draft says the same as the version it was started from (draft_of); expected a changed protocol: "
+        "a release records a change",
+        "release refused (1 reason(s)); the pack is unchanged",
+    ]
+    assert (draft / "manifest.yaml").read_bytes() == before
+
+
+def test_release_refuses_an_unchanged_active_pack(tmp_path: Path) -> None:
+    shutil.copytree(RULES, tmp_path / "rules")
+    with pytest.raises(ReleaseRefusedError) as refused:
+        release(tmp_path / "rules", "patch", NOTE)
+    assert refused.value.reasons[0].startswith("nothing changed since version 2.0.0 was released")
+    assert (tmp_path / "rules" / "manifest.yaml").read_bytes() == (RULES / "manifest.yaml").read_bytes()
+
+
+def test_release_refuses_a_failing_scenario_naming_it(draft: Path) -> None:
+    edit(draft, "dosing.yaml", "      max_dose_mg: 800\n", "      max_dose_mg: 790\n")
+    before = (draft / "manifest.yaml").read_bytes()
+    with pytest.raises(ReleaseRefusedError) as refused:
+        release(draft, "minor", "Tocilizumab at most 790 mg.")
+    failing = [r for r in refused.value.reasons if r.startswith("scenario ")]
+    assert any(r.startswith("scenario grade3-adult-105kg-capped-at-800mg fails") and
+               r.endswith("expected tocilizumab 800 mg, got 790 mg") for r in failing)
+    assert (draft / "manifest.yaml").read_bytes() == before
+
+
+def test_release_refuses_a_failing_trace(draft: Path) -> None:
+    statement = "if no improvement; maximum 3 doses in 24 hours, 4 doses total 1\n"
+    edit(draft, "statements.yaml", statement + "    encoded_by: [dosing.tocilizumab]\n",
+         statement + "    encoded_by: [grade2_up.tocilizumab]\n")
+    with pytest.raises(ReleaseRefusedError) as refused:
+        release(draft, "minor", "Trace change.")
+    assert any(r.startswith("traceability: S16: the number ") and "found 0 times" in r for r in refused.value.reasons)
+
+
+def test_release_refuses_a_pack_beyond_the_safety_envelope(draft: Path) -> None:
+    edit(draft, "dosing.yaml", "      max_dose_mg: 800\n", "      max_dose_mg: 8000\n")
+    with pytest.raises(InvalidPackError) as invalid:
+        release(draft, "minor", "Tenfold.")
+    assert [p.check for p in invalid.value.problems] == ["safety-envelope"]
+
+
+def test_a_bad_effective_date_is_a_usage_error(draft: Path) -> None:
+    code, _, err = cli("release", str(draft), "--bump", "patch", "--note", NOTE, "--effective", "2027-02-30")
+    assert code == 2 and "expected a date such as 2026-12-01, not '2027-02-30'" in err
+
+
+# --------------------------------------------------------------------------- status in every decision
+
+
+def test_a_draft_is_evaluated_only_on_request_and_says_so(draft: Path) -> None:
+    protocol = load_protocol(draft)
+    with pytest.raises(InvalidPackError) as refused:
+        evaluate(GRADE_2, protocol)
+    assert "the protocol is draft (version 2.0.0), not for clinical use" in str(refused.value)
+    assert "allow_draft=True" in str(refused.value)
+    decision = evaluate(GRADE_2, protocol, allow_draft=True)
+    assert decision.protocol.status == "draft"
+    assert decision.to_dict()["protocol"]["status"] == "draft"
+    text = decision.render_text()
+    assert text.startswith("DRAFT protocol, not for clinical use (severe-crs-and-sepsis 2.0.0)\n")
+
+
+def test_the_shipped_pack_decision_is_active() -> None:
+    decision = evaluate(GRADE_2)
+    assert decision.protocol.status == "active" and decision.to_dict()["protocol"]["status"] == "active"
+    assert "not for clinical use" not in decision.render_text()
+
+
+def test_a_retired_pack_needs_the_opt_in_on_the_command_line(tmp_path: Path) -> None:
+    retired = tmp_path / "retired"
+    shutil.copytree(RULES, retired)
+    text = (retired / "manifest.yaml").read_text(encoding="utf-8").replace("status: active\n", "status: retired\n")
+    (retired / "manifest.yaml").write_text(text, encoding="utf-8")
+    documents, problems = read_pack_documents(retired)
+    assert problems == []
+    old_digest = manifest(RULES)["digest"]
+    (retired / "manifest.yaml").write_text(text.replace(old_digest, content_digest(documents)), encoding="utf-8")
+    patient = tmp_path / "patient.yaml"
+    patient.write_text(yaml.safe_dump(GRADE_2), encoding="utf-8")
+    code, out, err = cli("evaluate", str(patient), "--rules", str(retired))
+    assert (code, out) == (1, "")
+    assert "the protocol is retired (version 2.0.0), not for clinical use" in err
+    code, out, err = cli("evaluate", str(patient), "--rules", str(retired), "--allow-draft")
+    assert code == 0 and out.startswith("RETIRED protocol, not for clinical use")
+
+
+def test_scenarios_and_diff_work_on_a_draft(draft: Path) -> None:
+    code, out, _ = cli("test", str(draft))
+    assert code == 0 and out.startswith("102 passed, 0 failed")
+    code, out, _ = cli("diff", str(RULES), str(draft), "--population", "50")
+    assert code == 0 and "status active -> draft" in out
+
+
+def test_diff_warns_of_a_number_changed_by_a_factor_of_two_or_more(draft: Path) -> None:
+    edit(draft, "dosing.yaml", "      min_interval_h: 8\n", "      min_interval_h: 16\n")
+    code, out, _ = cli("diff", str(RULES), str(draft), "--population", "0")
+    assert code == 0
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "drugs.tocilizumab.limits.min_interval_h: 8 -> 16" in line)
+    assert lines[at + 1] == ("    WARNING: drugs.tocilizumab.limits.min_interval_h 8 -> 16 changes by a factor of 2 (up): "
+                             "check it is meant (a slipped decimal point or an extra zero looks like this)")
+    assert "WARNING" not in "\n".join(lines[:at])
