@@ -244,9 +244,11 @@ class _EnvelopeCheck:
         given = sorted({m.given_at for m in patient.medications if m.drug == drug.id and m.given_at <= now})
         onset = patient.crs_onset_at
         course = [t for t in given if onset is None or t >= onset]
-        # The interval counts doses at the same amount or more: an escalation is never delayed.
+        # For a regimen on the escalation ladder, the interval counts doses of the same amount or
+        # more: an escalation is never delayed. Any other dose counts whatever its amount.
+        escalating = regimen.step is not None and amount_mg is not None
         spaced = sorted({m.given_at for m in patient.medications if m.drug == drug.id and m.given_at <= now
-                         and (m.dose_mg is None or amount_mg is None or m.dose_mg >= amount_mg)})
+                         and (not escalating or m.dose_mg is None or amount_mg is None or m.dose_mg >= amount_mg)})
         if hard.max_doses_per_course is not None and len(course) >= hard.max_doses_per_course:
             self.limits.append(("max_doses_per_course", "envelope_max_doses_per_course",
                                 f"{len(course)} doses already given in this course (the safety envelope allows "
@@ -271,7 +273,9 @@ class _EnvelopeCheck:
     def merge(self, reached: list[str], reasons: list[str], waits: list[datetime]) -> None:
         """Add the envelope's findings to the pack's (once: a later call adds nothing)."""
         for doubles, name, reason in self.limits:
-            if doubles not in reached and name not in reached:
+            # The pack's class spacing (by escalation step) is its interval for stepped regimens.
+            pack_has_it = doubles in reached or (doubles == "min_interval_h" and "class_interval_h" in reached)
+            if not pack_has_it and name not in reached:
                 reached.append(name)
                 reasons.append(reason)
         waits.extend(self.waits)

@@ -135,7 +135,7 @@ def test_the_changing_the_protocol_walkthrough_runs_as_written(tmp_path: Path, m
     monkeypatch.chdir(tmp_path)
     run_walkthrough(tmp_path, population=300)
     released = (tmp_path / "rules-next" / "manifest.yaml").read_text(encoding="utf-8")
-    assert 'version: "2.1.0"' in released and "status: active" in released
+    assert 'version: "3.1.0"' in released and "status: active" in released
     assert 'effective_date: "2027-02-01"' in released and "draft_of" not in released
 
 

@@ -20,6 +20,7 @@ from crs_rules import InvalidPackError, evaluate, load_protocol
 from crs_rules.cli import run
 from crs_rules.pack import content_digest, read_pack_documents
 from crs_rules.release import ReleaseRefusedError, release
+from crs_rules.scenarios import load_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -111,7 +112,7 @@ def test_release_of_a_changed_draft_sets_active_and_the_effective_date(draft: Pa
     assert (code, err) == (0, "")
     assert out.endswith("(active, effective 2027-03-01)\n")
     data = manifest(draft)
-    assert (data["status"], data["effective_date"], data["version"]) == ("active", "2027-03-01", "2.0.1")
+    assert (data["status"], data["effective_date"], data["version"]) == ("active", "2027-03-01", "3.0.1")
     assert "draft_of" not in data
     assert cli("validate", str(draft))[0] == 0
 
@@ -138,7 +139,7 @@ def test_release_refuses_an_unchanged_active_pack(tmp_path: Path) -> None:
     shutil.copytree(RULES, tmp_path / "rules")
     with pytest.raises(ReleaseRefusedError) as refused:
         release(tmp_path / "rules", "patch", NOTE)
-    assert refused.value.reasons[0].startswith("nothing changed since version 2.0.0 was released")
+    assert refused.value.reasons[0].startswith("nothing changed since version 3.0.0 was released")
     assert (tmp_path / "rules" / "manifest.yaml").read_bytes() == (RULES / "manifest.yaml").read_bytes()
 
 
@@ -181,13 +182,13 @@ def test_a_draft_is_evaluated_only_on_request_and_says_so(draft: Path) -> None:
     protocol = load_protocol(draft)
     with pytest.raises(InvalidPackError) as refused:
         evaluate(GRADE_2, protocol)
-    assert "the protocol is draft (version 2.0.0), not for clinical use" in str(refused.value)
+    assert "the protocol is draft (version 3.0.0), not for clinical use" in str(refused.value)
     assert "allow_draft=True" in str(refused.value)
     decision = evaluate(GRADE_2, protocol, allow_draft=True)
     assert decision.protocol.status == "draft"
     assert decision.to_dict()["protocol"]["status"] == "draft"
     text = decision.render_text()
-    assert text.startswith("DRAFT protocol, not for clinical use (severe-crs-and-sepsis 2.0.0)\n")
+    assert text.startswith("DRAFT protocol, not for clinical use (severe-crs-and-sepsis 3.0.0)\n")
 
 
 def test_the_shipped_pack_decision_is_active() -> None:
@@ -209,14 +210,15 @@ def test_a_retired_pack_needs_the_opt_in_on_the_command_line(tmp_path: Path) -> 
     patient.write_text(yaml.safe_dump(GRADE_2), encoding="utf-8")
     code, out, err = cli("evaluate", str(patient), "--rules", str(retired))
     assert (code, out) == (1, "")
-    assert "the protocol is retired (version 2.0.0), not for clinical use" in err
+    assert "the protocol is retired (version 3.0.0), not for clinical use" in err
     code, out, err = cli("evaluate", str(patient), "--rules", str(retired), "--allow-draft")
     assert code == 0 and out.startswith("RETIRED protocol, not for clinical use")
 
 
 def test_scenarios_and_diff_work_on_a_draft(draft: Path) -> None:
     code, out, _ = cli("test", str(draft))
-    assert code == 0 and out.startswith("102 passed, 0 failed")
+    scenarios = len(load_scenarios(draft, load_protocol(draft)))
+    assert code == 0 and out.startswith(f"{scenarios} passed, 0 failed")
     code, out, _ = cli("diff", str(RULES), str(draft), "--population", "50")
     assert code == 0 and "status active -> draft" in out
 
