@@ -34,7 +34,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, time, timezone
 from fractions import Fraction
 from functools import cache
-from pathlib import Path
 from typing import Any, Final, TypeGuard
 
 from jsonschema import Draft202012Validator, TypeChecker, ValidationError, validators
@@ -1000,17 +999,54 @@ def parse_patient_text(text: str, source: str = "<input>") -> PatientState:
     return state
 
 
+#: The most bytes :func:`read_patient` reads (1 MiB): a patient state is a few hundred bytes, and
+#: 1,000 medications a hundred KiB. A FIFO or a pipe is read too (``-``, process substitution), but
+#: never more than this.
+MAX_INPUT_BYTES: Final = 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_bounded_text(path: str | os.PathLike[str]) -> str:
+    """The text of a file (or of standard input for ``-``), reading at most ``MAX_INPUT_BYTES + 1``
+    bytes; newlines as text mode reads them. Raises :class:`_TooLarge` past the limit."""
+    if path == "-":
+        buffer = getattr(sys.stdin, "buffer", None)
+        if buffer is None:  # a text-only stream: at most 4 bytes a character
+            text = str(sys.stdin.read(MAX_INPUT_BYTES + 1))
+            if len(text.encode("utf-8", errors="surrogatepass")) > MAX_INPUT_BYTES:
+                raise _TooLarge
+            return text
+        raw: bytes = buffer.read(MAX_INPUT_BYTES + 1)
+    else:
+        with open(path, "rb") as file:  # a FIFO blocks until its writer opens it, as for any reader
+            raw = file.read(MAX_INPUT_BYTES + 1)
+    if len(raw) > MAX_INPUT_BYTES:
+        raise _TooLarge
+    return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def read_patient(path: str | os.PathLike[str]) -> PatientState:
-    """The patient state in a JSON or YAML file; ``-`` reads standard input.
+    """The patient state in a JSON or YAML file; ``-`` reads standard input. At most
+    :data:`MAX_INPUT_BYTES` are read.
 
     A file that cannot be read raises :class:`InvalidInputError` with one problem, never OSError.
     """
     source = "<stdin>" if path == "-" else os.fspath(path)
     try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            text = Path(path).read_text(encoding="utf-8")
+        text = _read_bounded_text(path)
+    except _TooLarge:
+        raise InvalidInputError(
+            [
+                Problem(
+                    source, 0, 0, "-", f"is more than {MAX_INPUT_BYTES} bytes",
+                    f"a patient state of at most {MAX_INPUT_BYTES // (1024 * 1024)} MiB ({MAX_INPUT_BYTES} bytes)",
+                    check="input.size",
+                )
+            ]
+        ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, UnicodeDecodeError):
             reason = f"it is not UTF-8 text (byte 0x{exc.object[exc.start]:02X} at offset {exc.start})"
