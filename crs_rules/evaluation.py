@@ -25,7 +25,7 @@ from .facts import doses_above_limit, duplicate_records, flat_facts, input_paths
 from .model import GRADE_FINDING, AllOf, AnyOf, Condition, Drug, Not, Protocol
 from .numbers import shown
 from .pack import load_protocol
-from .patient import Medication, PatientState, parse_patient
+from .patient import Medication, PatientState, accepted, parse_patient, state_input
 from .vocabulary import normalise, unrecognised
 
 __all__ = ["evaluate", "compiled"]
@@ -56,14 +56,23 @@ def compiled(protocol: Protocol) -> CompiledProtocol:
 def evaluate(state: PatientState | Mapping[str, Any], protocol: Protocol | None = None, *,
              allow_draft: bool = False) -> Decision:
     """Evaluate one patient's state (a mapping following ``schemas/patient.schema.json``, or a
-    parsed :class:`PatientState`) against a protocol (the shipped pack by default).
+    :class:`PatientState`) against a protocol (the shipped pack by default).
+
+    One door for input: a mapping is parsed, and a :class:`PatientState` not built by
+    :func:`~crs_rules.patient.parse_patient` itself (one the caller built, or changed with
+    ``dataclasses.replace``) is checked again as the input it stands for
+    (:func:`~crs_rules.patient.state_input`); the rules only ever see a state the input contract
+    accepted.
 
     A draft or retired protocol is not for clinical use: evaluating one needs ``allow_draft=True``
     (its decision then says so), else :class:`~crs_rules.errors.InvalidPackError` is raised.
     Raises :class:`~crs_rules.errors.InvalidInputError` naming every bad field, or
     :class:`~crs_rules.errors.EngineError` if the engine misbehaves; never returns a partial decision.
     """
-    patient = state if isinstance(state, PatientState) else parse_patient(state)
+    if isinstance(state, PatientState):
+        patient = state if accepted(state) else parse_patient(state_input(state))
+    else:
+        patient = parse_patient(state)
     protocol = protocol or _default_protocol()
     if protocol.status != "active" and not allow_draft:
         raise _not_active(protocol)

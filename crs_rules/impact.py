@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import random
 import re
+import signal
 import sys
 import threading
 import time
@@ -1047,6 +1048,9 @@ _worker: list[_Evaluator] = []
 
 
 def _start_worker(old: Protocol, new: Protocol) -> None:
+    # Ctrl-C is the command's to handle (it ends the pool); a spawn-started worker does not inherit
+    # the command's handler and would print a KeyboardInterrupt traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker[:] = [_Evaluator(old, new)]
 
 

@@ -29,11 +29,11 @@ import math
 import os
 import re
 import sys
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, time, timezone
 from fractions import Fraction
 from functools import cache
-from pathlib import Path
 from typing import Any, Final, TypeGuard
 
 from jsonschema import Draft202012Validator, TypeChecker, ValidationError, validators
@@ -49,13 +49,22 @@ __all__ = [
     "parse_patient",
     "parse_patient_text",
     "read_patient",
+    "state_input",
     "patient_schema",
+    "MAX_LIST_ITEMS",
 ]
 
 Path_ = tuple[str | int, ...]
 
 #: The input contract as JSON Schema, in ``schemas/`` beside the package.
 SCHEMA_PATH: Final = schema_dir() / "patient.schema.json"
+
+#: The most items each list of the input may hold (``maxItems`` in the schema): far beyond any real
+#: patient, and small enough that a hostile list is refused at once instead of being checked item
+#: by item (a list longer than its bound is reported once and only its first items are checked).
+MAX_LIST_ITEMS: Final[Mapping[str, int]] = {
+    "medications": 1000, "proposed_orders": 100, "vasopressors": 20, "attributed_to_other_cause": 20,
+}
 
 _DATE_TIME_REF: Final = "#/$defs/date_time"
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -570,9 +579,31 @@ def _normalized(data: Any, node: Mapping[str, Any]) -> Any:
     return data
 
 
+_FRACTION: Final = re.compile(r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}[.]([0-9]+)")
+_OFFSET: Final = re.compile(r"[+-]([0-9]{2}):([0-9]{2})$")
+
+
 def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
     """(the instant in UTC or None, what is wrong, the check's name)."""
     pattern = _resolve(_schema()["$defs"]["date_time"])["pattern"]
+    # Python reads more than 6 fractional digits by cutting them (moving the instant: a dose a
+    # fraction of a microsecond after the assessment would be read as at it), and offsets such as
+    # +00:60 as another offset: both are refused before Python reads the text.
+    fraction = _FRACTION.search(text)
+    if fraction is not None and len(fraction.group(1)) > 6:
+        return (
+            None,
+            f"which has {len(fraction.group(1))} fractional digits of a second: at most 6 digits "
+            "(microseconds) are read exactly",
+            "input.date-time-fraction",
+        )
+    offset = _OFFSET.search(text)
+    if offset is not None and (int(offset.group(1)) > 23 or int(offset.group(2)) > 59):
+        return (
+            None,
+            f"which has the UTC offset {offset.group()}: an offset has hours 00-23 and minutes 00-59",
+            "input.date-time-offset-range",
+        )
     try:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
@@ -584,7 +615,7 @@ def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
     if not _pattern_matches(pattern, text):
         return (
             None,
-            "which is not written YYYY-MM-DDThh:mm[:ss[.fff]] followed by Z or +hh:mm",
+            "which is not written YYYY-MM-DDThh:mm[:ss[.ffffff]] followed by Z or +hh:mm",
             "input.date-time-form",
         )
     try:
@@ -695,10 +726,29 @@ def _check_numbers(data: Any, report: _Report) -> None:
             report.add(path, "is NaN (not a number)", _expected(_resolve(node)), "input.not-a-number")
 
 
+def _within_bounds(data: Any, node: Mapping[str, Any], report: _Report, path: Path_ = ()) -> Any:
+    """``data`` with every list longer than its ``maxItems`` reported once and cut to its bound, so
+    that the other checks look at a bounded number of items (only the containers on the way are
+    copied). Runs before the schema, whose ``maxItems`` then never fires."""
+    node = _resolve(node)
+    if isinstance(data, dict) and "properties" in node:
+        properties = node["properties"]
+        return {k: _within_bounds(v, properties[k], report, (*path, k)) if k in properties else v
+                for k, v in data.items()}
+    if isinstance(data, list) and "items" in node:
+        bound = node.get("maxItems")
+        if isinstance(bound, int) and len(data) > bound:
+            report.add(path, f"is a list of {len(data)} items", f"{_expected(node)}, at most {bound} items",
+                       "input.too-many-items")
+            data = data[:bound]
+        return [_within_bounds(item, node["items"], report, (*path, index)) for index, item in enumerate(data)]
+    return data
+
+
 def _collect(data: Any, report: _Report) -> PatientState | None:
     """Run every check; the state only when nothing is wrong."""
     schema = _schema()
-    data = _normalized(data, schema)
+    data = _normalized(_within_bounds(data, schema, report), schema)
     for error in _validator().iter_errors(data):
         _translate(error, report)
     instants = _check_date_times(data, report)
@@ -708,7 +758,9 @@ def _collect(data: Any, report: _Report) -> PatientState | None:
         _check_vitals(data.get("vitals"), report)
     if report.problems:
         return None
-    return _build(data, instants)
+    state = _build(data, instants)
+    _accepted[id(state)] = state
+    return state
 
 
 # --------------------------------------------------------------------------------------------
@@ -794,6 +846,64 @@ def parse_patient(
     if state is None:
         raise InvalidInputError(report.problems)
     return state
+
+
+# The states this module built from input it accepted, by identity: evaluate() checks any other
+# PatientState again (state_input, then the checks). A state is frozen, so one built here stays
+# valid; a copy changed with dataclasses.replace is another object, and is checked.
+_accepted: Final[weakref.WeakValueDictionary[int, PatientState]] = weakref.WeakValueDictionary()
+
+
+def accepted(state: PatientState) -> bool:
+    """Whether ``state`` is a state this module built from input that passed every check."""
+    return _accepted.get(id(state)) is state
+
+
+def state_input(state: PatientState) -> dict[str, Any]:
+    """The input, following the contract, that a :class:`PatientState` stands for: what
+    :func:`~crs_rules.evaluation.evaluate` checks again when given a state rather than a mapping,
+    so that a state built or changed by the caller (``PatientState(...)``,
+    ``dataclasses.replace``) passes through the same checks as any input. Total over any field
+    values: a value of the wrong type is passed on as it is, for the checks to name."""
+
+    def given(**fields: Any) -> dict[str, Any]:
+        return {name: value for name, value in fields.items() if value is not None}
+
+    def listed(value: Any) -> Any:
+        return list(value) if isinstance(value, (tuple, list)) else value
+
+    def medication(item: Any) -> Any:
+        if not isinstance(item, Medication):
+            return item
+        return {"drug": item.drug, "given_at": item.given_at, **given(dose_mg=item.dose_mg)}
+
+    data: dict[str, Any] = {
+        "assessed_at": state.assessed_at,
+        "patient": {"weight_kg": state.weight_kg, **given(
+            age_years=state.age_years, neutropenic=state.neutropenic,
+            significant_comorbidities=state.significant_comorbidities)},
+    }
+    oxygen = given(device=state.oxygen_device, flow_l_min=state.oxygen_flow_l_min)
+    sections = {
+        "therapy": given(car_t=state.car_t),
+        "crs": given(onset_at=state.crs_onset_at, antipyretic_or_anticytokine=state.antipyretic_or_anticytokine,
+                     improving=state.improving, suspected_mas=state.suspected_mas),
+        "sepsis": given(septic_shock=state.septic_shock, improving=state.sepsis_improving),
+        "vitals": given(temperature_c=state.temperature_c, hypotension=state.hypotension,
+                        refractory_hypotension=state.refractory_hypotension,
+                        vasopressors=listed(state.vasopressors), oxygen=oxygen or None,
+                        attributed_to_other_cause=listed(state.attributed_to_other_cause) or None),
+        "neuro": given(icans_signs=state.icans_signs),
+    }
+    data.update((name, section) for name, section in sections.items() if section)
+    if state.medications is not None:
+        medications = state.medications
+        data["medications"] = ([medication(item) for item in medications]
+                               if isinstance(medications, (tuple, list)) else medications)
+    orders = state.proposed_orders
+    if orders:
+        data["proposed_orders"] = [{"drug": drug} for drug in orders] if isinstance(orders, (tuple, list)) else orders
+    return data
 
 
 class _DuplicateKeys(dict[str, Any]):
@@ -889,17 +999,54 @@ def parse_patient_text(text: str, source: str = "<input>") -> PatientState:
     return state
 
 
+#: The most bytes :func:`read_patient` reads (1 MiB): a patient state is a few hundred bytes, and
+#: 1,000 medications a hundred KiB. A FIFO or a pipe is read too (``-``, process substitution), but
+#: never more than this.
+MAX_INPUT_BYTES: Final = 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_bounded_text(path: str | os.PathLike[str]) -> str:
+    """The text of a file (or of standard input for ``-``), reading at most ``MAX_INPUT_BYTES + 1``
+    bytes; newlines as text mode reads them. Raises :class:`_TooLarge` past the limit."""
+    if path == "-":
+        buffer = getattr(sys.stdin, "buffer", None)
+        if buffer is None:  # a text-only stream: at most 4 bytes a character
+            text = str(sys.stdin.read(MAX_INPUT_BYTES + 1))
+            if len(text.encode("utf-8", errors="surrogatepass")) > MAX_INPUT_BYTES:
+                raise _TooLarge
+            return text
+        raw: bytes = buffer.read(MAX_INPUT_BYTES + 1)
+    else:
+        with open(path, "rb") as file:  # a FIFO blocks until its writer opens it, as for any reader
+            raw = file.read(MAX_INPUT_BYTES + 1)
+    if len(raw) > MAX_INPUT_BYTES:
+        raise _TooLarge
+    return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def read_patient(path: str | os.PathLike[str]) -> PatientState:
-    """The patient state in a JSON or YAML file; ``-`` reads standard input.
+    """The patient state in a JSON or YAML file; ``-`` reads standard input. At most
+    :data:`MAX_INPUT_BYTES` are read.
 
     A file that cannot be read raises :class:`InvalidInputError` with one problem, never OSError.
     """
     source = "<stdin>" if path == "-" else os.fspath(path)
     try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            text = Path(path).read_text(encoding="utf-8")
+        text = _read_bounded_text(path)
+    except _TooLarge:
+        raise InvalidInputError(
+            [
+                Problem(
+                    source, 0, 0, "-", f"is more than {MAX_INPUT_BYTES} bytes",
+                    f"a patient state of at most {MAX_INPUT_BYTES // (1024 * 1024)} MiB ({MAX_INPUT_BYTES} bytes)",
+                    check="input.size",
+                )
+            ]
+        ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, UnicodeDecodeError):
             reason = f"it is not UTF-8 text (byte 0x{exc.object[exc.start]:02X} at offset {exc.start})"

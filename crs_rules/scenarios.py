@@ -63,9 +63,9 @@ from typing import Any, Iterator, Mapping
 from .decision import Decision, iso
 from .errors import CrsRulesError, InvalidInputError, InvalidPackError, Problem
 from .evaluation import evaluate
-from .loading import LoadedDocument, load_yaml_file, load_yaml_text
+from .loading import LoadedDocument, load_yaml_bytes, load_yaml_text
 from .model import Protocol, Source
-from .pack import load_protocol
+from .pack import MAX_PACK_BYTES, load_protocol, read_pack_file
 from .patient import PatientState, parse_patient
 from .validation import schema_problems
 
@@ -155,14 +155,15 @@ def _display(pack: Path, name: str) -> str:
     return str(folder / name) if str(pack) != "." else f"{SCENARIO_FOLDER}/{name}"
 
 
-def _read(path: Path, name: str) -> tuple[LoadedDocument | None, list[Problem]]:
-    """Load one scenario file; unquoted date-times stay text (they are checked where they are used)."""
+def _read(raw: bytes, name: str) -> tuple[LoadedDocument | None, list[Problem]]:
+    """Load one scenario file's bytes; unquoted date-times stay text (they are checked where they
+    are used)."""
     try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        # The loader words these (unreadable file, not UTF-8 at line:column); refuse the file.
-        _, problems = load_yaml_file(path, name)
-        return None, problems or [Problem(name, 0, 0, "-", "the file cannot be read", "a UTF-8 YAML file")]
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # The loader words it (not UTF-8 at line:column); refuse the file.
+        _, problems = load_yaml_bytes(raw, name)
+        return None, problems or [Problem(name, 0, 0, "-", "the file is not UTF-8 text", "a UTF-8 YAML file")]
     return load_yaml_text(text, name, times_as_text=True)
 
 
@@ -369,8 +370,21 @@ def load_scenarios(pack_dir: str | Path, protocol: Protocol | None = None) -> li
     problems: list[Problem] = []
     scenarios: list[Scenario] = []
     first: dict[str, Source] = {}
+    total = 0
     for path in sorted(folder.glob("*.yaml")):
-        document, found = _read(path, _display(pack, path.name))
+        # Read like the pack's own files: a regular file inside the pack, at most 1 MiB (no FIFO,
+        # device or link out of the pack is opened), and at most MAX_PACK_BYTES for all of them.
+        raw, found = read_pack_file(pack, f"{SCENARIO_FOLDER}/{path.name}")
+        document = None
+        if raw is not None and total + len(raw) > MAX_PACK_BYTES:
+            found = [Problem(_display(pack, path.name), 0, 0, "-",
+                             f"the scenario files reach {total + len(raw)} bytes with this one",
+                             f"expected at most {MAX_PACK_BYTES} bytes "
+                             f"({MAX_PACK_BYTES // (1024 * 1024)} MiB) for all the scenario files",
+                             (), "pack-file")]
+        elif raw is not None:
+            total += len(raw)
+            document, found = _read(raw, _display(pack, path.name))
         problems.extend(found)
         if document is None:
             continue

@@ -14,6 +14,7 @@ for is a declared *addition* with its reason. Loading the pack checks both
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Iterator
 
 from .loading import LoadedDocument
 from .model import Protocol
-from .pack import load_protocol, read_pack_documents, write_pack_file
+from .pack import load_protocol, read_pack_documents, read_pack_file, write_pack_file
 
 __all__ = ["TraceRow", "trace", "render_table", "write_table", "TABLE", "SEED", "statement_numbers"]
 
@@ -162,11 +163,22 @@ def _normalise(text: str) -> str:
 def _seed_coverage(folder: Path, protocol: Protocol) -> list[str]:
     """Every line of the seed protocol kept beside the pack is a heading or a statement."""
     seed = folder / SEED
-    if not seed.is_file():
+    if not os.path.lexists(seed):
         return [f"{seed}: the seed protocol is not beside the pack; expected {SEED} to check coverage against"]
+    # Read like the pack's own files: a regular file inside the pack, at most 1 MiB.
+    raw, refused = read_pack_file(folder, SEED)
+    if raw is None:
+        return [str(problem) for problem in refused]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        row = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        return [f"{seed}:{row}:{column}: -: the file is not UTF-8 text (byte 0x{raw[error.start]:02X} cannot be "
+                "read); expected the seed protocol as UTF-8 text"]
     known = {_normalise(s.text) for s in protocol.statements} | {_normalise(h) for h in protocol.headings}
     problems = []
-    for number, line in enumerate(seed.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         text = _normalise(line.lstrip("- ").strip())
         if text and text not in known:
             problems.append(f"{seed}:{number}: this line of the seed is neither a statement nor a heading "

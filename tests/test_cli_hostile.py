@@ -234,3 +234,14 @@ def test_trace_writes_a_new_table_with_the_usual_permissions(copy: Path) -> None
         os.umask(umask)
     assert (code, err) == (0, "")
     assert (copy / "TRACEABILITY.md").stat().st_mode & 0o777 == 0o644
+
+
+def test_spawn_started_diff_workers_ignore_ctrl_c(protocol: object) -> None:
+    # diff starts its workers with spawn when threads are running; a spawned worker does not share
+    # the command's SIGINT handler, so without this it would print a KeyboardInterrupt traceback.
+    import multiprocessing
+
+    from crs_rules import impact
+
+    with multiprocessing.get_context("spawn").Pool(1, impact._start_worker, (protocol, protocol)) as pool:
+        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN

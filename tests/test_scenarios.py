@@ -227,7 +227,7 @@ scenarios:
     shown = [str(p).replace(str(pack), "PACK") for p in raised.value.problems]
     assert shown == [
         "PACK/scenarios/broken.yaml:6:28: child-wrong: patient.patient.weight_kg is -3 (a number); "
-        "a body weight in kg above 0 and at most 650",
+        "a body weight in kg from 0.2 to 650",
         "PACK/scenarios/broken.yaml:7:45: child-wrong: patient.vitals.oxygen.flow_l_min is missing, and is "
         "required when device is nasal_cannula: low-flow and high-flow nasal cannula are graded differently; "
         "an oxygen flow in L/min from 0 to 100",
