@@ -356,4 +356,4 @@ def test_a_pack_with_random_edits_is_valid_or_refused_with_problems(draft_pack: 
         code, _ = cli("validate", str(folder))
         assert code == (1 if isinstance(loaded, InvalidPackError) else 0)
         if isinstance(loaded, Protocol):
-            outcome(lambda: evaluate(VALID, loaded))
+            outcome(lambda: evaluate(VALID, loaded, allow_draft=True))
