@@ -527,6 +527,9 @@ def memory(call: Callable[[Any], object], inputs: Sequence[Any], evaluations: in
         "rss_before_mib": before / MIB,
         "rss_after_mib": after / MIB,
         "growth_mib": (after - before) / MIB,
+        # RSS can fall during the run (memory of earlier phases given back to the system), which
+        # makes after - before an underestimate; from the lowest point seen is an upper bound.
+        "growth_from_lowest_mib": (after - min(before, *samples)) / MIB if samples else (after - before) / MIB,
         "growth_bytes_per_evaluation": (after - before) / evaluations,
         "second_half_growth_bytes_per_evaluation": (after - halfway) / second_half,
         "samples_mib": [s / MIB for s in samples],
@@ -609,6 +612,7 @@ def side_by_side_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     engine = results["latency"]["engine_parsed"]
     mem = results["memory"]
     diff = results["diff"]
+    growth = max(mem["growth_mib"], mem["growth_from_lowest_mib"]) * MIB
     found = []
     if "zen" in results["latency"]:
         ratio = results["ratios"]["engine_parsed_p50_to_zen_p50"]
@@ -620,7 +624,7 @@ def side_by_side_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": "p99/p50", "target": f"p99 <= {TARGET_P99_OVER_P50:g}x p50", "value": tail, "unit": "x",
          "met": tail <= TARGET_P99_OVER_P50},
         {"name": "RSS growth", "target": f"< {TARGET_GROWTH_BYTES / 1e6:g} MB over 10^5 evaluations",
-         "value": mem["growth_mib"] * MIB / 1e6, "unit": "MB", "met": mem["growth_mib"] * MIB < TARGET_GROWTH_BYTES,
+         "value": growth / 1e6, "unit": "MB", "met": growth < TARGET_GROWTH_BYTES,
          "evaluations": mem["evaluations"]},
         {"name": "batch", "target": f">= {TARGET_BATCH_PER_SECOND:,.0f} decisions/s on one core",
          "value": engine["per_second"], "unit": "evaluations/s", "met": engine["per_second"] >= TARGET_BATCH_PER_SECOND},
@@ -698,6 +702,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"  memory, {mem['evaluations']:,} end-to-end evaluations: RSS {mem['rss_before_mib']:.1f} MiB before, "
         f"{mem['rss_after_mib']:.1f} MiB after, growth {mem['growth_mib']:+.2f} MiB "
+        f"(from the lowest point {mem['growth_from_lowest_mib']:+.2f} MiB) "
         f"({mem['growth_bytes_per_evaluation']:+.1f} bytes/evaluation; second half "
         f"{mem['second_half_growth_bytes_per_evaluation']:+.1f}); {mem['per_second']:,.0f} eval/s",
         "  RSS samples (MiB): " + " ".join(f"{s:.1f}" for s in mem["samples_mib"]),

@@ -77,6 +77,7 @@ def test_quick_run_reports_every_figure(quick_run: dict[str, Any]) -> None:
     assert isinstance(memory["evaluations"], int) and memory["evaluations"] > 0
     for key in ("rss_before_mib", "rss_after_mib", "per_second"):
         assert _number(memory[key]) and memory[key] > 0
+    assert _number(memory["growth_from_lowest_mib"]) and memory["growth_from_lowest_mib"] >= memory["growth_mib"]
     for key in ("growth_mib", "growth_bytes_per_evaluation", "second_half_growth_bytes_per_evaluation"):
         assert _number(memory[key])
     assert memory["growth_mib"] == pytest.approx(memory["rss_after_mib"] - memory["rss_before_mib"])
