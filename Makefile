@@ -33,7 +33,9 @@ test-all: $(BIN)/crs-rules wheel-check
 wheel-check: $(BIN)/crs-rules
 	bash tests/wheel_smoke.sh $(BIN)/python
 
+# zen-engine (the [bench] extra) is for the side-by-side comparison only; bench/run.py runs without it.
 bench: $(BIN)/crs-rules
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
 
 clean:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import math
 import os
@@ -61,11 +62,14 @@ import yaml
 
 from crs_rules import evaluate, load_protocol, parse_patient
 from crs_rules.compilation import compile_protocol
+from crs_rules.impact import compare_packs
 from crs_rules.model import Protocol
 from crs_rules.patient import PatientState
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+#: The ASTCT CRS grading as a GoRules ZEN decision graph (JDM), the side-by-side comparison.
+ZEN_GRAPH = Path(__file__).resolve().parent / "zen" / "crs-grading.json"
 
 SEED = 20260310
 VARIANTS_PER_GRADE = 30
@@ -80,8 +84,28 @@ TARGET_PER_SECOND = 1000.0
 #: evaluation (a fact, a session record) is well above it.
 TARGET_GROWTH_MIB = 1.0
 
+# Targets of the side-by-side comparison (issue 13): the whole decision against ZEN's grading alone.
+TARGET_ZEN_P50_RATIO = 2.0       # crs-rules p50 at most 2x ZEN's grading-only p50 (aim: 1x)
+TARGET_ZEN_P50_RATIO_AIM = 1.0
+TARGET_P99_OVER_P50 = 3.0        # the tail: p99 at most 3x the p50
+TARGET_GROWTH_BYTES = 5_000_000  # RSS growth under 5 MB over 10^5 evaluations
+TARGET_BATCH_PER_SECOND = 5000.0  # decisions per second on one core
+TARGET_DIFF_SECONDS = 5.0        # crs-rules diff over the default population
+
 FULL = {"evaluations": 100_000, "latency_evaluations": 20_000, "loads": 20, "compiles": 20, "warmup": 2}
 QUICK = {"evaluations": 300, "latency_evaluations": 150, "loads": 3, "compiles": 3, "warmup": 1}
+#: Generated patients of the diff in a quick run (a full run uses the diff's own default, 12,000).
+QUICK_DIFF_POPULATION = 40
+
+
+def load_zen() -> Any | None:
+    """The ``zen`` module of ``zen-engine`` (the ``[bench]`` extra), or None when not installed."""
+    try:
+        metadata.version("zen-engine")
+        module = importlib.import_module("zen")
+    except (metadata.PackageNotFoundError, ImportError):
+        return None
+    return module if hasattr(module, "ZenEngine") else None  # not a leftover folder of an uninstall
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,6 +183,45 @@ def engine_grading(state: PatientState, protocol: Protocol) -> Grading:
     if grade is None or hypotension is None or hypoxia is None:
         raise SystemExit(f"the benchmark mix left a grade open ({decision.grade_status}): {decision.missing}")
     return Grading(grade, bool(findings["fever"]), bool(findings["fever_not_required"]), int(hypotension), int(hypoxia))
+
+
+# --------------------------------------------------------------------------------------------
+# GoRules ZEN: the same grading as a decision graph (bench/zen/crs-grading.json)
+# --------------------------------------------------------------------------------------------
+
+
+def zen_context(state: PatientState) -> dict[str, Any]:
+    """The inputs of the ZEN graph, from a parsed state: the grading's inputs only, times as
+    seconds since the epoch (ZEN compares them as numbers)."""
+    onset = state.crs_onset_at
+    return {
+        "temperature_c": state.temperature_c,
+        "antipyretic_or_anticytokine": state.antipyretic_or_anticytokine,
+        "crs_onset_at": None if onset is None else onset.timestamp(),
+        "medications": None if state.medications is None else [
+            {"drug": m.drug, "given_at": m.given_at.timestamp()} for m in state.medications],
+        "hypotension": state.hypotension,
+        "vasopressors": None if state.vasopressors is None else list(state.vasopressors),
+        "oxygen_device": state.oxygen_device,
+        "oxygen_flow_l_min": state.oxygen_flow_l_min,
+    }
+
+
+class ZenGrading:
+    """The ZEN decision of ``bench/zen/crs-grading.json``, created once, evaluated per patient."""
+
+    def __init__(self, module: Any, graph: Path = ZEN_GRAPH) -> None:
+        self.version = metadata.version("zen-engine")
+        self.engine = module.ZenEngine()
+        self.decision = self.engine.create_decision(graph.read_text(encoding="utf-8"))
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        return self.decision.evaluate(context)
+
+    def grading(self, state: PatientState) -> Grading:
+        result = self.evaluate(zen_context(state))["result"]
+        return Grading(int(result["crs_grade"]), bool(result["fever"]), bool(result["fever_not_required"]),
+                       int(result["hypotension_grade"]), int(result["hypoxia_grade"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,13 +414,19 @@ def build_mix(seed: int = SEED, variants_per_grade: int = VARIANTS_PER_GRADE) ->
 
 
 def check_agreement(protocol: Protocol, mix: Sequence[Patient],
-                    reference: Callable[[PatientState], Grading] = reference_grading) -> list[str]:
-    """Every disagreement between the engine and the reference, in words (empty: all agree)."""
+                    reference: Callable[[PatientState], Grading] = reference_grading,
+                    zen: ZenGrading | None = None) -> list[str]:
+    """Every disagreement between the engine, ZEN (when given) and the reference, in words
+    (empty: all agree)."""
     wrong = []
     for patient in mix:
         engine, expected = engine_grading(patient.state, protocol), reference(patient.state)
         if engine != expected:
             wrong.append(f"{patient.name}: engine {engine}, reference {expected}")
+        if zen is not None:
+            other = zen.grading(patient.state)
+            if other != expected or other != engine:
+                wrong.append(f"{patient.name}: ZEN {other}, reference {expected}, engine {engine}")
     return wrong
 
 
@@ -429,11 +498,12 @@ def latency(call: Callable[[Any], object], inputs: Sequence[Any], evaluations: i
     }
 
 
-def memory(protocol: Protocol, inputs: Sequence[Mapping[str, Any]], evaluations: int, warmup: int) -> dict[str, Any]:
-    """RSS before and after ``evaluations`` end-to-end evaluations, sampled ten times on the way."""
+def memory(call: Callable[[Any], object], inputs: Sequence[Any], evaluations: int, warmup: int,
+           workload: str) -> dict[str, Any]:
+    """RSS before and after ``evaluations`` calls, sampled ten times on the way."""
     for _ in range(max(warmup, 1)):
         for item in inputs:
-            evaluate(item, protocol)
+            call(item)
     count = len(inputs)
     step = max(1, evaluations // 10)
     gc.collect()
@@ -442,7 +512,7 @@ def memory(protocol: Protocol, inputs: Sequence[Mapping[str, Any]], evaluations:
     halfway = before
     start = time.perf_counter_ns()
     for index in range(evaluations):
-        evaluate(inputs[index % count], protocol)
+        call(inputs[index % count])
         if (index + 1) % step == 0:
             samples.append(rss_bytes())
         if index + 1 == evaluations // 2:
@@ -453,15 +523,56 @@ def memory(protocol: Protocol, inputs: Sequence[Mapping[str, Any]], evaluations:
     second_half = evaluations - evaluations // 2
     return {
         "evaluations": evaluations,
-        "workload": "end_to_end",
+        "workload": workload,
         "rss_before_mib": before / MIB,
         "rss_after_mib": after / MIB,
         "growth_mib": (after - before) / MIB,
+        # RSS can fall during the run (memory of earlier phases given back to the system), which
+        # makes after - before an underestimate; from the lowest point seen is an upper bound.
+        "growth_from_lowest_mib": (after - min(before, *samples)) / MIB if samples else (after - before) / MIB,
         "growth_bytes_per_evaluation": (after - before) / evaluations,
         "second_half_growth_bytes_per_evaluation": (after - halfway) / second_half,
         "samples_mib": [s / MIB for s in samples],
         "per_second": evaluations / (elapsed / 1e9),
     }
+
+
+def diff_wall_time(population: int | None, cpus: set[int] | None) -> dict[str, Any]:
+    """Wall time of what ``crs-rules diff rules rules`` does: both packs loaded, then
+    ``compare_packs`` over the population (the default one when ``population`` is None), in its
+    default worker processes. Run on the CPUs the process had before it was pinned (``cpus``), as
+    a user's diff would; the process is pinned again afterwards."""
+    pinned = os.sched_getaffinity(0) if cpus is not None else None
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+    try:
+        gc.collect()
+        start, cpu_start = time.perf_counter_ns(), time.process_time_ns()
+        old, new = load_protocol(), load_protocol()
+        report = compare_packs(old, new, population)
+        elapsed, cpu = time.perf_counter_ns() - start, time.process_time_ns() - cpu_start
+    finally:
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned)
+    available = len(cpus) if cpus is not None else (os.cpu_count() or 1)
+    return {
+        "population": report.population_size,
+        "generated": report.generated,
+        "scenarios": report.scenarios,
+        "default_population": population is None,
+        "workers": min(available, 8),
+        "wall_seconds": elapsed / 1e9,
+        "report_elapsed_seconds": report.elapsed_seconds,
+        "parent_cpu_seconds": cpu / 1e9,
+        "differing": len(report.differing),
+    }
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def pin_to_one_cpu() -> int | None:
@@ -495,8 +606,45 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def side_by_side_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets of issue 13, judged on ``evaluate(parsed state)`` (the end-to-end figures are
+    in the table beside them). The ZEN target is left out when ZEN was not run."""
+    engine = results["latency"]["engine_parsed"]
+    mem = results["memory"]
+    diff = results["diff"]
+    growth = max(mem["growth_mib"], mem["growth_from_lowest_mib"]) * MIB
+    found = []
+    if "zen" in results["latency"]:
+        ratio = results["ratios"]["engine_parsed_p50_to_zen_p50"]
+        found.append({"name": "p50 vs ZEN", "target": f"<= {TARGET_ZEN_P50_RATIO:g}x ZEN grading p50 "
+                      f"(aim {TARGET_ZEN_P50_RATIO_AIM:g}x)", "value": ratio, "unit": "x",
+                      "met": ratio <= TARGET_ZEN_P50_RATIO})
+    tail = engine["p99_ms"] / engine["p50_ms"]
+    found += [
+        {"name": "p99/p50", "target": f"p99 <= {TARGET_P99_OVER_P50:g}x p50", "value": tail, "unit": "x",
+         "met": tail <= TARGET_P99_OVER_P50},
+        {"name": "RSS growth", "target": f"< {TARGET_GROWTH_BYTES / 1e6:g} MB over 10^5 evaluations",
+         "value": growth / 1e6, "unit": "MB", "met": growth < TARGET_GROWTH_BYTES,
+         "evaluations": mem["evaluations"]},
+        {"name": "batch", "target": f">= {TARGET_BATCH_PER_SECOND:,.0f} decisions/s on one core",
+         "value": engine["per_second"], "unit": "evaluations/s", "met": engine["per_second"] >= TARGET_BATCH_PER_SECOND},
+        {"name": "diff", "target": f"< {TARGET_DIFF_SECONDS:g} s over the default population",
+         "value": diff["wall_seconds"], "unit": "s", "met": diff["wall_seconds"] < TARGET_DIFF_SECONDS,
+         "population": diff["population"]},
+    ]
+    return found
+
+
+def _shown(target: dict[str, Any]) -> str:
+    value = target["value"]
+    return {"ms": f"{value:.3f} ms", "MiB": f"{value:+.2f} MiB", "MB": f"{value:+.2f} MB", "x": f"{value:.2f}x",
+            "s": f"{value:.2f} s"}.get(target["unit"], f"{value:,.0f}/s")
+
+
 def render(results: dict[str, Any]) -> str:
     env, pack, mix = results["environment"], results["pack"], results["mix"]
+    zen = results["zen"]
+    busy = (env["load_average_start"] or [0.0])[0] > 0.5  # before this run's own load
     lat = results["latency"]
     mem = results["memory"]
     ratio = results["ratio_engine_to_reference"]
@@ -510,8 +658,13 @@ def render(results: dict[str, Any]) -> str:
         f"  mix: {mix['patients']} patients ({mix['examples']} examples + {mix['variants']} variants, seed "
         f"{mix['seed']}); {grades}; {mix['children_under_30kg']} under 30 kg; "
         f"{mix['histories_at_limits']} with a history at a dosing limit",
-        f"  grade agreement: engine = reference for {results['grade_agreement']['agreed']} of "
+        f"  grade agreement: engine = reference{' = ZEN' if zen else ''} for {results['grade_agreement']['agreed']} of "
         f"{results['grade_agreement']['patients']} patients",
+        f"  load average (1, 5, 15 min) {env['load_average_start']} at the start, {env['load_average_end']} at the "
+        f"end (this run included), on {env['cpus']} CPUs" + (": other processes competed for the CPU, timings are noisy"
+                                                             if busy else ""),
+        (f"  ZEN: zen-engine {zen['version']}, graph {zen['graph']}" if zen else
+         f"  ZEN: {results['zen_skipped']}"),
         "",
         f"  pack load + validate   median {results['load_ms']['median']:8.2f} ms   "
         f"(first {results['load_ms']['first']:.2f} ms; {results['load_ms']['runs']} loads)",
@@ -525,11 +678,22 @@ def render(results: dict[str, Any]) -> str:
         ("evaluate(mapping), parse included", lat["engine_end_to_end"]),
         ("reference grading (plain Python)", lat["reference"]),
     ]
+    if "zen" in lat:
+        rows.append(("ZEN grading (JDM graph)", lat["zen"]))
     for label, row in rows:
         lines.append(f"  {label:<40}{row['p50_ms']:>9.4f} ms{row['p99_ms']:>9.4f} ms{row['mean_ms']:>9.4f} ms"
                      f"{row['per_second']:>12,.0f}")
     lines.append(f"  {'engine / reference':<40}{ratio['p50']:>11,.0f}x{ratio['p99']:>11,.0f}x{'':>12}"
                  f"{ratio['throughput']:>11,.0f}x")
+    ratios = results["ratios"]
+    if "zen" in lat:
+        lines.append(f"  {'evaluate(parsed state) / ZEN':<40}{ratios['engine_parsed_p50_to_zen_p50']:>11.1f}x"
+                     f"{ratios['engine_parsed_p99_to_zen_p99']:>11.1f}x{'':>12}"
+                     f"{ratios['zen_throughput_to_engine_parsed']:>11.1f}x")
+        lines.append(f"  {'evaluate(mapping) / ZEN':<40}{ratios['engine_end_to_end_p50_to_zen_p50']:>11.1f}x"
+                     f"{ratios['engine_end_to_end_p99_to_zen_p99']:>11.1f}x{'':>12}"
+                     f"{ratios['zen_throughput_to_engine_end_to_end']:>11.1f}x")
+    lines.append("  p99 / p50: " + ", ".join(f"{label} {row['p99_ms'] / row['p50_ms']:.2f}" for label, row in rows))
     lines.append(f"  ({lat['engine_parsed']['evaluations']:,} timed evaluations per row, then as many timed as a "
                  f"whole for eval/s (wall clock; per CPU-second: "
                  + ", ".join(f"{row['per_cpu_second']:,.0f}" for _, row in rows)
@@ -538,16 +702,39 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"  memory, {mem['evaluations']:,} end-to-end evaluations: RSS {mem['rss_before_mib']:.1f} MiB before, "
         f"{mem['rss_after_mib']:.1f} MiB after, growth {mem['growth_mib']:+.2f} MiB "
+        f"(from the lowest point {mem['growth_from_lowest_mib']:+.2f} MiB) "
         f"({mem['growth_bytes_per_evaluation']:+.1f} bytes/evaluation; second half "
         f"{mem['second_half_growth_bytes_per_evaluation']:+.1f}); {mem['per_second']:,.0f} eval/s",
         "  RSS samples (MiB): " + " ".join(f"{s:.1f}" for s in mem["samples_mib"]),
+    ]
+    if results["zen_memory"] is not None:
+        zm = results["zen_memory"]
+        lines.append(f"  memory, {zm['evaluations']:,} ZEN evaluations: RSS {zm['rss_before_mib']:.1f} MiB before, "
+                     f"{zm['rss_after_mib']:.1f} MiB after, growth {zm['growth_mib']:+.2f} MiB "
+                     f"({zm['growth_bytes_per_evaluation']:+.1f} bytes/evaluation); {zm['per_second']:,.0f} eval/s")
+    diff = results["diff"]
+    lines += [
+        "",
+        f"  diff of the shipped pack against itself ({diff['population']:,} patients: {diff['generated']:,} generated"
+        f"{' (the default population)' if diff['default_population'] else ' (reduced)'} + {diff['scenarios']} scenarios; "
+        f"{diff['workers']} worker process(es)): {diff['wall_seconds']:.2f} s wall, {diff['differing']} patients differing",
         "",
         f"  {'target':<46}{'measured':>20}  result",
     ]
     for target in results["targets"]:
-        value = target["value"]
-        shown = {"ms": f"{value:.3f} ms", "MiB": f"{value:+.2f} MiB"}.get(target["unit"], f"{value:,.0f}/s")
-        lines.append(f"  {target['name'] + ' ' + target['target']:<46}{shown:>20}  {'met' if target['met'] else 'NOT MET'}")
+        lines.append(f"  {target['name'] + ' ' + target['target']:<46}{_shown(target):>20}  "
+                     f"{'met' if target['met'] else 'NOT MET'}")
+    lines += ["", f"  {'side by side (issue 13), on evaluate(parsed state)':<62}{'measured':>14}  result"]
+    for target in results["side_by_side_targets"]:
+        short = ""
+        if target.get("evaluations", FULL["evaluations"]) != FULL["evaluations"]:
+            short = f" (on {target['evaluations']:,} evaluations, not 10^5)"
+        if "population" in target and not results["diff"]["default_population"]:
+            short = " (on a reduced population)"
+        lines.append(f"  {target['name'] + ': ' + target['target']:<62}{_shown(target):>14}  "
+                     f"{'met' if target['met'] else 'NOT MET'}{short}")
+    if zen is None:
+        lines.append(f"  p50 vs ZEN: not measured ({results['zen_skipped']})")
     return "\n".join(lines)
 
 
@@ -563,6 +750,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="compiles timed, each leaves an engine ruleset behind (default 20; quick 3; at most 50)")
     parser.add_argument("--warmup", type=int, help="warm-up passes over the mix before each phase (default 2; quick 1)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the patient variants (default {SEED})")
+    parser.add_argument("--diff-population", type=int,
+                        help="generated patients of the diff (default: the diff's own default, 12000; quick 40)")
+    parser.add_argument("--no-zen", action="store_true", help="leave out the ZEN row even when zen-engine is installed")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
     args = parser.parse_args(argv)
     settings = dict(QUICK if args.quick else FULL)
@@ -576,7 +766,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--compiles must be from 1 to 50 (each compile leaves about 0.4 MB in the engine)")
     if settings["warmup"] < 0:
         parser.error("--warmup must be at least 0")
+    diff_population = args.diff_population if args.diff_population is not None else (
+        QUICK_DIFF_POPULATION if args.quick else None)
+    if diff_population is not None and diff_population < 0:
+        parser.error("--diff-population must be at least 0")
 
+    load_start = load_average()
+    zen_module = None if args.no_zen else load_zen()
+    zen = None if zen_module is None else ZenGrading(zen_module)
+    zen_skipped = ("left out (--no-zen)" if args.no_zen else
+                   "zen-engine is not installed: the ZEN row is skipped (make bench, or pip install -e '.[bench]')")
+    if zen is None:
+        print(f"ZEN: {zen_skipped}", file=sys.stderr)
+    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     pinned = None if args.no_pin else pin_to_one_cpu()
 
     # Loads and compiles first: the rulesets the compiles leave behind are in memory before the
@@ -588,10 +790,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     del protocols[:-1]
 
     mix = build_mix(args.seed)
-    wrong = check_agreement(protocol, mix)
+    wrong = check_agreement(protocol, mix, zen=zen)
     if wrong:
-        print(f"grade-agreement guard FAILED: engine and reference differ for {len(wrong)} of {len(mix)} patients; "
-              "no figures measured", file=sys.stderr)
+        print(f"grade-agreement guard FAILED: engine{', ZEN' if zen else ''} and reference differ "
+              f"({len(wrong)} disagreements over {len(mix)} patients); no figures measured", file=sys.stderr)
         for line in wrong:
             print("  " + line, file=sys.stderr)
         return 1
@@ -608,7 +810,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine_parsed = latency(lambda s: evaluate(s, protocol), states, n, warmup)
     engine_end_to_end = latency(lambda d: evaluate(d, protocol), raw, n, warmup)
     reference = latency(reference_grading, states, n, warmup)
-    mem = memory(protocol, raw, settings["evaluations"], warmup)
+    rows = {"engine_parsed": engine_parsed, "engine_end_to_end": engine_end_to_end, "reference": reference}
+    zen_memory = None
+    if zen is not None:
+        contexts = [zen_context(state) for state in states]
+        rows["zen"] = latency(zen.decision.evaluate, contexts, n, warmup)
+    mem = memory(lambda d: evaluate(d, protocol), raw, settings["evaluations"], warmup, "end_to_end")
+    if zen is not None:
+        zen_memory = memory(zen.decision.evaluate, contexts, settings["evaluations"], warmup, "zen")
+    diff = diff_wall_time(diff_population, None if pinned is None else cpus)
+    if diff["differing"]:
+        print(f"the diff of the shipped pack against itself found {diff['differing']} differing patients",
+              file=sys.stderr)
+        return 1
+    ratios: dict[str, float] = {
+        f"{row}_p99_to_p50": figures["p99_ms"] / figures["p50_ms"] for row, figures in rows.items()}
+    if "zen" in rows:
+        for row in ("engine_parsed", "engine_end_to_end"):
+            ratios[f"{row}_p50_to_zen_p50"] = rows[row]["p50_ms"] / rows["zen"]["p50_ms"]
+            ratios[f"{row}_p99_to_zen_p99"] = rows[row]["p99_ms"] / rows["zen"]["p99_ms"]
+            ratios[f"zen_throughput_to_{row}"] = rows["zen"]["per_second"] / rows[row]["per_second"]
 
     results: dict[str, Any] = {
         "format": "crs-rules-bench/1",
@@ -627,7 +848,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "gc_threshold": list(gc.get_threshold()),
             "timer": "time.perf_counter_ns",
             "timer_overhead_ns": timer_overhead_ns(),
+            "load_average_start": load_start,
+            "load_average_end": load_average(),
         },
+        "zen": None if zen is None else {"version": zen.version, "graph": str(ZEN_GRAPH.relative_to(ROOT))},
+        "zen_skipped": None if zen is not None else zen_skipped,
         "pack": {"id": protocol.id, "version": protocol.version, "digest": protocol.digest},
         "mix": {
             "patients": len(mix),
@@ -638,18 +863,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "children_under_30kg": sum(1 for p in mix if p.state.weight_kg < 30),
             "histories_at_limits": sum(1 for p in mix if p.history_at_limit),
         },
-        "grade_agreement": {"patients": len(mix), "agreed": len(mix), "passed": True},
+        "grade_agreement": {"patients": len(mix), "agreed": len(mix), "passed": True,
+                            "compared": ["engine", "reference", *(["zen"] if zen else [])]},
         "load_ms": {"median": statistics.median(load_times), "first": load_times[0], "runs": len(load_times)},
         "compile_ms": {"median": statistics.median(compile_times), "runs": len(compile_times)},
-        "latency": {"engine_parsed": engine_parsed, "engine_end_to_end": engine_end_to_end, "reference": reference},
+        "latency": rows,
         "ratio_engine_to_reference": {
             "p50": engine_parsed["p50_ms"] / reference["p50_ms"],
             "p99": engine_parsed["p99_ms"] / reference["p99_ms"],
             "throughput": reference["per_second"] / engine_parsed["per_second"],
         },
+        "ratios": ratios,
         "memory": mem,
+        "zen_memory": zen_memory,
+        "diff": diff,
     }
     results["targets"] = targets(results)
+    results["side_by_side_targets"] = side_by_side_targets(results)
     print(json.dumps(results, indent=2) if args.json else render(results))
     return 0
 

@@ -77,10 +77,38 @@ def test_quick_run_reports_every_figure(quick_run: dict[str, Any]) -> None:
     assert isinstance(memory["evaluations"], int) and memory["evaluations"] > 0
     for key in ("rss_before_mib", "rss_after_mib", "per_second"):
         assert _number(memory[key]) and memory[key] > 0
+    assert _number(memory["growth_from_lowest_mib"]) and memory["growth_from_lowest_mib"] >= memory["growth_mib"]
     for key in ("growth_mib", "growth_bytes_per_evaluation", "second_half_growth_bytes_per_evaluation"):
         assert _number(memory[key])
     assert memory["growth_mib"] == pytest.approx(memory["rss_after_mib"] - memory["rss_before_mib"])
     assert memory["samples_mib"] and all(_number(s) for s in memory["samples_mib"])
+
+    ratios = quick_run["ratios"]
+    for row in quick_run["latency"]:
+        assert _number(ratios[f"{row}_p99_to_p50"]) and ratios[f"{row}_p99_to_p50"] >= 1
+    load = quick_run["environment"]["load_average_start"]
+    assert load is None or (len(load) == 3 and all(_number(x) for x in load))
+
+    diff = quick_run["diff"]
+    assert diff["differing"] == 0 and diff["default_population"] is False
+    assert diff["population"] == diff["generated"] + diff["scenarios"] and diff["generated"] == 40
+    assert _number(diff["wall_seconds"]) and diff["wall_seconds"] > 0
+    assert isinstance(diff["workers"], int) and diff["workers"] >= 1
+
+    side = {target["name"]: target for target in quick_run["side_by_side_targets"]}
+    assert {"p99/p50", "RSS growth", "batch", "diff"} <= set(side)
+    for target in side.values():
+        assert isinstance(target["met"], bool) and _number(target["value"]) and target["target"]
+    if quick_run["zen"] is not None:  # zen-engine installed (make bench): the ZEN row and its ratios
+        assert "zen" in quick_run["grade_agreement"]["compared"]
+        assert quick_run["zen"]["graph"] == "bench/zen/crs-grading.json"
+        figures = quick_run["latency"]["zen"]
+        assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"] and figures["per_second"] > 0
+        assert _number(ratios["engine_parsed_p50_to_zen_p50"]) and ratios["engine_parsed_p50_to_zen_p50"] > 0
+        assert "p50 vs ZEN" in side and quick_run["zen_memory"]["evaluations"] > 0
+    else:
+        assert "zen-engine is not installed" in quick_run["zen_skipped"]
+        assert "zen" not in quick_run["latency"] and "p50 vs ZEN" not in side
 
     names = [target["name"] for target in quick_run["targets"]]
     assert names == ["p50", "p99", "throughput", "memory flat"]
@@ -126,3 +154,37 @@ def test_a_failed_guard_exits_1_without_figures(monkeypatch: pytest.MonkeyPatch,
     assert status == 1
     assert captured.out == ""
     assert "grade-agreement guard FAILED" in captured.err
+
+
+def test_the_run_skips_zen_with_a_clear_line_when_it_is_not_there() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--no-zen", "--no-pin", "--latency-evaluations", "20",
+         "--evaluations", "20", "--loads", "1", "--compiles", "1", "--diff-population", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "ZEN: left out (--no-zen)" in completed.stderr
+    assert "p50 vs ZEN: not measured" in completed.stdout
+    assert "ZEN grading" not in completed.stdout
+
+
+def test_zen_grades_like_the_reference(protocol: Protocol) -> None:
+    zen = bench.load_zen()
+    if zen is None:
+        pytest.skip("zen-engine is not installed (the [bench] extra)")
+    grading = bench.ZenGrading(zen)
+    mix = bench.build_mix()
+    assert bench.check_agreement(protocol, mix, zen=grading) == []
+    for patient in mix:
+        assert grading.grading(patient.state) == bench.reference_grading(patient.state)
+
+
+def test_the_guard_catches_a_wrong_zen_graph(protocol: Protocol, tmp_path: Path) -> None:
+    zen = bench.load_zen()
+    if zen is None:
+        pytest.skip("zen-engine is not installed (the [bench] extra)")
+    graph = bench.ZEN_GRAPH.read_text(encoding="utf-8").replace('"x_flow": "> 6"', '"x_flow": ">= 6"')
+    wrong_graph = tmp_path / "wrong.json"
+    wrong_graph.write_text(graph, encoding="utf-8")
+    wrong = bench.check_agreement(protocol, bench.build_mix(), zen=bench.ZenGrading(zen, wrong_graph))
+    assert wrong and all("ZEN Grading(" in line for line in wrong)
