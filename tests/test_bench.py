@@ -170,8 +170,7 @@ def test_the_run_skips_zen_with_a_clear_line_when_it_is_not_there() -> None:
 
 def test_zen_grades_like_the_reference(protocol: Protocol) -> None:
     zen = bench.load_zen()
-    if zen is None:
-        pytest.skip("zen-engine is not installed (the [bench] extra)")
+    assert zen is not None, "zen-engine is part of the test extras: install them (make test does)"
     grading = bench.ZenGrading(zen)
     mix = bench.build_mix()
     assert bench.check_agreement(protocol, mix, zen=grading) == []
@@ -181,8 +180,7 @@ def test_zen_grades_like_the_reference(protocol: Protocol) -> None:
 
 def test_the_guard_catches_a_wrong_zen_graph(protocol: Protocol, tmp_path: Path) -> None:
     zen = bench.load_zen()
-    if zen is None:
-        pytest.skip("zen-engine is not installed (the [bench] extra)")
+    assert zen is not None, "zen-engine is part of the test extras: install them (make test does)"
     graph = bench.ZEN_GRAPH.read_text(encoding="utf-8").replace('"x_flow": "> 6"', '"x_flow": ">= 6"')
     wrong_graph = tmp_path / "wrong.json"
     wrong_graph.write_text(graph, encoding="utf-8")
