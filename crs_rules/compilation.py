@@ -47,6 +47,7 @@ from .conditions import MAX_DNF_TERMS, comparisons
 from .engine import CompiledRuleset, Firing, RunResult, renew_after_fork
 from .facts import flat_facts, list_count_key
 from .model import GRADE_FINDING, HOURS_PER_DAY, Comparison, Condition, Drug, Protocol, Regimen
+from .operators import operator
 from .patient import PatientState
 
 __all__ = [
@@ -106,10 +107,6 @@ def finding_domains(protocol: Protocol) -> dict[str, tuple[FindingValue, ...]]:
     return domains
 
 
-_POSITIVE = {"at_least": "$gte", "above": "$gt", "at_most": "$lte", "below": "$lt"}
-_NEGATED = {"at_least": "$lt", "above": "$lte", "at_most": "$gt", "below": "$gte"}
-
-
 def _attribute(comparison: Comparison) -> str:
     """The engine attribute of the observation fact a comparison reads."""
     if comparison.operator == "includes":
@@ -121,23 +118,9 @@ def _attribute(comparison: Comparison) -> str:
 
 def _observed_test(comparison: Comparison, negated: bool) -> Test:
     """A comparison on a present input: passing it, or (``negated``) failing it. An absent
-    attribute fails both tests in the engine, which is what leaves unknown inputs open."""
-    attribute, op, value = _attribute(comparison), comparison.operator, comparison.value
-    if op == "includes":  # lists carry has.<name>: true/false for every name the rules test
-        return {attribute: not negated}
-    if op == "count_at_least":
-        return {"$lt" if negated else "$gte": {attribute: value}}
-    if op == "one_of":
-        assert isinstance(value, tuple)
-        if negated:
-            return {"$and": [{"$neq": {attribute: v}} for v in value]}
-        return {"$or": [{attribute: v} for v in value]}
-    if op in ("equals", "not_equals"):
-        equal = (op == "equals") != negated
-        return {attribute: value} if equal else {"$neq": {attribute: value}}
-    if op == "exists":  # validation refuses it on inputs; compiled as plain presence all the same
-        return {"$nex" if negated else "$ex": {attribute: 1}}
-    return {(_NEGATED if negated else _POSITIVE)[op]: {attribute: value}}
+    attribute fails both tests in the engine, which is what leaves unknown inputs open. The test
+    is the operator's own (:data:`crs_rules.operators.OPERATOR_TABLE`)."""
+    return operator(comparison.operator).engine_test(_attribute(comparison), comparison.value, negated)
 
 
 def _presence_attribute(comparison: Comparison) -> str:

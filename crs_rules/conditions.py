@@ -11,7 +11,8 @@ from __future__ import annotations
 from itertools import product
 from typing import Any, Callable, Iterator, Mapping
 
-from .model import OPERATORS, AllOf, AnyOf, Comparison, Condition, Not, Source
+from .model import AllOf, AnyOf, Comparison, Condition, Not, Source
+from .operators import OPERATORS, operator
 
 __all__ = ["build_condition", "holds", "to_dnf", "Literal", "comparisons", "MAX_DNF_TERMS"]
 
@@ -68,37 +69,9 @@ _MISSING = object()
 
 
 def compare(comparison: Comparison, value: Any) -> bool:
-    """Whether a present fact value passes the comparison."""
-    op, expected = comparison.operator, comparison.value
-    if op == "exists":
-        return True
-    if op == "equals":
-        return bool(type(value) is type(expected) or _both_numbers(value, expected)) and value == expected
-    if op == "not_equals":
-        return not (bool(type(value) is type(expected) or _both_numbers(value, expected)) and value == expected)
-    if op == "one_of":
-        assert isinstance(expected, tuple)
-        return value in expected
-    if op == "includes":
-        return expected in value
-    if op == "count_at_least":
-        assert isinstance(expected, int)
-        counted = [item for item in value if item not in comparison.not_counting]
-        return len(counted) >= expected
-    assert isinstance(expected, (int, float)) and isinstance(value, (int, float))
-    if op == "at_least":
-        return value >= expected
-    if op == "above":
-        return value > expected
-    if op == "at_most":
-        return value <= expected
-    if op == "below":
-        return value < expected
-    raise ValueError(f"unknown operator {op}")
-
-
-def _both_numbers(a: Any, b: Any) -> bool:
-    return all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    """Whether a present fact value passes the comparison (its operator's Python reading, see
+    :mod:`crs_rules.operators`). ValueError for an operator that is not in the table."""
+    return operator(comparison.operator).holds(value, comparison.value, comparison.not_counting)
 
 
 def holds(condition: Condition, facts: Mapping[str, Any]) -> bool:

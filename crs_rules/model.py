@@ -17,7 +17,6 @@ __all__ = [
     "AnyOf",
     "Not",
     "Condition",
-    "OPERATORS",
     "Reference",
     "FindingLevel",
     "Finding",
@@ -45,20 +44,6 @@ __all__ = [
 
 Scalar = Union[str, int, float, bool]
 
-#: Comparison operators a condition may use, as written in the YAML.
-OPERATORS = (
-    "equals",
-    "not_equals",
-    "at_least",
-    "above",
-    "at_most",
-    "below",
-    "one_of",
-    "includes",
-    "count_at_least",
-    "exists",
-)
-
 #: The finding the grade criteria set (``finding.crs_grade``).
 GRADE_FINDING = "crs_grade"
 
@@ -77,7 +62,8 @@ class Source:
 
 @dataclass(frozen=True)
 class Comparison:
-    """A test on one named fact, e.g. ``vitals.temperature_c at_least 38.0``."""
+    """A test on one named fact, e.g. ``vitals.temperature_c at_least 38.0``; ``operator`` is a
+    name of :data:`crs_rules.operators.OPERATOR_TABLE`."""
 
     fact: str
     operator: str

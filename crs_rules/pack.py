@@ -22,7 +22,6 @@ from .envelope import default_envelope, envelope_problems
 from .errors import InvalidPackError, Problem
 from .loading import MAX_FILE_BYTES, LoadedDocument, UnreadableFile, load_yaml_bytes, read_bounded
 from .model import (
-    OPERATORS,
     Action,
     ActionRule,
     Addition,
@@ -46,7 +45,8 @@ from .model import (
     Statement,
     WeightBand,
 )
-from .validation import schema_problems, semantic_problems
+from .operators import OPERATORS
+from .validation import CheckId, schema_problems, semantic_problems
 
 __all__ = [
     "load_protocol",
@@ -89,7 +89,7 @@ class _PackReader:
         display = _display(self.pack, name)
 
         def problem(message: str, expected: str) -> tuple[None, list[Problem]]:
-            return None, [Problem(display, 0, 0, "-", message, expected, (), "pack-file")]
+            return None, [Problem(display, 0, 0, "-", message, expected, (), CheckId.PACK_FILE)]
 
         relative = Path(name)
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
@@ -248,7 +248,7 @@ class _Builder:
             self.problems.append(Problem(source.file, source.line, source.column, rule_id,
                                          "mixes " + ", ".join(combiners) + " in one condition",
                                          "expected exactly one of all, any, not, fact; nest the others", path,
-                                         "condition-form"))
+                                         CheckId.CONDITION_FORM))
         if "fact" in data:
             operators = [key for key in data if key in OPERATORS]
             if not operators:
@@ -258,7 +258,7 @@ class _Builder:
                 self.problems.append(Problem(source.file, source.line, source.column, rule_id,
                                              f"a comparison on {data['fact']} has {len(operators)} operators ({found})",
                                              "expected exactly one of " + ", ".join(OPERATORS), path,
-                                             "condition-form"))
+                                             CheckId.CONDITION_FORM))
 
     def build(self, pack: Path, digest: str) -> Protocol:
         m = self.documents["manifest"].data
@@ -409,7 +409,7 @@ def _release_problems(documents: dict[str, LoadedDocument], protocol: Protocol) 
                         f"an {protocol.status} pack has no recorded digest",
                         "expected a released pack: a pack becomes active only through crs-rules release, which "
                         "records its digest; start a change with crs-rules draft PACK DEST",
-                        ("digest",), "release-digest")]
+                        ("digest",), CheckId.RELEASE_DIGEST)]
     if recorded != protocol.digest:
         line, column = manifest.position(("digest",))
         return [Problem(manifest.file, line, column, protocol.id,
@@ -418,7 +418,7 @@ def _release_problems(documents: dict[str, LoadedDocument], protocol: Protocol) 
                         "expected an active pack unchanged since its release: make a change in a draft "
                         "(crs-rules draft PACK DEST copies the pack as a draft), validate and test it, then "
                         "crs-rules release DEST --bump major|minor|patch --note \"what changed\"",
-                        ("digest",), "release-digest")]
+                        ("digest",), CheckId.RELEASE_DIGEST)]
     return []
 
 
@@ -442,7 +442,7 @@ def _load_protocol(path: str | Path | None, check_release: bool) -> Protocol:
     builder = _Builder(documents)
     protocol = builder.build(pack, content_digest(documents))
     semantic = [p for p in semantic_problems(protocol)
-                if not (p.check == "operator-fits-fact" and (p.file, p.line, p.column) in builder.no_operator)]
+                if not (p.check == CheckId.OPERATOR_FITS_FACT and (p.file, p.line, p.column) in builder.no_operator)]
     # The safety envelope is owned apart from the pack: a pack may be tighter, never looser.
     problems = builder.problems + semantic + envelope_problems(documents, default_envelope())
     if check_release:

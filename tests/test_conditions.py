@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from crs_rules.conditions import compare, holds
-from crs_rules.model import OPERATORS, Comparison, Not, Scalar, Source
+from crs_rules.model import Comparison, Not, Scalar, Source
+from crs_rules.operators import OPERATORS
 
 HERE = Source("test", 1, 1)
 

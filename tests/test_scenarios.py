@@ -231,7 +231,7 @@ scenarios:
         "PACK/scenarios/broken.yaml:7:45: child-wrong: patient.vitals.oxygen.flow_l_min is missing, and is "
         "required when device is nasal_cannula: low-flow and high-flow nasal cannula are graded differently; "
         "an oxygen flow in L/min from 0 to 100",
-        "PACK/scenarios/broken.yaml:9:14: child-wrong: 'grade' is 'two' (a text); expected a whole number, "
+        "PACK/scenarios/broken.yaml:9:14: child-wrong: 'grade' is \"two\" (a string); expected a whole number, "
         "the exact CRS grade the decision must give (one of the pack's grades); the decision must then be graded",
         "PACK/scenarios/broken.yaml:10:34: child-wrong: unknown action 'teleportation'; expected one of "
         + ", ".join(a.id for a in load_protocol(PACK).actions),

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from crs_rules import engine, validation
+from crs_rules import engine
+from crs_rules.checks import grading
 from crs_rules.conditions import MAX_DNF_TERMS
 from crs_rules.errors import CrsRulesError, InvalidPackError, Problem
 from crs_rules.pack import load_protocol
@@ -113,7 +114,7 @@ def test_a_wrong_type_echoes_the_value_written(pack: Path) -> None:
     problem = only(pack)
     assert where(problem) == at(pack, "dosing.yaml", '"800"')
     assert problem.subject == "tocilizumab"
-    assert problem.message == "'max_dose_mg' is '800' (a text)"
+    assert problem.message == '\'max_dose_mg\' is "800" (a string)'
     assert problem.expected == "expected a number above 0"
     assert problem.check.endswith("/type")
 
@@ -124,7 +125,7 @@ def test_a_value_outside_an_enum_lists_the_allowed_values(pack: Path) -> None:
     problem = only(pack)
     assert where(problem) == at(pack, "alerts.yaml", "urgent")
     assert problem.subject == "gm_csf_contraindicated"
-    assert problem.message == "'severity' is 'urgent' (a text)"
+    assert problem.message == '\'severity\' is "urgent" (a string)'
     assert problem.expected == "expected one of critical, warning, info"
     assert problem.check.endswith("/enum")
 
@@ -229,7 +230,7 @@ def test_a_typo_in_a_fact_path_is_refused_with_the_known_facts_of_its_family(pac
     problem = only(pack)
     assert where(problem) == at(pack, "grading.yaml", "{fact: vitals.temprature_c")
     assert problem.subject == "finding.fever"
-    assert problem.message == "unknown fact 'vitals.temprature_c'"
+    assert problem.message == "unknown fact 'vitals.temprature_c' (did you mean vitals.temperature_c?)"
     assert problem.expected.startswith("expected a known fact such as ")
     assert "vitals.temperature_c" in problem.expected
     assert problem.check == "fact-path-known"
@@ -238,7 +239,7 @@ def test_a_typo_in_a_fact_path_is_refused_with_the_known_facts_of_its_family(pac
 def test_a_fact_of_an_unknown_family_lists_the_families(pack: Path) -> None:
     fever_when(pack, "{fact: vital.temperature_c, at_least: 38.0}")
     problem = only(pack)
-    assert problem.message == "unknown fact 'vital.temperature_c'"
+    assert problem.message == "unknown fact 'vital.temperature_c' (did you mean vitals.temperature_c?)"
     assert problem.expected.startswith("expected a fact path starting with patient, therapy, crs")
     assert problem.check == "fact-path-known"
 
@@ -276,7 +277,7 @@ def test_comparing_a_number_fact_with_true_is_refused(pack: Path) -> None:
     edit(pack, "actions.yaml", "{fact: crs.days_since_onset, above: 3}", "{fact: crs.days_since_onset, equals: true}")
     problem = only(pack)
     assert problem.subject == "grade1.tocilizumab"
-    assert problem.message == "compares crs.days_since_onset with true (true/false)"
+    assert problem.message == "compares crs.days_since_onset with true (a boolean)"
     assert problem.expected == "expected a number"
     assert problem.check == "value-fits-fact"
 
@@ -284,7 +285,7 @@ def test_comparing_a_number_fact_with_true_is_refused(pack: Path) -> None:
 def test_an_enum_value_the_fact_never_takes_is_refused(pack: Path) -> None:
     fever_when(pack, "{fact: vitals.oxygen.device, equals: helmet}")
     problem = only(pack)
-    assert problem.message == "compares vitals.oxygen.device with 'helmet' (a text)"
+    assert problem.message == 'compares vitals.oxygen.device with "helmet" (a string)'
     assert problem.expected.startswith("expected one of room_air, ")
     assert "nasal_cannula" in problem.expected
     assert problem.check == "value-fits-fact"
@@ -466,7 +467,7 @@ def test_an_overlap_between_grades_is_reported(pack: Path) -> None:
 
 
 def test_grading_too_large_to_check_is_refused(pack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(validation, "MAX_GRADING_COMBINATIONS", 2)
+    monkeypatch.setattr(grading, "MAX_GRADING_COMBINATIONS", 2)
     problem = only(pack)
     assert where(problem) == at(pack, "grading.yaml", "id: grade.0")
     assert problem.message.startswith("the grade criteria read too many facts to check (")
@@ -665,9 +666,9 @@ def test_invalid_pack_error_is_a_value_error_carrying_its_problems(pack: Path) -
 
 
 def test_a_problem_reads_file_line_column_subject_what_and_expected() -> None:
-    problem = Problem("rules/dosing.yaml", 19, 20, "tocilizumab", "'max_dose_mg' is '800' (a text)",
+    problem = Problem("rules/dosing.yaml", 19, 20, "tocilizumab", '\'max_dose_mg\' is "800" (a string)',
                       "expected a number above 0")
-    assert str(problem) == "rules/dosing.yaml:19:20: tocilizumab: 'max_dose_mg' is '800' (a text); expected a number above 0"
+    assert str(problem) == 'rules/dosing.yaml:19:20: tocilizumab: \'max_dose_mg\' is "800" (a string); expected a number above 0'
     twice = InvalidPackError([problem, problem])
     assert twice.problems == (problem,)  # the same problem is reported once, and counted once
     assert str(twice).splitlines() == ["invalid rule pack (1 problem(s))", str(problem)]
