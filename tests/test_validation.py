@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from crs_rules import engine
-from crs_rules.checks import grading
+from crs_rules.checks import CHECKS, CheckId, grading
+from crs_rules.checks.condition_facts import suggestion
 from crs_rules.conditions import MAX_DNF_TERMS
 from crs_rules.errors import CrsRulesError, InvalidPackError, Problem
+from crs_rules.facts import fact_catalogue
+from crs_rules.model import Protocol
 from crs_rules.pack import load_protocol
 from crs_rules.validation import SEMANTIC_CHECKS
 
@@ -242,6 +246,24 @@ def test_a_fact_of_an_unknown_family_lists_the_families(pack: Path) -> None:
     assert problem.message == "unknown fact 'vital.temperature_c' (did you mean vitals.temperature_c?)"
     assert problem.expected.startswith("expected a fact path starting with patient, therapy, crs")
     assert problem.check == "fact-path-known"
+
+
+def test_a_fact_path_like_no_known_one_gets_no_suggestion(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.pulse_bpm, at_least: 38.0}")
+    problem = only(pack)
+    assert problem.message == "unknown fact 'vitals.pulse_bpm'"
+    assert problem.check == "fact-path-known"
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    ("history.tocilizumab.dose_in_course", "history.tocilizumab.doses_in_course"),
+    ("vitals.oxygen.devise", "vitals.oxygen.device"),
+    ("patient.weight", "patient.weight_kg"),
+    ("finding.hypotension_grad", "finding.hypotension_grade"),
+    ("proposed.tocilizumb", "proposed.tocilizumab"),
+])
+def test_an_unknown_fact_path_suggests_the_closest_known_one(protocol: Protocol, written: str, meant: str) -> None:
+    assert suggestion(written, fact_catalogue(protocol)) == meant
 
 
 def test_an_operator_that_does_not_fit_the_fact_is_refused(pack: Path) -> None:
@@ -590,13 +612,13 @@ def test_names_for_a_drug_the_pack_does_not_name_are_refused(pack: Path) -> None
 
 # --------------------------------------------------------------------------- every check has tests here
 
-#: The semantic checks of validation.py and the check ids their tests above assert.
+#: The semantic checks (crs_rules/checks/) and the check ids their tests above assert.
 TESTED_CHECKS = {
     "check_citations_resolve": {"citation-resolves"},
     "check_unique_ids": {"unique-ids"},
     "check_conditions": {"fact-path-known", "operator-fits-fact", "value-fits-fact"},
     "check_no_negated_actions": {"no-negated-actions"},
-    "check_condition_size": {"condition-size"},
+    "check_condition_size": {"rule-count", "condition-depth", "condition-size"},  # the first two in test_hostile_packs
     "check_actions_known": {"action-known", "drug-known"},
     "check_dose_limits": {"dose-has-limits", "dose-within-cap"},
     "check_grading_exhaustive_and_exclusive": {"grading-exhaustive", "grading-exclusive"},
@@ -611,11 +633,29 @@ TESTED_CHECKS = {
 
 
 def test_every_registered_semantic_check_is_tested_here() -> None:
-    assert sorted(check.__name__ for check in SEMANTIC_CHECKS) == sorted(TESTED_CHECKS)
-    source = Path(__file__).read_text(encoding="utf-8")
+    assert {check.name: set(check.ids) for check in CHECKS} == TESTED_CHECKS
+    assert SEMANTIC_CHECKS == tuple(check.run for check in CHECKS)
+    source = Path(__file__).read_text(encoding="utf-8") + (Path(__file__).parent / "test_hostile_packs.py").read_text(
+        encoding="utf-8")
     for ids in TESTED_CHECKS.values():
         for check_id in ids:
-            assert f'problem.check == "{check_id}"' in source or f'"{check_id}")' in source, check_id
+            assert any(f"{before}{check_id}{after}" in source for before, after in (
+                ('problem.check == "', '"'), ('"', '")'), ('["', '"]'))), check_id
+
+
+def test_every_check_says_what_it_catches_and_lives_in_its_own_module() -> None:
+    modules = [sys.modules[check.run.__module__] for check in CHECKS]
+    assert len(set(modules)) == len(CHECKS)
+    for check, module in zip(CHECKS, modules):
+        assert check.catches, check.name
+        # The module's docstring starts with the ids its problems carry, then what it catches.
+        assert module.__doc__ is not None and module.__doc__.startswith(", ".join(check.ids) + ":"), check.name
+
+
+def test_check_ids_are_distinct_and_written_as_problems_carry_them() -> None:
+    values = [check_id.value for check_id in CheckId]
+    assert len(values) == len(set(values))
+    assert all(re.fullmatch(r"[a-z]+(-[a-z]+)*", value) for value in values)
 
 
 # --------------------------------------------------------------------------- release digest (pack.py)
