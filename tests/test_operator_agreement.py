@@ -228,7 +228,7 @@ def check_agreement(protocol: Protocol, state: dict[str, Any]) -> None:
     decision = evaluate(patient, protocol)
     inputs = flat_facts(patient, protocol)
     plain = plain_reading(protocol, inputs)
-    engine_findings = dict(decision.findings)
+    engine_findings: dict[str, Any] = dict(decision.findings)
     if decision.grade_status == "not_applicable":
         engine_findings[GRADE_FINDING] = NOT_APPLICABLE
     rules, alerts = engine_reading(protocol, decision)
