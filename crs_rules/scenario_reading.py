@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
+from .checks import CheckId
 from .errors import InvalidInputError, InvalidPackError, Problem
 from .loading import LoadedDocument, load_yaml_bytes, load_yaml_text
 from .model import Protocol, Source
@@ -19,7 +21,25 @@ from .patient import PatientState, parse_patient
 from .scenario_model import SCENARIO_FOLDER, Expectation, ExpectedDose, ExpectedWithheld, PathKey, Scenario
 from .validation import schema_problems
 
-__all__ = ["load_scenarios"]
+__all__ = ["load_scenarios", "ScenarioCheck"]
+
+
+class ScenarioCheck(StrEnum):
+    """The id each problem of a scenario file carries in ``Problem.check`` (besides ``schema.*``,
+    ``yaml.*``, ``pack-file`` and the patient's ``input.*``)."""
+
+    ACTION_KNOWN = "scenario.action-known"
+    ALERT_KNOWN = "scenario.alert-known"
+    PENDING_KNOWN = "scenario.action or alert-known"
+    GRADE_KNOWN = "scenario.grade-known"
+    CONSISTENT = "scenario.consistent"
+    DATE_TIME = "scenario.date-time"
+    DOSE_KNOWN = "scenario.dose-known"
+    UNIQUE_NAME = "scenario.unique-name"
+
+
+_KNOWN = {"action": ScenarioCheck.ACTION_KNOWN, "alert": ScenarioCheck.ALERT_KNOWN,
+          "action or alert": ScenarioCheck.PENDING_KNOWN}
 
 _SCHEMA = "scenario"
 _ACTION_LISTS = ("recommended", "considered", "absent")
@@ -90,7 +110,7 @@ class _File:
         self.alerts = [a.id for a in protocol.alerts]
         self.grades = sorted({g.grade for g in protocol.grades})
 
-    def add(self, path: PathKey, subject: str, message: str, expected: str, check: str) -> None:
+    def add(self, path: PathKey, subject: str, message: str, expected: str, check: ScenarioCheck) -> None:
         line, column = self.document.position(path)
         self.problems.append(Problem(self.document.file, line, column, subject, message, expected, path, check))
 
@@ -161,14 +181,14 @@ class _File:
             if value in catalogue:
                 return value
             self.add(path, name, f"unknown {kind} '{value}'", "expected one of " + ", ".join(catalogue),
-                     f"scenario.{kind}-known")
+                     _KNOWN[kind])
             return None
 
         grade = expect.get("grade")
         whole = isinstance(grade, int) and not isinstance(grade, bool)
         if whole and (*prefix, "grade") not in self.schema_paths and grade not in self.grades:
             self.add((*prefix, "grade"), name, f"grade {grade} is not a grade of this pack",
-                     "expected one of " + ", ".join(map(str, self.grades)), "scenario.grade-known")
+                     "expected one of " + ", ".join(map(str, self.grades)), ScenarioCheck.GRADE_KNOWN)
         lists: dict[str, list[str]] = {}
         for key in _ACTION_LISTS:
             lists[key] = [value for path, value in texts(key) if known(path, value, self.actions, "action")]
@@ -178,7 +198,7 @@ class _File:
             for path, value in texts(other):
                 if value in lists[key]:
                     self.add(path, name, f"'{value}' is listed under both {key} and {other}",
-                             f"expected it in {key} or in {other}, not both", "scenario.consistent")
+                             f"expected it in {key} or in {other}, not both", ScenarioCheck.CONSISTENT)
 
         withheld = []
         for path, entry in entries("withheld"):
@@ -192,7 +212,7 @@ class _File:
                 instant = _parse_time(when)
                 if instant is None:
                     self.add((*path, "next_eligible_at"), name, f"'{when}' is not a real date and time",
-                             "expected a date-time such as 2026-03-11T12:30:00Z", "scenario.date-time")
+                             "expected a date-time such as 2026-03-11T12:30:00Z", ScenarioCheck.DATE_TIME)
                 else:
                     withheld.append(ExpectedWithheld(action, instant))
 
@@ -205,7 +225,7 @@ class _File:
             if action not in self.dosed:
                 self.add((*path, "action"), name, f"no rule of this pack doses {action}",
                          "expected an action some rule proposes with a dose: " + ", ".join(self.dosed),
-                         "scenario.dose-known")
+                         ScenarioCheck.DOSE_KNOWN)
             elif amount is None or (isinstance(amount, (int, float)) and not isinstance(amount, bool)):
                 doses.append(ExpectedDose(action, amount))
 
@@ -256,7 +276,7 @@ def load_scenarios(pack_dir: str | Path, protocol: Protocol | None = None) -> li
                              f"the scenario files reach {total + len(raw)} bytes with this one",
                              f"expected at most {MAX_PACK_BYTES} bytes "
                              f"({MAX_PACK_BYTES // (1024 * 1024)} MiB) for all the scenario files",
-                             (), "pack-file")]
+                             (), CheckId.PACK_FILE)]
         elif raw is not None:
             total += len(raw)
             document, found = _read(raw, _display(pack, path.name))
@@ -278,7 +298,7 @@ def load_scenarios(pack_dir: str | Path, protocol: Protocol | None = None) -> li
                 problems.append(Problem(document.file, line, column, name,
                                         f"the scenario name '{name}' is used twice (first at {seen.file}:{seen.line})",
                                         "expected each scenario name once in the pack",
-                                        ("scenarios", index, "name"), "scenario.unique-name"))
+                                        ("scenarios", index, "name"), ScenarioCheck.UNIQUE_NAME))
             else:
                 first[name] = Source(document.file, line, column)
         scenarios.extend(loaded)

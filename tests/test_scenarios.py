@@ -21,6 +21,7 @@ from crs_rules.errors import InvalidPackError
 from crs_rules.loading import load_yaml_text
 from crs_rules.model import Protocol
 from crs_rules.patient import parse_patient_text
+from crs_rules.scenario_reading import ScenarioCheck
 from crs_rules.scenarios import (
     Expectation,
     ExpectedDose,
@@ -247,6 +248,11 @@ scenarios:
         # Files are read in name order: the name is first used in broken.yaml.
         "PACK/scenarios/tocilizumab.yaml:6:11: grade2-adult-70kg-560mg: the scenario name 'grade2-adult-70kg-560mg' "
         "is used twice (first at PACK/scenarios/broken.yaml:15); expected each scenario name once in the pack",
+    ]
+    assert [str(p.check) for p in raised.value.problems] == [
+        "schema.minimum", "schema.required", "schema.properties/scenarios/items/properties/expect/properties/grade/type",
+        ScenarioCheck.ACTION_KNOWN, ScenarioCheck.ALERT_KNOWN,
+        ScenarioCheck.DATE_TIME, ScenarioCheck.DOSE_KNOWN, "schema.additionalProperties", ScenarioCheck.UNIQUE_NAME,
     ]
     assert file.is_file()
 

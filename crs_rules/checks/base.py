@@ -20,6 +20,8 @@ class CheckId(StrEnum):
     PACK_FILE = "pack-file"
     CONDITION_FORM = "condition-form"
     RELEASE_DIGEST = "release-digest"
+    # limits and amounts beyond the safety envelope (envelope.py)
+    SAFETY_ENVELOPE = "safety-envelope"
     # semantic checks (this package)
     CITATION_RESOLVES = "citation-resolves"
     UNIQUE_IDS = "unique-ids"
