@@ -7,15 +7,18 @@ each operator is pinned down on its own: equality is by type as well as value (`
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from crs_rules.conditions import compare, holds
 from crs_rules.model import Comparison, Not, Scalar, Source
-from crs_rules.operators import OPERATORS
+from crs_rules.operators import OPERATOR_TABLE, OPERATORS, operators_for
 
 HERE = Source("test", 1, 1)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def comparison(operator: str, value: Scalar | tuple[Scalar, ...], not_counting: tuple[str, ...] = ()) -> Comparison:
@@ -104,3 +107,17 @@ def test_a_comparison_on_an_absent_fact_is_false_and_its_negation_true() -> None
     assert not holds(Not(fever, HERE), {"vitals.temperature_c": 38.0})
     # A fact whose value is false or zero is present: only a missing key is absent.
     assert holds(Comparison("vitals.hypotension", "exists", True, HERE), {"vitals.hypotension": False})
+
+
+def test_the_condition_schema_names_exactly_the_operators_of_the_table() -> None:
+    schema = json.loads((ROOT / "schemas" / "condition.schema.json").read_text(encoding="utf-8"))
+    keys = set(schema["properties"]) - {"all", "any", "not", "fact", "not_counting"}
+    assert keys == set(OPERATORS)
+
+
+def test_every_operator_applies_to_some_kind_of_fact_and_reads_in_its_own_words() -> None:
+    words = [op.words for op in OPERATOR_TABLE.values()]
+    assert all(words) and len(set(words)) == len(words)
+    assert all(op.applies_to for op in OPERATOR_TABLE.values())
+    # Every kind of fact a condition can read has operators (facts.FactType.kind).
+    assert all(operators_for(kind) for kind in ("number", "boolean", "enum", "list", "level", "presence"))
