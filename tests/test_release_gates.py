@@ -8,6 +8,7 @@ change on a copy. A draft or retired pack is evaluated only on request, and its 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -232,3 +233,51 @@ def test_diff_warns_of_a_number_changed_by_a_factor_of_two_or_more(draft: Path) 
     assert lines[at + 1] == ("    WARNING: drugs.tocilizumab.limits.min_interval_h 8 -> 16 changes by a factor of 2 (up): "
                              "check it is meant (a slipped decimal point or an extra zero looks like this)")
     assert "WARNING" not in "\n".join(lines[:at])
+
+
+# --------------------------------------------------------------------------- schema modelines
+
+MODELINE = "# yaml-language-server: $schema="
+
+
+def pack_files(pack: Path) -> list[Path]:
+    """The manifest, the files it lists and the scenario files."""
+    listed = [pack / name for name in manifest(pack)["files"].values()]
+    return [pack / "manifest.yaml", *listed, *sorted((pack / "scenarios").glob("*.yaml"))]
+
+
+def test_each_shipped_pack_file_names_its_schema_for_yaml_language_servers() -> None:
+    kinds = {"manifest.yaml": "manifest", **{name: kind for kind, name in manifest(RULES)["files"].items()}}
+    for path in pack_files(RULES):
+        modelines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith(MODELINE)]
+        assert len(modelines) == 1, path
+        schema = (path.parent / modelines[0][len(MODELINE):]).resolve()
+        assert schema.is_file(), (path, schema)
+        assert schema.parent == (ROOT / "schemas").resolve()  # relative to the pack, as shipped beside it
+        kind = "scenario" if path.parent.name == "scenarios" else kinds[path.name]
+        assert json.loads(schema.read_text(encoding="utf-8"))["$id"] == f"urn:crs-rules:schema:{kind}", path
+
+
+def test_draft_keeps_every_comment_line_the_modelines_too(draft: Path) -> None:
+    for path in pack_files(RULES):
+        copied = draft / path.relative_to(RULES)
+        if path.name == "manifest.yaml" and path.parent == RULES:
+            def comments(p: Path) -> list[str]:
+                return [line for line in p.read_text(encoding="utf-8").splitlines() if line.lstrip().startswith("#")]
+            assert comments(copied) == comments(path) and any(line.startswith(MODELINE) for line in comments(path))
+        else:
+            assert copied.read_bytes() == path.read_bytes(), path
+
+
+def test_comment_lines_are_not_protocol_content_so_they_alone_are_no_release(draft: Path) -> None:
+    # Comments (the schema modelines among them) are outside the digest: changing only them leaves
+    # the protocol as released, and a release of such a draft is refused as "no change".
+    validated = cli("validate", str(draft))
+    assert validated[0] == 0
+    for path in pack_files(draft):
+        text = path.read_text(encoding="utf-8")
+        assert text.count(MODELINE) == 1
+        path.write_text("# a pharmacist's comment\n" + text.replace(MODELINE, "#  " + MODELINE[2:]), encoding="utf-8")
+    assert cli("validate", str(draft)) == validated
+    code, _, err = cli("release", str(draft), "--bump", "patch", "--note", NOTE)
+    assert code == 1 and err.startswith("the draft says the same as the version it was started from (draft_of)")
