@@ -19,12 +19,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .dose_effects import dose_effects
 from .errors import InvalidInputError
 from .evaluation import evaluate
 from .impact_report import Example, ImpactReport, KindReport, PackRef, SubChange
 from .loading import LoadedDocument
 from .model import Protocol
-from .outcomes import DIFFERENCE_KINDS, Outcome, outcome_differences
+from .outcomes import DIFFERENCE_KINDS, DOSE_CHANGED, Outcome, dose_pairs, outcome_differences
 from .pack import content_digest, read_pack_documents
 from .pack_diff import pack_changes
 from .patient import PatientState, parse_patient
@@ -166,11 +167,12 @@ def compare_packs(old: Protocol, new: Protocol, population_size: int | None = No
             before[first], after[first],
             tuple(change for k, change in outcome_differences(before[first], after[first]) if k == kind),
         )
-        kinds.append(KindReport(
-            kind, tuple(patients[i].label for i in patients_by_kind[kind]),
-            tuple(SubChange(change, tuple(patients[i].label for i in indices)) for change, indices in ordered),
-            example,
-        ))
+        sub_changes = tuple(SubChange(change, tuple(patients[i].label for i in indices)) for change, indices in ordered)
+        if kind == DOSE_CHANGED:  # by the patients affected, not amount by amount
+            sub_changes = tuple(SubChange(effect.describe(), effect.patients) for effect in dose_effects(
+                [(patients[i].label, patients[i].state.weight_kg, *pair)
+                 for i in patients_by_kind[kind] for pair in dose_pairs(before[i], after[i])], (old, new)))
+        kinds.append(KindReport(kind, tuple(patients[i].label for i in patients_by_kind[kind]), sub_changes, example))
     return ImpactReport(
         PackRef.of(old), PackRef.of(new), changes, size, seed, len(scenarios),
         tuple(patients[i].label for i in differing), tuple(kinds), time.perf_counter() - start,

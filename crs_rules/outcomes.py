@@ -14,7 +14,7 @@ from typing import Any
 from .decision import Decision, Dose, iso
 
 __all__ = ["DIFFERENCE_KINDS", "GRADE_CHANGED", "ACTION_ADDED", "ACTION_REMOVED", "DOSE_CHANGED", "WITHHELD_CHANGED",
-           "ALERT_CHANGED", "Outcome", "outcome_differences"]
+           "ALERT_CHANGED", "Outcome", "outcome_differences", "dose_pairs"]
 
 GRADE_CHANGED = "grade changed"
 ACTION_ADDED = "action added"
@@ -101,6 +101,26 @@ def _dose_change(old: Dose | None, new: Dose | None) -> str:
     return f"{old.describe() if old else 'no dose'} -> {new.describe() if new else 'no dose'}"
 
 
+def _paired(before: list[Dose | None], after: list[Dose | None]) -> list[tuple[Dose | None, Dose | None]]:
+    olds = [d for d in before if d not in after] or [None]
+    news = [d for d in after if d not in before] or [None]
+    return list(zip(olds, news))
+
+
+def dose_pairs(old: Outcome, new: Outcome) -> list[tuple[Dose | None, Dose | None]]:
+    """The doses that differ between two outcomes of one patient, as (old, new) pairs of the same
+    proposed action (a dose counted as :data:`DOSE_CHANGED` by :func:`outcome_differences`)."""
+    def doses(outcome: Outcome) -> dict[tuple[str, str], list[Dose | None]]:
+        proposed: dict[tuple[str, str], list[Dose | None]] = {}
+        for action, strength, _, dose in outcome.recommendations:
+            proposed.setdefault((action, strength), []).append(dose)
+        return proposed
+
+    before, after = doses(old), doses(new)
+    return [pair for key in before if key in after and before[key] != after[key]
+            for pair in _paired(before[key], after[key])]
+
+
 def outcome_differences(old: Outcome, new: Outcome) -> list[tuple[str, str]]:
     """How one patient's outcome differs, as (kind, change) pairs; empty when they are the same.
 
@@ -126,9 +146,7 @@ def outcome_differences(old: Outcome, new: Outcome) -> list[tuple[str, str]]:
             found.append((ACTION_REMOVED, f"{key[1]} {key[0]}"))
     for key in before:
         if key in after and before[key] != after[key]:
-            olds = [d for d in before[key] if d not in after[key]] or [None]
-            news = [d for d in after[key] if d not in before[key]] or [None]
-            for old_dose, new_dose in zip(olds, news):
+            for old_dose, new_dose in _paired(before[key], after[key]):
                 found.append((DOSE_CHANGED, _dose_change(old_dose, new_dose)))
 
     def withheld(outcome: Outcome) -> dict[str, tuple[tuple[str, ...], str | None, str]]:

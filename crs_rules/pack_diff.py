@@ -43,6 +43,13 @@ class PackChange:
     change: str
     old: Any
     new: Any
+    rule: str | None = None
+    """The rule (or drug class, or the definition) the change is inside, by id; None outside one."""
+    rule_description: str | None = None
+    """That rule's description in the pack's words (a drug's name; a grade's text)."""
+    unit: str | None = None
+    """The unit of a changed number (``mg``, ``mg/kg``, ``h``, ``kg``, ``°C``, ``L/min``, ``days``,
+    ``years``, ``doses``), from the field's name or the fact it is compared with; None otherwise."""
 
     @property
     def shown_path(self) -> str:
@@ -62,7 +69,17 @@ class PackChange:
             return f"{where}: {_text_change(self.old, self.new)}"
         if isinstance(self.old, list) and isinstance(self.new, list) and not (_is_short(self.old) and _is_short(self.new)):
             return f"{where}: {_list_change(self.old, self.new)}"
+        if self.unit is not None and _is_number(self.old) and _is_number(self.new):
+            return f"{where}: {_show(self.old)} {self.unit} -> {_show(self.new)} {self.unit}"
         return f"{where}: {_show(self.old)} -> {_show(self.new)}"
+
+    @property
+    def in_rule(self) -> str | None:
+        """``rule dosing.tocilizumab (Tocilizumab)``: the rule the change is inside, with its
+        description; None outside a rule."""
+        if self.rule is None:
+            return None
+        return f"rule {self.rule}" + (f" ({_shortened(self.rule_description)})" if self.rule_description else "")
 
     @property
     def warning(self) -> str | None:
@@ -81,8 +98,8 @@ class PackChange:
 
     def to_dict(self) -> dict[str, Any]:
         return {"section": self.section, "file": self.file, "line": self.line, "path": self.path,
-                "change": self.change, "old": self.old, "new": self.new, "text": self.describe(),
-                "warning": self.warning}
+                "change": self.change, "old": self.old, "new": self.new, "unit": self.unit, "rule": self.rule,
+                "rule_description": self.rule_description, "text": self.describe(), "warning": self.warning}
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.+\-]+")
@@ -170,6 +187,65 @@ def _section(kind: str, path: tuple[str | int, ...]) -> str:
     return {"statements": "traceability"}.get(kind, kind)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shortened(text: str, words: int = 16) -> str:
+    parts = text.split()
+    return " ".join(parts[:words]) + (" ..." if len(parts) > words else "")
+
+
+# The lists of a pack file whose elements are rules (or named like rules), and the prefix of the
+# rule id each element's ``id`` gets.
+_RULE_LISTS = {("grading", "findings"): "finding.", ("grading", "grades"): "", ("dosing", "drugs"): "dosing.",
+               ("dosing", "drug_classes"): "class ", ("actions", "rules"): "", ("actions", "actions"): "action ",
+               ("alerts", "alerts"): "alert."}
+
+# How a field or a fact names the unit of its numbers: the end of its name, first match wins.
+_UNIT_ENDINGS = (("mg_per_kg", "mg/kg"), ("_mg", "mg"), ("_l_min", "L/min"), ("_kg", "kg"), ("temperature_c", "°C"),
+                 ("temperature_f", "°F"), ("_years", "years"), ("_days", "days"), ("days_since_onset", "days"),
+                 ("hours_since_last", "h"), ("_h", "h"), ("doses", "doses"), ("doses_in_course", "doses"),
+                 ("doses_in_window", "doses"))
+
+# Keys of a comparison whose number is in the unit of the compared fact.
+_COMPARISON_KEYS = {"equals", "not_equals", "at_least", "above", "at_most", "below", "one_of"}
+
+
+def _unit_of(name: str) -> str | None:
+    return next((unit for ending, unit in _UNIT_ENDINGS if name.endswith(ending)), None)
+
+
+def _context(kind: str, data: Any, raw: tuple[str | int, ...]) -> tuple[str | None, str | None, str | None]:
+    """(rule id, its description, the unit of the value) at ``raw`` in a file's data."""
+    rule = description = None
+    if kind == "grading" and raw[:1] == ("definition",) and isinstance(data, dict):
+        definition = data.get("definition")
+        if isinstance(definition, dict) and isinstance(definition.get("id"), str):
+            rule, description = definition["id"], definition.get("text")
+    prefix = _RULE_LISTS.get((kind, str(raw[0]))) if raw else None
+    if prefix is not None and len(raw) > 1 and isinstance(data, dict) and isinstance(data.get(raw[0]), list):
+        items, index = data[raw[0]], raw[1]
+        if isinstance(index, int) and 0 <= index < len(items) and isinstance(items[index], dict):
+            item = items[index]
+            rule = f"{prefix}{item.get('id')}"
+            found = item.get("description") or item.get("name") or item.get("text")
+            description = found if isinstance(found, str) else None
+    parent, node = None, data
+    for part in raw:
+        parent = node
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return rule, description, None
+    key = next((str(part) for part in reversed(raw) if isinstance(part, str)), "")
+    unit = None
+    if _is_number(node):
+        fact = parent.get("fact") if isinstance(parent, dict) else None
+        unit = _unit_of(fact) if key in _COMPARISON_KEYS and isinstance(fact, str) else _unit_of(key)
+    return rule, description, unit
+
+
 class _Walker:
     """Walks one file's data in both packs, collecting :class:`PackChange` values."""
 
@@ -185,7 +261,9 @@ class _Walker:
         line = document.position(raw)[0] if document is not None else 0
         name = Path(document.file).name if document is not None else self.kind
         path = "".join(part if part.startswith("[") else "." + part for part in shown).lstrip(".")
-        self.changes.append(PackChange(_section(self.kind, raw), name, line, path, change, old, new))
+        rule, description, unit = _context(self.kind, document.data if document is not None else None, raw)
+        self.changes.append(PackChange(_section(self.kind, raw), name, line, path, change, old, new, rule, description,
+                                       unit))
 
     def walk(self, old: Any, new: Any, old_raw: tuple[str | int, ...], new_raw: tuple[str | int, ...],
              shown: tuple[str, ...]) -> None:
