@@ -457,7 +457,7 @@ def test_dose_changes_are_summarised_by_weight_range_between_the_packs_dose_brea
     assert [(e.describe(), e.patients) for e in effects] == [
         ("tocilizumab 200 mg instead of 240 mg for patients under 30 kg", ("c",)),
         ("tocilizumab 700 mg instead of 704 to 800 mg for patients of 87.5 kg and more", ("a", "e", "b")),
-        ("tocilizumab, same amount, given differently (\"...every 8 h\" -> \"...every 9 h\"), for all patients", ("d",)),
+        ("tocilizumab, same amount, given differently (\"...mg IV every 8 h\" -> \"...mg IV every 9 h\"), for all patients", ("d",)),
     ]
     # Ranges with different new amounts on both sides stay apart.
     apart = dose_effects([("a", 95.0, _dose(760), _dose(750)), ("b", 120.0, _dose(800), _dose(700))], packs)
