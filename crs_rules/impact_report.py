@@ -139,10 +139,10 @@ class ImpactReport:
             lines.append(f"What changed in the pack: {_count(len(self.pack_changes), 'change')}")
             for pack_change in self.pack_changes:
                 lines.append(f"  {pack_change.describe()}  ({pack_change.file}:{pack_change.line})")
-                if pack_change.in_rule:
-                    lines.append(f"    {pack_change.in_rule}")
                 if pack_change.warning:
                     lines.append(f"    {pack_change.warning}")
+                if pack_change.in_rule:
+                    lines.append(f"    {pack_change.in_rule}")
         elif old.digest == new.digest:
             lines.append("What changed in the pack: nothing, the content is the same")
         else:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import seed_numbers_pack
 
 from crs_rules import __version__
 from crs_rules.cli import run
@@ -54,9 +55,9 @@ def edit(pack: Path, name: str, old: str, new: str) -> None:
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    """A copy of the shipped pack as released: status active, digest recorded."""
+    """A copy of the shipped pack as released (with the seed's numbers): status active, digest recorded."""
     folder = tmp_path / "pack"
-    shutil.copytree(RULES, folder)
+    shutil.copytree(seed_numbers_pack(), folder)
     return folder
 
 

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import seed_numbers_pack
 
 from crs_rules.cli import run
 from crs_rules.errors import InvalidPackError, Problem
@@ -24,7 +25,7 @@ from crs_rules.traceability import TABLE, render_table, trace
 from crs_rules.validation import SEMANTIC_CHECKS, check_traced_both_ways
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "rules"
+RULES = seed_numbers_pack()  # a copy of the pack under test with the seed's numbers
 CHECK = "traced-both-ways"
 
 NEW_ALERT = """

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import seed_numbers_pack
 
 from crs_rules import InvalidPackError, evaluate, load_protocol
 from crs_rules.cli import run
@@ -24,7 +25,7 @@ from crs_rules.release import ReleaseRefusedError, release
 from crs_rules.scenarios import load_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "rules"
+RULES = seed_numbers_pack()  # a copy of the pack under test with the seed's numbers
 NOTE = "Vasopressors titrated to effect at grade 3 and grade 4."
 GRADE_2: dict[str, Any] = {
     "assessed_at": "2026-03-10T12:00:00Z",
@@ -34,6 +35,11 @@ GRADE_2: dict[str, Any] = {
                "oxygen": {"device": "nasal_cannula", "flow_l_min": 4}},
     "medications": [],
 }
+
+
+def patch_of(version: str) -> str:
+    major, minor, patch = version.split(".")
+    return f"{major}.{minor}.{int(patch) + 1}"
 
 
 def cli(*arguments: str) -> tuple[int, str, str]:
@@ -53,6 +59,9 @@ def edit(pack: Path, name: str, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert text.count(old) == 1, f"{old!r} is not written exactly once in {name}"
     path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+VERSION = str(manifest(RULES)["version"])
 
 
 def harmless_change(pack: Path) -> None:
@@ -113,7 +122,7 @@ def test_release_of_a_changed_draft_sets_active_and_the_effective_date(draft: Pa
     assert (code, err) == (0, "")
     assert out.endswith("(active, effective 2027-03-01)\n")
     data = manifest(draft)
-    assert (data["status"], data["effective_date"], data["version"]) == ("active", "2027-03-01", "3.0.1")
+    assert (data["status"], data["effective_date"], data["version"]) == ("active", "2027-03-01", patch_of(VERSION))
     assert "draft_of" not in data
     assert cli("validate", str(draft))[0] == 0
 
@@ -140,7 +149,7 @@ def test_release_refuses_an_unchanged_active_pack(tmp_path: Path) -> None:
     shutil.copytree(RULES, tmp_path / "rules")
     with pytest.raises(ReleaseRefusedError) as refused:
         release(tmp_path / "rules", "patch", NOTE)
-    assert refused.value.reasons[0].startswith("nothing changed since version 3.0.0 was released")
+    assert refused.value.reasons[0].startswith(f"nothing changed since version {VERSION} was released")
     assert (tmp_path / "rules" / "manifest.yaml").read_bytes() == (RULES / "manifest.yaml").read_bytes()
 
 
@@ -183,13 +192,13 @@ def test_a_draft_is_evaluated_only_on_request_and_says_so(draft: Path) -> None:
     protocol = load_protocol(draft)
     with pytest.raises(InvalidPackError) as refused:
         evaluate(GRADE_2, protocol)
-    assert "the protocol is draft (version 3.0.0), not for clinical use" in str(refused.value)
+    assert f"the protocol is draft (version {VERSION}), not for clinical use" in str(refused.value)
     assert "allow_draft=True" in str(refused.value)
     decision = evaluate(GRADE_2, protocol, allow_draft=True)
     assert decision.protocol.status == "draft"
     assert decision.to_dict()["protocol"]["status"] == "draft"
     text = decision.render_text()
-    assert text.startswith("DRAFT protocol, not for clinical use (severe-crs-and-sepsis 3.0.0)\n")
+    assert text.startswith(f"DRAFT protocol, not for clinical use (severe-crs-and-sepsis {VERSION})\n")
 
 
 def test_the_shipped_pack_decision_is_active() -> None:
@@ -211,7 +220,7 @@ def test_a_retired_pack_needs_the_opt_in_on_the_command_line(tmp_path: Path) -> 
     patient.write_text(yaml.safe_dump(GRADE_2), encoding="utf-8")
     code, out, err = cli("evaluate", str(patient), "--rules", str(retired))
     assert (code, out) == (1, "")
-    assert "the protocol is retired (version 3.0.0), not for clinical use" in err
+    assert f"the protocol is retired (version {VERSION}), not for clinical use" in err
     code, out, err = cli("evaluate", str(patient), "--rules", str(retired), "--allow-draft")
     assert code == 0 and out.startswith("RETIRED protocol, not for clinical use")
 
@@ -229,9 +238,10 @@ def test_diff_warns_of_a_number_changed_by_a_factor_of_two_or_more(draft: Path) 
     code, out, _ = cli("diff", str(RULES), str(draft), "--population", "0")
     assert code == 0
     lines = out.splitlines()
-    at = next(i for i, line in enumerate(lines) if "drugs.tocilizumab.limits.min_interval_h: 8 -> 16" in line)
+    at = next(i for i, line in enumerate(lines) if "drugs.tocilizumab.limits.min_interval_h: 8 h -> 16 h" in line)
     assert lines[at + 1] == ("    WARNING: drugs.tocilizumab.limits.min_interval_h 8 -> 16 changes by a factor of 2 (up): "
                              "check it is meant (a slipped decimal point or an extra zero looks like this)")
+    assert lines[at + 2] == "    rule dosing.tocilizumab (Tocilizumab)"
     assert "WARNING" not in "\n".join(lines[:at])
 
 
@@ -247,8 +257,9 @@ def pack_files(pack: Path) -> list[Path]:
 
 
 def test_each_shipped_pack_file_names_its_schema_for_yaml_language_servers() -> None:
-    kinds = {"manifest.yaml": "manifest", **{name: kind for kind, name in manifest(RULES)["files"].items()}}
-    for path in pack_files(RULES):
+    shipped = ROOT / "rules"
+    kinds = {"manifest.yaml": "manifest", **{name: kind for kind, name in manifest(shipped)["files"].items()}}
+    for path in pack_files(shipped):
         modelines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith(MODELINE)]
         assert len(modelines) == 1, path
         schema = (path.parent / modelines[0][len(MODELINE):]).resolve()
