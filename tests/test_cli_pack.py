@@ -55,9 +55,9 @@ def edit(pack: Path, name: str, old: str, new: str) -> None:
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    """A copy of the shipped pack as released (with the seed's numbers): status active, digest recorded."""
+    """A copy of the shipped pack as released: status active, digest recorded."""
     folder = tmp_path / "pack"
-    shutil.copytree(seed_numbers_pack(), folder)
+    shutil.copytree(RULES, folder)
     return folder
 
 
@@ -151,7 +151,9 @@ def test_trace_check_passes_and_the_committed_table_is_current() -> None:
     assert (RULES / "TRACEABILITY.md").read_text(encoding="utf-8") == render_table(protocol, rows)
 
 
-def test_trace_check_names_a_statement_that_lost_its_rule_ids(copy: Path) -> None:
+def test_trace_check_names_a_statement_that_lost_its_rule_ids(tmp_path: Path) -> None:
+    copy = tmp_path / "pack"
+    shutil.copytree(seed_numbers_pack(), copy)  # S15 as the seed says it, no deviation from it
     make_draft(copy)  # statements.yaml is part of the digest: a draft so only the trace fails
     statement = "Tocilizumab 8 mg/kg IV (maximum 800 mg) 1\n"
     edit(copy, "statements.yaml", statement + "    encoded_by: [grade2_up.tocilizumab, dosing.tocilizumab]\n",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import seed_numbers_pack
+from conftest import pack_under_test
 
 from crs_rules import InvalidPackError, evaluate, load_protocol
 from crs_rules.cli import run
@@ -25,7 +26,7 @@ from crs_rules.release import ReleaseRefusedError, release
 from crs_rules.scenarios import load_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = seed_numbers_pack()  # a copy of the pack under test with the seed's numbers
+RULES = pack_under_test()
 NOTE = "Vasopressors titrated to effect at grade 3 and grade 4."
 GRADE_2: dict[str, Any] = {
     "assessed_at": "2026-03-10T12:00:00Z",
@@ -154,13 +155,26 @@ def test_release_refuses_an_unchanged_active_pack(tmp_path: Path) -> None:
 
 
 def test_release_refuses_a_failing_scenario_naming_it(draft: Path) -> None:
-    edit(draft, "dosing.yaml", "      max_dose_mg: 800\n", "      max_dose_mg: 790\n")
+    harmless_change(draft)
+    (draft / "scenarios" / "wrong.yaml").write_text(
+        "scenarios:\n"
+        "  - name: afebrile-adult-expected-grade-2\n"
+        "    description: An adult without fever, expected (wrongly) to be graded 2.\n"
+        "    patient:\n"
+        "      assessed_at: 2026-03-10T12:00:00Z\n"
+        "      patient: {weight_kg: 70, age_years: 61}\n"
+        "      therapy: {car_t: true}\n"
+        "      crs: {antipyretic_or_anticytokine: false}\n"
+        "      vitals: {temperature_c: 36.8, hypotension: false, oxygen: {device: room_air}}\n"
+        "      medications: []\n"
+        "    expect:\n"
+        "      grade: 2\n", encoding="utf-8")
     before = (draft / "manifest.yaml").read_bytes()
     with pytest.raises(ReleaseRefusedError) as refused:
-        release(draft, "minor", "Tocilizumab at most 790 mg.")
+        release(draft, "minor", NOTE)
     failing = [r for r in refused.value.reasons if r.startswith("scenario ")]
-    assert any(r.startswith("scenario grade3-adult-105kg-capped-at-800mg fails") and
-               r.endswith("expected tocilizumab 800 mg, got 790 mg") for r in failing)
+    assert failing == [f"scenario afebrile-adult-expected-grade-2 fails ({draft / 'scenarios' / 'wrong.yaml'}:2): "
+                       "expected grade 2, got grade 0"]
     assert (draft / "manifest.yaml").read_bytes() == before
 
 
@@ -174,7 +188,9 @@ def test_release_refuses_a_failing_trace(draft: Path) -> None:
 
 
 def test_release_refuses_a_pack_beyond_the_safety_envelope(draft: Path) -> None:
-    edit(draft, "dosing.yaml", "      max_dose_mg: 800\n", "      max_dose_mg: 8000\n")
+    dosing = draft / "dosing.yaml"
+    dosing.write_text(re.sub(r"max_dose_mg: [0-9.]+\n", "max_dose_mg: 8000\n", dosing.read_text(encoding="utf-8"), count=1),
+                      encoding="utf-8")
     with pytest.raises(InvalidPackError) as invalid:
         release(draft, "minor", "Tenfold.")
     assert [p.check for p in invalid.value.problems] == ["safety-envelope"]
@@ -234,6 +250,9 @@ def test_scenarios_and_diff_work_on_a_draft(draft: Path) -> None:
 
 
 def test_diff_warns_of_a_number_changed_by_a_factor_of_two_or_more(draft: Path) -> None:
+    dosing = draft / "dosing.yaml"  # tocilizumab's interval (the first drug's), made twice as long
+    interval = re.search(r"min_interval_h: ([0-9]+)\n", dosing.read_text(encoding="utf-8"))
+    assert interval is not None and interval.group(1) == "8", "the test reasons with an interval of 8 h"
     edit(draft, "dosing.yaml", "      min_interval_h: 8\n", "      min_interval_h: 16\n")
     code, out, _ = cli("diff", str(RULES), str(draft), "--population", "0")
     assert code == 0
