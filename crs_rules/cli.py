@@ -21,11 +21,14 @@ import sys
 from datetime import date
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Sequence, TextIO, cast
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO, cast
 
 from . import __version__
-from .errors import CrsRulesError, InvalidInputError, InvalidPackError
+from .errors import CrsRulesError, InvalidInputError, InvalidPackError, Problem
 from .model import Protocol
+
+if TYPE_CHECKING:
+    from .scenarios import ScenarioReport
 
 __all__ = ["main", "run", "terminal_safe", "json_text"]
 
@@ -90,6 +93,8 @@ def _parser() -> _Parser:
 
     validate = commands.add_parser("validate", help="check a rule pack; prints OK <id> <version> <digest> or every problem")
     validate.add_argument("pack", nargs="?", help="rule pack folder (default: the shipped pack)")
+    validate.add_argument("--format", choices=("text", "json"), default="text",
+                          help="text for people, json for editors and CI (problems as objects)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate one patient's state against a rule pack")
     evaluate.add_argument("patient", help="patient state file (JSON or YAML), or - for standard input")
@@ -116,6 +121,8 @@ def _parser() -> _Parser:
     scenarios = commands.add_parser("test", help="run the pack's scenarios (PACK/scenarios/*.yaml); prints N passed, M "
                                                  "failed and the rule coverage; exit 0 only if all pass, 100 %% covered")
     scenarios.add_argument("pack", nargs="?", help="rule pack folder (default: the shipped pack)")
+    scenarios.add_argument("--format", choices=("text", "json"), default="text",
+                           help="text for people, json for editors and CI (scenario results as objects)")
 
     diff = commands.add_parser("diff", help="what changed between two rule packs, and what that does to patients")
     diff.add_argument("old", help="rule pack folder as it was")
@@ -148,9 +155,37 @@ def _load(pack: str | None) -> Protocol:
     return load_protocol(pack)
 
 
+def _problem_dict(problem: Problem) -> dict[str, Any]:
+    """A problem for programs: where (file, 1-based line and column), the rule id (or ``-``), what
+    is wrong, what is expected, and the check that found it."""
+    return {"file": problem.file, "line": problem.line, "column": problem.column, "rule": problem.subject,
+            "message": problem.message, "expected": problem.expected, "check": problem.check}
+
+
+def _protocol_dict(protocol: Protocol) -> dict[str, Any]:
+    return {"id": protocol.id, "version": protocol.version, "status": protocol.status, "digest": protocol.digest,
+            "path": protocol.path}
+
+
+def _invalid_json(error: InvalidPackError, out: TextIO, protocol: Protocol | None = None) -> int:
+    """An invalid pack (or invalid scenarios of a valid one) as JSON on standard output, exit 1."""
+    found = {"ok": False, "protocol": _protocol_dict(protocol) if protocol is not None else None,
+             "problems": [_problem_dict(p) for p in error.problems]}
+    out.write(json_text(found) + "\n")
+    return EXIT_INVALID
+
+
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    protocol = _load(args.pack)
-    out.write(f"OK {protocol.id} {protocol.version} {protocol.digest}\n")
+    try:
+        protocol = _load(args.pack)
+    except InvalidPackError as error:
+        if args.format == "json":
+            return _invalid_json(error, out)
+        raise
+    if args.format == "json":
+        out.write(json_text({"ok": True, "protocol": _protocol_dict(protocol), "problems": []}) + "\n")
+    else:
+        out.write(f"OK {protocol.id} {protocol.version} {protocol.digest}\n")
     return EXIT_OK
 
 
@@ -219,18 +254,52 @@ def _draft(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _scenario_report_dict(report: ScenarioReport) -> dict[str, Any]:
+    """``crs-rules test --format json``: every scenario's result and the rule coverage."""
+    from .scenarios import _rule_sources
+
+    sources = _rule_sources(report.protocol)
+
+    def rule(rule_id: str) -> dict[str, Any]:
+        where = sources.get(rule_id)
+        return {"rule": rule_id, "file": where.file if where else None, "line": where.line if where else None}
+
+    return {
+        "ok": report.ok,
+        "protocol": _protocol_dict(report.protocol),
+        "problems": [],
+        "passed": report.passed,
+        "failed": report.failed,
+        "scenarios": [{"name": r.scenario.name, "file": r.scenario.source.file, "line": r.scenario.source.line,
+                       "passed": r.passed, "differences": list(r.differences)} for r in report.results],
+        "coverage": {"rules": len(report.rule_ids), "checked": len(report.coverage),
+                     "percent": report.coverage_percent,
+                     "not_checked": [rule(rule_id) for rule_id in report.uncovered]},
+    }
+
+
 def _scenarios(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .scenarios import run_scenarios
 
-    protocol = _load(args.pack)  # an invalid pack is reported as by validate
+    try:
+        protocol = _load(args.pack)  # an invalid pack is reported as by validate
+    except InvalidPackError as error:
+        if args.format == "json":
+            return _invalid_json(error, out)
+        raise
     try:
         report = run_scenarios(protocol)
     except InvalidPackError as error:
+        if args.format == "json":
+            return _invalid_json(error, out, protocol)
         for problem in error.problems:
             err.write(f"{problem}\n")
         err.write(f"{len(error.problems)} problem(s): invalid scenarios, nothing was run\n")
         return EXIT_INVALID
-    out.write(report.render() + "\n")
+    if args.format == "json":
+        out.write(json_text(_scenario_report_dict(report)) + "\n")
+    else:
+        out.write(report.render() + "\n")
     return EXIT_OK if report.ok else EXIT_INVALID
 
 

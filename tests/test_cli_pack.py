@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import seed_numbers_pack
 
 from crs_rules import __version__
 from crs_rules.cli import run
@@ -150,7 +151,9 @@ def test_trace_check_passes_and_the_committed_table_is_current() -> None:
     assert (RULES / "TRACEABILITY.md").read_text(encoding="utf-8") == render_table(protocol, rows)
 
 
-def test_trace_check_names_a_statement_that_lost_its_rule_ids(copy: Path) -> None:
+def test_trace_check_names_a_statement_that_lost_its_rule_ids(tmp_path: Path) -> None:
+    copy = tmp_path / "pack"
+    shutil.copytree(seed_numbers_pack(), copy)  # S15 as the seed says it, no deviation from it
     make_draft(copy)  # statements.yaml is part of the digest: a draft so only the trace fails
     statement = "Tocilizumab 8 mg/kg IV (maximum 800 mg) 1\n"
     edit(copy, "statements.yaml", statement + "    encoded_by: [grade2_up.tocilizumab, dosing.tocilizumab]\n",

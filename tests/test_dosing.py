@@ -21,6 +21,13 @@ from crs_rules.patient import PatientState
 ASSESSED_AT = "2026-03-10T12:00:00Z"
 
 
+@pytest.fixture
+def protocol(seed_protocol: Protocol) -> Protocol:
+    """The numbers reasoned with here are the seed's (conftest.SEED_NUMBERS), written into a copy of
+    the pack under test when it says others; the pack's own exact doses are checked by its scenarios."""
+    return seed_protocol
+
+
 def patient(weight_kg: float, medications: list[dict[str, Any]] | None = None) -> PatientState:
     data: dict[str, Any] = {"assessed_at": ASSESSED_AT, "patient": {"weight_kg": weight_kg}}
     data["medications"] = medications or []  # the record: nothing given unless listed

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import seed_numbers_pack
 
 from crs_rules import evaluate, load_protocol, parse_patient
 from crs_rules._resources import default_pack_dir, schema_dir
@@ -26,7 +27,7 @@ from crs_rules.errors import InvalidPackError, Problem
 from crs_rules.model import DoseLimits, Protocol, WeightBand
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "rules"
+RULES = seed_numbers_pack()  # a copy of the pack under test with the seed's numbers
 
 
 @pytest.fixture

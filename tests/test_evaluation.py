@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import seed_numbers_pack
 
 from crs_rules import Decision, InvalidInputError, evaluate, load_protocol, parse_patient, read_patient
 from crs_rules.compilation import compute_amount
@@ -25,6 +26,13 @@ from crs_rules.model import Protocol
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def protocol(seed_protocol: Protocol) -> Protocol:
+    """The numbers reasoned with here are the seed's (conftest.SEED_NUMBERS), written into a copy of
+    the pack under test when it says others; the pack's own exact doses are checked by its scenarios."""
+    return seed_protocol
 
 
 def stamp(moment: datetime) -> str:
@@ -723,7 +731,7 @@ def test_on_each_example_the_rules_withholding_and_the_independent_dose_check_ag
 
 def test_two_pack_versions_in_one_process_each_give_their_own_answer(tmp_path: Path, protocol: Protocol) -> None:
     draft_dir = tmp_path / "rules-700"
-    shutil.copytree(ROOT / "rules", draft_dir)
+    shutil.copytree(seed_numbers_pack(), draft_dir)
     dosing = draft_dir / "dosing.yaml"
     text = dosing.read_text(encoding="utf-8")
     assert text.count("max_dose_mg: 800") == 1
@@ -733,7 +741,7 @@ def test_two_pack_versions_in_one_process_each_give_their_own_answer(tmp_path: P
     lines = [line.replace("status: active", "status: draft") for line in lines if not line.startswith("digest:")]
     manifest.write_text("".join(lines), encoding="utf-8")
 
-    shipped = load_protocol(ROOT / "rules")
+    shipped = load_protocol(seed_numbers_pack())
     draft = load_protocol(draft_dir)
     assert draft.status == "draft" and draft.recorded_digest is None
     assert draft.digest != shipped.digest
@@ -770,7 +778,7 @@ def test_as_many_vasopressor_names_as_the_contract_allows_are_graded_and_more_ar
 
 def test_a_rule_testing_for_one_list_member_still_sees_it_in_a_full_list(tmp_path: Path) -> None:
     pack = tmp_path / "rules-includes"
-    shutil.copytree(ROOT / "rules", pack)
+    shutil.copytree(seed_numbers_pack(), pack)
     with (pack / "alerts.yaml").open("a", encoding="utf-8") as alerts:
         alerts.write(
             "\n  - id: vasopressin_running\n    severity: info\n    description: Vasopressin is running.\n"

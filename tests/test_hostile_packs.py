@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import seed_numbers_pack
 
 from crs_rules import pack as pack_module
 from crs_rules.conditions import MAX_DNF_TERMS
@@ -21,7 +22,7 @@ from crs_rules.pack import MAX_PACK_BYTES, load_protocol, read_pack_documents
 from crs_rules.validation import MAX_CONDITION_DEPTH, MAX_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "rules"
+RULES = seed_numbers_pack()  # a copy of the pack under test with the seed's numbers
 SECRET = "TOP-SECRET-LINE-OF-ANOTHER-FILE"
 
 

@@ -18,9 +18,12 @@ from math import floor
 from pathlib import Path
 
 import pytest
+from conftest import pack_under_test
 
 from crs_rules import evaluate, load_protocol, parse_patient, read_patient
 from crs_rules.cli import run
+from crs_rules.decision import Dose
+from crs_rules.dose_effects import dose_effects, weight_breakpoints
 from crs_rules.impact import (
     DIFFERENCE_KINDS,
     ImpactReport,
@@ -38,42 +41,73 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 
 
-def changed_copy(folder: Path, file: str, old: str, new: str, note: str) -> Path:
-    """A copy of the shipped pack with one edit, recorded as the next minor version. The version
+def record_digest(folder: Path) -> None:
+    """Record the folder's content digest in its manifest (as ``release`` would, without its gates)."""
+    manifest = folder / "manifest.yaml"
+    text = "".join(line for line in manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+                   if not line.startswith("digest:"))
+    manifest.write_text(text, encoding="utf-8")
+    documents, problems = read_pack_documents(folder)
+    assert problems == []
+    manifest.write_text(text.replace("\nstatus:", f"\ndigest: {content_digest(documents)}\nstatus:", 1), encoding="utf-8")
+
+
+# The numbers these tests reason with, written here: the fixture pack is a copy of the pack under
+# test with them set, whatever that pack says (its own numbers are checked by its scenarios).
+# (file, pattern of the field, value, occurrence): tocilizumab is the first drug of dosing.yaml.
+FIXTURE_NUMBERS = (
+    ("dosing.yaml", r"max_dose_mg: [0-9.]+", "max_dose_mg: 800"),
+    ("dosing.yaml", r"\{from_weight_kg: 0, mg_per_kg: [0-9.]+\}", "{from_weight_kg: 0, mg_per_kg: 12}"),
+    ("dosing.yaml", r"\{from_weight_kg: (?!0,)[0-9.]+, mg_per_kg: [0-9.]+\}", "{from_weight_kg: 30, mg_per_kg: 8}"),
+    ("dosing.yaml", r"min_interval_h: [0-9.]+", "min_interval_h: 8"),
+    ("grading.yaml", r"\{fact: vitals\.oxygen\.flow_l_min, above: [0-9.]+\}", "{fact: vitals.oxygen.flow_l_min, above: 6}"),
+)
+
+
+def fixture_pack(folder: Path) -> Path:
+    """A copy of the pack under test with :data:`FIXTURE_NUMBERS` written in, its digest recorded."""
+    shutil.copytree(pack_under_test(), folder)
+    for name, pattern, value in FIXTURE_NUMBERS:
+        path = folder / name
+        text, count = re.subn(pattern, value, path.read_text(encoding="utf-8"), count=1)
+        assert count == 1, (name, pattern)
+        path.write_text(text, encoding="utf-8")
+    record_digest(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fixture_pack(tmp_path_factory.mktemp("base") / "rules")
+
+
+def changed_copy(base: Path, folder: Path, file: str, old: str, new: str, note: str) -> Path:
+    """A copy of the fixture pack with one edit, recorded as the next minor version. The version
     and digest are written here rather than by ``release``, whose gates (the scenarios, the seed's
     numbers) an edit made only to be compared need not pass."""
-    shutil.copytree(RULES, folder)
+    shutil.copytree(base, folder)
     path = folder / file
     text = path.read_text(encoding="utf-8")
     assert text.count(old) == 1, f"{old!r} is not written exactly once in {file}"
     path.write_text(text.replace(old, new), encoding="utf-8")
     manifest = folder / "manifest.yaml"
-    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
-    version = re.compile(r'^version: "(\d+)\.(\d+)\.\d+"$')
-    kept = []
-    for line in lines:
-        found = version.match(line.rstrip("\n"))
-        if found:
-            line = f'version: "{found.group(1)}.{int(found.group(2)) + 1}.0"\n'
-        if not line.startswith("digest:"):
-            kept.append(line)
-    manifest.write_text("".join(kept), encoding="utf-8")
-    documents, problems = read_pack_documents(folder)
-    assert problems == []
-    text = manifest.read_text(encoding="utf-8")
-    manifest.write_text(text.replace("\nstatus:", f"\ndigest: {content_digest(documents)}\nstatus:", 1), encoding="utf-8")
-    assert load_protocol(folder).version != load_protocol(RULES).version, note
+    version = re.compile(r'^version: "(\d+)\.(\d+)\.\d+"$', re.M)
+    manifest.write_text(version.sub(lambda m: f'version: "{m.group(1)}.{int(m.group(2)) + 1}.0"',
+                                    manifest.read_text(encoding="utf-8"), count=1), encoding="utf-8")
+    record_digest(folder)
+    assert load_protocol(folder).version != load_protocol(base).version, note
     return folder
 
 
 @pytest.fixture(scope="module")
-def shipped() -> Protocol:
-    return load_protocol(RULES)
+def shipped(base: Path) -> Protocol:
+    """The fixture pack: the pack under test with the numbers these tests reason with."""
+    return load_protocol(base)
 
 
 @pytest.fixture(scope="module")
-def cap_700(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return changed_copy(tmp_path_factory.mktemp("cap") / "rules-700", "dosing.yaml",
+def cap_700(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return changed_copy(base, tmp_path_factory.mktemp("cap") / "rules-700", "dosing.yaml",
                         "max_dose_mg: 800", "max_dose_mg: 700", "Tocilizumab: no single dose above 700 mg.")
 
 
@@ -106,16 +140,18 @@ def test_a_lowered_cap_is_named_by_its_path_and_numbers_and_nothing_else(
 ) -> None:
     cap_report = small_cap_report  # what changed in the pack does not depend on the population
     assert [c.describe() for c in cap_report.pack_changes] == [
-        "dose limits: drugs.tocilizumab.limits.max_dose_mg: 800 -> 700"
+        "dose limits: drugs.tocilizumab.limits.max_dose_mg: 800 mg -> 700 mg"
     ]
     change = cap_report.pack_changes[0]
     assert (change.path, change.old, change.new, change.file) == ("drugs.tocilizumab.limits.max_dose_mg", 800, 700,
                                                                  "dosing.yaml")
-    assert change.line == next(i for i, line in enumerate((RULES / "dosing.yaml").read_text().splitlines(), 1)
+    assert change.line == next(i for i, line in enumerate((Path(shipped.path) / "dosing.yaml").read_text().splitlines(), 1)
                                if "max_dose_mg: 800" in line)
     text = cap_report.render()
     assert f"version {shipped.version} -> {cap_report.new.version}" in text
-    assert "dose limits: drugs.tocilizumab.limits.max_dose_mg: 800 -> 700" in text
+    assert "dose limits: drugs.tocilizumab.limits.max_dose_mg: 800 mg -> 700 mg  (dosing.yaml:" in text
+    assert (change.unit, change.rule, change.rule_description) == ("mg", "dosing.tocilizumab", "Tocilizumab")
+    assert "    rule dosing.tocilizumab (Tocilizumab)\n" in text
     # The release record (digest, changelog) is not reported as a change of the protocol.
     assert "changelog" not in text and "digest" not in text
 
@@ -192,12 +228,15 @@ def check_the_lowered_cap(shipped: Protocol, cap_report: ImpactReport) -> int:
             recorded = [m.dose_mg for m in patient.state.medications or () if m.drug == "tocilizumab" and m.dose_mg]
             assert any(700 < mg <= 800 for mg in recorded), patient.label
     assert set(cap_report.differing) == set(expected) | flagged
-    reported = {label: change.change for change in dose.changes for label in change.patients}
-    assert reported == expected
-    assert sum(len(c.patients) for c in dose.changes) == len(expected)
+    # Summarised by the patients affected: every one of them weighs 87.5 kg or more (700 mg / 8 mg/kg)
+    # and now gets 700 mg instead of their capped per-kg amount; one line for all of them.
+    assert all(cap_report.patients[[p.label for p in cap_report.patients].index(label)].state.weight_kg > 87.5
+               for label in expected)
+    lowest = min(int(change.split()[1]) for change in expected.values())
+    assert [(c.change, set(c.patients)) for c in dose.changes] == [
+        (f"tocilizumab 700 mg instead of {lowest} to 800 mg for patients of 87.5 kg and more", set(expected))]
 
-    # The most common change is the full cap (every adult of 100 kg or more), and it is the example.
-    assert dose.changes[0].change == "tocilizumab 800 mg -> 700 mg"
+    # The example is a patient of the full cap (an adult of 100 kg or more), with the amounts.
     assert dose.example.changes == ("tocilizumab 800 mg -> 700 mg",)
     assert dose.example.patient in dose.changes[0].patients
     assert any(r[0] == "tocilizumab" and r[3] is not None and r[3].amount_mg == 800
@@ -206,7 +245,8 @@ def check_the_lowered_cap(shipped: Protocol, cap_report: ImpactReport) -> int:
                for r in dose.example.new.recommendations)
     text = cap_report.render()
     assert f"dose changed: {len(expected):,} patients" in text
-    assert f"tocilizumab 800 mg -> 700 mg: {len(dose.changes[0].patients):,} patients" in text
+    assert (f"    tocilizumab 700 mg instead of {lowest} to 800 mg for patients of 87.5 kg and more: "
+            f"{len(expected):,} patients\n") in text
     assert re.search(r"old: grade \d; .*tocilizumab 800 mg IV", text)
     assert re.search(r"new: grade \d; .*tocilizumab 700 mg IV", text)
     for kind in DIFFERENCE_KINDS:
@@ -218,13 +258,14 @@ def check_the_lowered_cap(shipped: Protocol, cap_report: ImpactReport) -> int:
 def test_a_changed_oxygen_threshold_regrades_only_nasal_cannula_between_the_two_flows(
     shipped: Protocol, tmp_path: Path
 ) -> None:
-    folder = changed_copy(tmp_path / "rules-flow", "grading.yaml", "{fact: vitals.oxygen.flow_l_min, above: 6}",
+    folder = changed_copy(Path(shipped.path), tmp_path / "rules-flow", "grading.yaml", "{fact: vitals.oxygen.flow_l_min, above: 6}",
                           "{fact: vitals.oxygen.flow_l_min, above: 5}", "High-flow oxygen from above 5 L/min.")
     lowered = load_protocol(folder)
     report = compare_packs(shipped, lowered, population_size=600, workers=1)
     assert [c.describe() for c in report.pack_changes] == [
-        "grading: findings.hypoxia_grade.levels[1].when.all[0].any[1].all[1].above: 6 -> 5"
+        "grading: findings.hypoxia_grade.levels[1].when.all[0].any[1].all[1].above: 6 L/min -> 5 L/min"
     ]
+    assert report.pack_changes[0].rule == "finding.hypoxia_grade"
     # Independently: a nasal cannula above 5 and at most 6 L/min was low-flow (grade 2) and is now
     # high-flow (grade 3); that regrades the patients the shipped pack gave grade 2 (or grade 2 among
     # the grades their unknown data leaves possible), and no one else.
@@ -254,7 +295,7 @@ def test_a_changed_oxygen_threshold_regrades_only_nasal_cannula_between_the_two_
 
 
 def test_identical_packs_give_no_differences_at_all(shipped: Protocol) -> None:
-    report = compare_packs(shipped, load_protocol(RULES), population_size=300, workers=1)
+    report = compare_packs(shipped, load_protocol(shipped.path), population_size=300, workers=1)
     assert report.pack_changes == () and report.kinds == () and report.differing == ()
     assert "no patient gets a different decision" in report.render()
     assert "nothing, the content is the same" in report.render()
@@ -362,9 +403,9 @@ def test_crs_rules_diff_rules_rules_exits_0_and_finds_nothing(population: int | 
     assert f"{population or 12_000:,} generated patients" in text
 
 
-def test_crs_rules_diff_json_parses_and_differences_exit_0(cap_700: Path) -> None:
+def test_crs_rules_diff_json_parses_and_differences_exit_0(base: Path, cap_700: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
-    assert run(["diff", str(RULES), str(cap_700), "--format", "json", "--population", "300"], out, err) == 0, err.getvalue()
+    assert run(["diff", str(base), str(cap_700), "--format", "json", "--population", "300"], out, err) == 0, err.getvalue()
     report = json.loads(out.getvalue())
     assert [c["path"] for c in report["pack_changes"]] == ["drugs.tocilizumab.limits.max_dose_mg"]
     assert report["version"]["new"] != report["version"]["old"]
@@ -379,7 +420,8 @@ def test_crs_rules_diff_reports_every_problem_of_both_invalid_packs(tmp_path: Pa
     broken = tmp_path / "broken"
     shutil.copytree(RULES, broken)
     dosing = broken / "dosing.yaml"
-    dosing.write_text(dosing.read_text(encoding="utf-8").replace("max_dose_mg: 800", "max_dose_mg: 700"), encoding="utf-8")
+    dosing.write_text(re.sub("max_dose_mg: [0-9]+", "max_dose_mg: 1", dosing.read_text(encoding="utf-8"), count=1),
+                      encoding="utf-8")
     out, err = io.StringIO(), io.StringIO()
     assert run(["diff", str(tmp_path / "missing"), str(broken)], out, err) == 1
     problems = err.getvalue()
@@ -392,3 +434,34 @@ def test_crs_rules_diff_refuses_a_population_that_is_not_a_number() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert run(["diff", "rules", "rules", "--population", "many"], out, err) == 2
     assert "--population" in err.getvalue()
+
+
+def _dose(amount: float, interval_h: float = 8) -> Dose:
+    return Dose("tocilizumab", amount, "IV", "weight_based", interval_h, None, None, None, None, "")
+
+
+def test_dose_changes_are_summarised_by_weight_range_between_the_packs_dose_breakpoints(
+    shipped: Protocol, cap_700: Path
+) -> None:
+    packs = (shipped, load_protocol(cap_700))
+    # The fixture's tocilizumab: 12 mg/kg below 30 kg, 8 mg/kg from 30 kg, capped at 800 then 700 mg
+    # (reached at 100 kg, then at 87.5 kg).
+    assert weight_breakpoints(packs, "tocilizumab") == [30, 87.5, 100]
+    effects = dose_effects([
+        ("a", 95.0, _dose(760), _dose(700)),
+        ("b", 120.0, _dose(800), _dose(700)),
+        ("c", 20.0, _dose(240), _dose(200)),
+        ("d", 50.0, _dose(400), _dose(400, interval_h=9)),
+        ("e", 88.0, _dose(704), _dose(700)),
+    ], packs)
+    assert [(e.describe(), e.patients) for e in effects] == [
+        ("tocilizumab 200 mg instead of 240 mg for patients under 30 kg", ("c",)),
+        ("tocilizumab 700 mg instead of 704 to 800 mg for patients of 87.5 kg and more", ("a", "e", "b")),
+        ("tocilizumab, same amount, given differently (\"...mg IV every 8 h\" -> \"...mg IV every 9 h\"), for all patients", ("d",)),
+    ]
+    # Ranges with different new amounts on both sides stay apart.
+    apart = dose_effects([("a", 95.0, _dose(760), _dose(750)), ("b", 120.0, _dose(800), _dose(700))], packs)
+    assert [e.describe() for e in apart] == [
+        "tocilizumab 750 mg instead of 760 mg for patients of 87.5 to under 100 kg",
+        "tocilizumab 700 mg instead of 800 mg for patients of 100 kg and more",
+    ]

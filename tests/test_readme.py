@@ -4,9 +4,12 @@ with their shown output, digests included (a line ``...`` stands for any further
 from __future__ import annotations
 
 import io
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +195,41 @@ def test_the_changing_the_protocol_walkthrough_shows_the_real_pack_changes(
     pack_part = shown[: next(i for i, line in enumerate(shown) if line.startswith("What that does to patients"))]
     assert len(pack_part) >= 2
     assert_shown_in_order(pack_part, outputs["crs-rules diff rules rules-next"])
+
+
+def _repository_copy(target: Path) -> None:
+    """The project as checked in (package, tests, schemas, rules), without the environment, caches
+    or version control; links (the package's data links to rules/ and schemas/) stay links."""
+    skipped = {".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+               ".hypothesis"}
+    shutil.copytree(ROOT, target, symlinks=True,
+                    ignore=lambda folder, names: {n for n in names if n in skipped or n.endswith(".egg-info")})
+
+
+@pytest.mark.slow
+def test_the_suite_passes_with_the_walkthrough_s_released_pack_in_place_of_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A legitimate change must not break a Python test: the walkthrough's released 700 mg pack
+    # replaces rules/ in a copy of the project, and the fast suite runs there (the README's own
+    # examples aside: they show the shipped pack's version and digest, literally).
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    run_walkthrough(work, population=300)
+    project = tmp_path / "project"
+    _repository_copy(project)
+    shutil.rmtree(project / "rules")
+    shutil.copytree(work / "rules-next", project / "rules")
+    assert 'version: "3.1.0"' in (project / "rules" / "manifest.yaml").read_text(encoding="utf-8")
+    environment = {**os.environ, "PYTHONPATH": str(project), "CRS_RULES_PACK": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "2", "-m", "not slow", "-p", "no:cacheprovider",
+         "--ignore", "tests/test_readme.py", "tests"],
+        cwd=project, env=environment, capture_output=True, text=True, timeout=1800,
+    )
+    summary = result.stdout[-4000:]
+    assert result.returncode == 0, summary
+    probe = subprocess.run([sys.executable, "-c", "import crs_rules, sys; sys.stdout.write(crs_rules.__file__)"],
+                           cwd=project, env=environment, capture_output=True, text=True, timeout=120)
+    assert probe.stdout.startswith(str(project))  # the copy was tested, not the clone

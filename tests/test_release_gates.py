@@ -8,6 +8,8 @@ change on a copy. A draft or retired pack is evaluated only on request, and its 
 from __future__ import annotations
 
 import io
+import json
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import pack_under_test
 
 from crs_rules import InvalidPackError, evaluate, load_protocol
 from crs_rules.cli import run
@@ -23,7 +26,7 @@ from crs_rules.release import ReleaseRefusedError, release
 from crs_rules.scenarios import load_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "rules"
+RULES = pack_under_test()
 NOTE = "Vasopressors titrated to effect at grade 3 and grade 4."
 GRADE_2: dict[str, Any] = {
     "assessed_at": "2026-03-10T12:00:00Z",
@@ -33,6 +36,11 @@ GRADE_2: dict[str, Any] = {
                "oxygen": {"device": "nasal_cannula", "flow_l_min": 4}},
     "medications": [],
 }
+
+
+def patch_of(version: str) -> str:
+    major, minor, patch = version.split(".")
+    return f"{major}.{minor}.{int(patch) + 1}"
 
 
 def cli(*arguments: str) -> tuple[int, str, str]:
@@ -52,6 +60,9 @@ def edit(pack: Path, name: str, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert text.count(old) == 1, f"{old!r} is not written exactly once in {name}"
     path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+VERSION = str(manifest(RULES)["version"])
 
 
 def harmless_change(pack: Path) -> None:
@@ -112,7 +123,7 @@ def test_release_of_a_changed_draft_sets_active_and_the_effective_date(draft: Pa
     assert (code, err) == (0, "")
     assert out.endswith("(active, effective 2027-03-01)\n")
     data = manifest(draft)
-    assert (data["status"], data["effective_date"], data["version"]) == ("active", "2027-03-01", "3.0.1")
+    assert (data["status"], data["effective_date"], data["version"]) == ("active", "2027-03-01", patch_of(VERSION))
     assert "draft_of" not in data
     assert cli("validate", str(draft))[0] == 0
 
@@ -139,18 +150,31 @@ def test_release_refuses_an_unchanged_active_pack(tmp_path: Path) -> None:
     shutil.copytree(RULES, tmp_path / "rules")
     with pytest.raises(ReleaseRefusedError) as refused:
         release(tmp_path / "rules", "patch", NOTE)
-    assert refused.value.reasons[0].startswith("nothing changed since version 3.0.0 was released")
+    assert refused.value.reasons[0].startswith(f"nothing changed since version {VERSION} was released")
     assert (tmp_path / "rules" / "manifest.yaml").read_bytes() == (RULES / "manifest.yaml").read_bytes()
 
 
 def test_release_refuses_a_failing_scenario_naming_it(draft: Path) -> None:
-    edit(draft, "dosing.yaml", "      max_dose_mg: 800\n", "      max_dose_mg: 790\n")
+    harmless_change(draft)
+    (draft / "scenarios" / "wrong.yaml").write_text(
+        "scenarios:\n"
+        "  - name: afebrile-adult-expected-grade-2\n"
+        "    description: An adult without fever, expected (wrongly) to be graded 2.\n"
+        "    patient:\n"
+        "      assessed_at: 2026-03-10T12:00:00Z\n"
+        "      patient: {weight_kg: 70, age_years: 61}\n"
+        "      therapy: {car_t: true}\n"
+        "      crs: {antipyretic_or_anticytokine: false}\n"
+        "      vitals: {temperature_c: 36.8, hypotension: false, oxygen: {device: room_air}}\n"
+        "      medications: []\n"
+        "    expect:\n"
+        "      grade: 2\n", encoding="utf-8")
     before = (draft / "manifest.yaml").read_bytes()
     with pytest.raises(ReleaseRefusedError) as refused:
-        release(draft, "minor", "Tocilizumab at most 790 mg.")
+        release(draft, "minor", NOTE)
     failing = [r for r in refused.value.reasons if r.startswith("scenario ")]
-    assert any(r.startswith("scenario grade3-adult-105kg-capped-at-800mg fails") and
-               r.endswith("expected tocilizumab 800 mg, got 790 mg") for r in failing)
+    assert failing == [f"scenario afebrile-adult-expected-grade-2 fails ({draft / 'scenarios' / 'wrong.yaml'}:2): "
+                       "expected grade 2, got grade 0"]
     assert (draft / "manifest.yaml").read_bytes() == before
 
 
@@ -164,7 +188,9 @@ def test_release_refuses_a_failing_trace(draft: Path) -> None:
 
 
 def test_release_refuses_a_pack_beyond_the_safety_envelope(draft: Path) -> None:
-    edit(draft, "dosing.yaml", "      max_dose_mg: 800\n", "      max_dose_mg: 8000\n")
+    dosing = draft / "dosing.yaml"
+    dosing.write_text(re.sub(r"max_dose_mg: [0-9.]+\n", "max_dose_mg: 8000\n", dosing.read_text(encoding="utf-8"), count=1),
+                      encoding="utf-8")
     with pytest.raises(InvalidPackError) as invalid:
         release(draft, "minor", "Tenfold.")
     assert [p.check for p in invalid.value.problems] == ["safety-envelope"]
@@ -182,13 +208,13 @@ def test_a_draft_is_evaluated_only_on_request_and_says_so(draft: Path) -> None:
     protocol = load_protocol(draft)
     with pytest.raises(InvalidPackError) as refused:
         evaluate(GRADE_2, protocol)
-    assert "the protocol is draft (version 3.0.0), not for clinical use" in str(refused.value)
+    assert f"the protocol is draft (version {VERSION}), not for clinical use" in str(refused.value)
     assert "allow_draft=True" in str(refused.value)
     decision = evaluate(GRADE_2, protocol, allow_draft=True)
     assert decision.protocol.status == "draft"
     assert decision.to_dict()["protocol"]["status"] == "draft"
     text = decision.render_text()
-    assert text.startswith("DRAFT protocol, not for clinical use (severe-crs-and-sepsis 3.0.0)\n")
+    assert text.startswith(f"DRAFT protocol, not for clinical use (severe-crs-and-sepsis {VERSION})\n")
 
 
 def test_the_shipped_pack_decision_is_active() -> None:
@@ -210,7 +236,7 @@ def test_a_retired_pack_needs_the_opt_in_on_the_command_line(tmp_path: Path) -> 
     patient.write_text(yaml.safe_dump(GRADE_2), encoding="utf-8")
     code, out, err = cli("evaluate", str(patient), "--rules", str(retired))
     assert (code, out) == (1, "")
-    assert "the protocol is retired (version 3.0.0), not for clinical use" in err
+    assert f"the protocol is retired (version {VERSION}), not for clinical use" in err
     code, out, err = cli("evaluate", str(patient), "--rules", str(retired), "--allow-draft")
     assert code == 0 and out.startswith("RETIRED protocol, not for clinical use")
 
@@ -224,11 +250,64 @@ def test_scenarios_and_diff_work_on_a_draft(draft: Path) -> None:
 
 
 def test_diff_warns_of_a_number_changed_by_a_factor_of_two_or_more(draft: Path) -> None:
+    dosing = draft / "dosing.yaml"  # tocilizumab's interval (the first drug's), made twice as long
+    interval = re.search(r"min_interval_h: ([0-9]+)\n", dosing.read_text(encoding="utf-8"))
+    assert interval is not None and interval.group(1) == "8", "the test reasons with an interval of 8 h"
     edit(draft, "dosing.yaml", "      min_interval_h: 8\n", "      min_interval_h: 16\n")
     code, out, _ = cli("diff", str(RULES), str(draft), "--population", "0")
     assert code == 0
     lines = out.splitlines()
-    at = next(i for i, line in enumerate(lines) if "drugs.tocilizumab.limits.min_interval_h: 8 -> 16" in line)
+    at = next(i for i, line in enumerate(lines) if "drugs.tocilizumab.limits.min_interval_h: 8 h -> 16 h" in line)
     assert lines[at + 1] == ("    WARNING: drugs.tocilizumab.limits.min_interval_h 8 -> 16 changes by a factor of 2 (up): "
                              "check it is meant (a slipped decimal point or an extra zero looks like this)")
+    assert lines[at + 2] == "    rule dosing.tocilizumab (Tocilizumab)"
     assert "WARNING" not in "\n".join(lines[:at])
+
+
+# --------------------------------------------------------------------------- schema modelines
+
+MODELINE = "# yaml-language-server: $schema="
+
+
+def pack_files(pack: Path) -> list[Path]:
+    """The manifest, the files it lists and the scenario files."""
+    listed = [pack / name for name in manifest(pack)["files"].values()]
+    return [pack / "manifest.yaml", *listed, *sorted((pack / "scenarios").glob("*.yaml"))]
+
+
+def test_each_shipped_pack_file_names_its_schema_for_yaml_language_servers() -> None:
+    shipped = ROOT / "rules"
+    kinds = {"manifest.yaml": "manifest", **{name: kind for kind, name in manifest(shipped)["files"].items()}}
+    for path in pack_files(shipped):
+        modelines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith(MODELINE)]
+        assert len(modelines) == 1, path
+        schema = (path.parent / modelines[0][len(MODELINE):]).resolve()
+        assert schema.is_file(), (path, schema)
+        assert schema.parent == (ROOT / "schemas").resolve()  # relative to the pack, as shipped beside it
+        kind = "scenario" if path.parent.name == "scenarios" else kinds[path.name]
+        assert json.loads(schema.read_text(encoding="utf-8"))["$id"] == f"urn:crs-rules:schema:{kind}", path
+
+
+def test_draft_keeps_every_comment_line_the_modelines_too(draft: Path) -> None:
+    for path in pack_files(RULES):
+        copied = draft / path.relative_to(RULES)
+        if path.name == "manifest.yaml" and path.parent == RULES:
+            def comments(p: Path) -> list[str]:
+                return [line for line in p.read_text(encoding="utf-8").splitlines() if line.lstrip().startswith("#")]
+            assert comments(copied) == comments(path) and any(line.startswith(MODELINE) for line in comments(path))
+        else:
+            assert copied.read_bytes() == path.read_bytes(), path
+
+
+def test_comment_lines_are_not_protocol_content_so_they_alone_are_no_release(draft: Path) -> None:
+    # Comments (the schema modelines among them) are outside the digest: changing only them leaves
+    # the protocol as released, and a release of such a draft is refused as "no change".
+    validated = cli("validate", str(draft))
+    assert validated[0] == 0
+    for path in pack_files(draft):
+        text = path.read_text(encoding="utf-8")
+        assert text.count(MODELINE) == 1
+        path.write_text("# a pharmacist's comment\n" + text.replace(MODELINE, "#  " + MODELINE[2:]), encoding="utf-8")
+    assert cli("validate", str(draft)) == validated
+    code, _, err = cli("release", str(draft), "--bump", "patch", "--note", NOTE)
+    assert code == 1 and err.startswith("the draft says the same as the version it was started from (draft_of)")
