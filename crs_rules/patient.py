@@ -760,6 +760,8 @@ def _collect(data: Any, report: _Report) -> PatientState | None:
         return None
     state = _build(data, instants)
     _accepted[id(state)] = state
+    _origins[id(state)] = _Origin(report.source, report.positions, data)
+    weakref.finalize(state, _origins.pop, id(state), None)
     return state
 
 
@@ -857,6 +859,39 @@ _accepted: Final[weakref.WeakValueDictionary[int, PatientState]] = weakref.WeakV
 def accepted(state: PatientState) -> bool:
     """Whether ``state`` is a state this module built from input that passed every check."""
     return _accepted.get(id(state)) is state
+
+
+@dataclasses.dataclass(frozen=True)
+class _Origin:
+    """Where an accepted state was read from: the source's name, its document (for positions)
+    and the data as checked (lists in the order written)."""
+
+    source: str
+    positions: LoadedDocument | None
+    data: Any
+
+
+_origins: Final[dict[int, _Origin]] = {}
+
+
+def input_problem(state: PatientState, path: Path_, value: object, message: str, expected: str,
+                  check: str) -> Problem:
+    """A problem a later stage finds in the input ``state`` was read from (a name the rule pack
+    refuses), reported as this module reports its own: for a state this module built, with the
+    source's name and, when ``path`` is a list holding ``value``, the path, line and column of
+    the first item equal to it; otherwise at ``<input>``, line 0."""
+    origin = _origins.get(id(state)) if accepted(state) else None
+    source = origin.source if origin is not None else "<input>"
+    if origin is not None:
+        try:
+            items = _value_at(origin.data, path)
+        except (KeyError, IndexError, TypeError):
+            items = None
+        if isinstance(items, list) and value in items:
+            path = (*path, items.index(value))
+    report = _Report(source, origin.positions if origin is not None else None)
+    report.add(path, message, expected, check)
+    return report.problems[0]
 
 
 def state_input(state: PatientState) -> dict[str, Any]:
