@@ -41,6 +41,7 @@ from jsonschema.protocols import Validator
 
 from ._resources import schema_dir
 from .errors import CrsRulesError, InvalidInputError, Problem
+from .fields import FIELDS
 from .loading import LoadedDocument, load_yaml_text
 
 __all__ = [
@@ -59,12 +60,17 @@ Path_ = tuple[str | int, ...]
 #: The input contract as JSON Schema, in ``schemas/`` beside the package.
 SCHEMA_PATH: Final = schema_dir() / "patient.schema.json"
 
-#: The most items each list of the input may hold (``maxItems`` in the schema): far beyond any real
-#: patient, and small enough that a hostile list is refused at once instead of being checked item
-#: by item (a list longer than its bound is reported once and only its first items are checked).
+#: The most items each list of the input may hold (:mod:`crs_rules.fields`, ``maxItems`` in the
+#: schema): far beyond any real patient, and small enough that a hostile list is refused at once
+#: instead of being checked item by item (a list longer than its bound is reported once and only
+#: its first items are checked).
 MAX_LIST_ITEMS: Final[Mapping[str, int]] = {
-    "medications": 1000, "proposed_orders": 100, "vasopressors": 20, "attributed_to_other_cause": 20,
+    f.keys[-1]: f.max_items for f in FIELDS if f.max_items is not None
 }
+
+# The fields read as they are (a date-time as its instant, a number as a float).
+_SCALARS: Final = tuple(f for f in FIELDS if f.attribute is not None and f.type in ("date-time", "number",
+                                                                                     "boolean", "choice"))
 
 _DATE_TIME_REF: Final = "#/$defs/date_time"
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -775,58 +781,44 @@ def _fahrenheit_to_celsius(value: float) -> float:
     return float((Fraction(str(value)) - 32) * 5 / 9)
 
 
+def _lookup(data: Any, keys: tuple[str, ...]) -> Any:
+    """The value at ``keys`` in valid data, None when a part is absent."""
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
 def _build(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> PatientState:
-    def section(name: str) -> dict[str, Any]:
-        value = data.get(name, {})
-        return value if isinstance(value, dict) else {}
-
-    def number(value: Any) -> float | None:
-        return None if value is None else float(value)
-
-    patient, crs, sepsis, vitals = section("patient"), section("crs"), section("sepsis"), section("vitals")
-    oxygen: dict[str, Any] = vitals.get("oxygen", {})
+    values: dict[str, Any] = {}
+    for each in _SCALARS:
+        assert each.attribute is not None
+        if each.type == "date-time":
+            values[each.attribute] = instants.get(each.keys)
+        else:
+            value = _lookup(data, each.keys)
+            values[each.attribute] = float(value) if each.type == "number" and value is not None else value
+    vitals = _lookup(data, ("vitals",)) or {}
     if "temperature_f" in vitals:
-        temperature_c: float | None = _fahrenheit_to_celsius(vitals["temperature_f"])
-    else:
-        temperature_c = number(vitals.get("temperature_c"))
-
-    medications = tuple(
+        values["temperature_c"] = _fahrenheit_to_celsius(vitals["temperature_f"])
+    values["vasopressors"] = tuple(sorted(set(vitals["vasopressors"]))) if "vasopressors" in vitals else None
+    values["attributed_to_other_cause"] = tuple(sorted(set(vitals.get("attributed_to_other_cause", []))))
+    values["medications"] = tuple(
         sorted(
             (
                 Medication(
                     drug=item["drug"],
                     given_at=instants[("medications", index, "given_at")],
-                    dose_mg=number(item.get("dose_mg")),
+                    dose_mg=None if item.get("dose_mg") is None else float(item["dose_mg"]),
                 )
                 for index, item in enumerate(data.get("medications", []))
             ),
             key=lambda m: (m.given_at, m.drug, m.dose_mg or 0.0),
         )
     ) if "medications" in data else None
-    return PatientState(
-        assessed_at=instants[("assessed_at",)],
-        weight_kg=float(patient["weight_kg"]),
-        age_years=number(patient.get("age_years")),
-        neutropenic=patient.get("neutropenic"),
-        significant_comorbidities=patient.get("significant_comorbidities"),
-        car_t=section("therapy").get("car_t"),
-        crs_onset_at=instants.get(("crs", "onset_at")),
-        antipyretic_or_anticytokine=crs.get("antipyretic_or_anticytokine"),
-        improving=crs.get("improving"),
-        suspected_mas=crs.get("suspected_mas"),
-        septic_shock=sepsis.get("septic_shock"),
-        sepsis_improving=sepsis.get("improving"),
-        temperature_c=temperature_c,
-        hypotension=vitals.get("hypotension"),
-        refractory_hypotension=vitals.get("refractory_hypotension"),
-        vasopressors=tuple(sorted(set(vitals["vasopressors"]))) if "vasopressors" in vitals else None,
-        oxygen_device=oxygen.get("device"),
-        oxygen_flow_l_min=number(oxygen.get("flow_l_min")),
-        icans_signs=section("neuro").get("icans_signs"),
-        medications=medications,
-        proposed_orders=tuple(sorted({order["drug"] for order in data.get("proposed_orders", [])})),
-        attributed_to_other_cause=tuple(sorted(set(vitals.get("attributed_to_other_cause", [])))),
-    )
+    values["proposed_orders"] = tuple(sorted({order["drug"] for order in data.get("proposed_orders", [])}))
+    return PatientState(**values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -901,36 +893,31 @@ def state_input(state: PatientState) -> dict[str, Any]:
     ``dataclasses.replace``) passes through the same checks as any input. Total over any field
     values: a value of the wrong type is passed on as it is, for the checks to name."""
 
-    def given(**fields: Any) -> dict[str, Any]:
-        return {name: value for name, value in fields.items() if value is not None}
-
     def listed(value: Any) -> Any:
         return list(value) if isinstance(value, (tuple, list)) else value
 
     def medication(item: Any) -> Any:
         if not isinstance(item, Medication):
             return item
-        return {"drug": item.drug, "given_at": item.given_at, **given(dose_mg=item.dose_mg)}
+        return {"drug": item.drug, "given_at": item.given_at,
+                **({} if item.dose_mg is None else {"dose_mg": item.dose_mg})}
 
-    data: dict[str, Any] = {
-        "assessed_at": state.assessed_at,
-        "patient": {"weight_kg": state.weight_kg, **given(
-            age_years=state.age_years, neutropenic=state.neutropenic,
-            significant_comorbidities=state.significant_comorbidities)},
-    }
-    oxygen = given(device=state.oxygen_device, flow_l_min=state.oxygen_flow_l_min)
-    sections = {
-        "therapy": given(car_t=state.car_t),
-        "crs": given(onset_at=state.crs_onset_at, antipyretic_or_anticytokine=state.antipyretic_or_anticytokine,
-                     improving=state.improving, suspected_mas=state.suspected_mas),
-        "sepsis": given(septic_shock=state.septic_shock, improving=state.sepsis_improving),
-        "vitals": given(temperature_c=state.temperature_c, hypotension=state.hypotension,
-                        refractory_hypotension=state.refractory_hypotension,
-                        vasopressors=listed(state.vasopressors), oxygen=oxygen or None,
-                        attributed_to_other_cause=listed(state.attributed_to_other_cause) or None),
-        "neuro": given(icans_signs=state.icans_signs),
-    }
-    data.update((name, section) for name, section in sections.items() if section)
+    def put(keys: tuple[str, ...], value: Any) -> None:
+        holder = data
+        for key in keys[:-1]:
+            holder = holder.setdefault(key, {})
+        holder[keys[-1]] = value
+
+    data: dict[str, Any] = {}
+    for each in _SCALARS:
+        assert each.attribute is not None
+        value = getattr(state, each.attribute)
+        if value is not None or each.always_present:
+            put(each.keys, value)
+    if state.vasopressors is not None:
+        put(("vitals", "vasopressors"), listed(state.vasopressors))
+    if state.attributed_to_other_cause:
+        put(("vitals", "attributed_to_other_cause"), listed(state.attributed_to_other_cause))
     if state.medications is not None:
         medications = state.medications
         data["medications"] = ([medication(item) for item in medications]
