@@ -80,24 +80,25 @@ class Field:
         if self.type == "boolean":
             return "true, false, or null (unknown)"
         if self.type == "date-time":
-            return "ISO 8601 with a UTC offset (Z or +hh:mm), not after assessed_at"
+            return "ISO 8601 with a UTC offset (Z or +hh:mm)"
         if self.values:
             return "one of: " + ", ".join(self.values)
         if self.vocabulary is not None:
             return f"a {self.vocabulary} of the rule pack, under any of its names"
         if self.type == "name":
             return "any drug name; the rule pack's names count as their drug"
+        if self.minimum is not None and self.maximum is not None:
+            return f"from {_number(self.minimum)} to {_number(self.maximum)}"
         parts = []
         if self.minimum is not None:
-            parts.append(f"from {_number(self.minimum)}")
+            parts.append(f"at least {_number(self.minimum)}")
         if self.above is not None:
             parts.append(f"above {_number(self.above)}")
         if self.maximum is not None:
-            parts.append(f"{'to' if self.minimum is not None else 'at most'} {_number(self.maximum)}")
-        bound = " ".join(parts)
+            parts.append(f"at most {_number(self.maximum)}")
         if self.max_items is not None:
-            bound = (bound + ", " if bound else "") + f"at most {self.max_items} items"
-        return bound
+            parts.append(f"at most {self.max_items} items")
+        return ", ".join(parts)
 
 
 def _number(value: float) -> str:
@@ -121,7 +122,7 @@ FIELDS: Final[tuple[Field, ...]] = (
     _boolean("patient.significant_comorbidities", "the patient has significant comorbidities",
              "significant_comorbidities"),
     _boolean("therapy.car_t", "the patient received CAR T-cell (immune effector cell) therapy", "car_t"),
-    Field("crs.onset_at", "date-time", "when CRS began: the start of the episode and of the tocilizumab course",
+    Field("crs.onset_at", "date-time", "when CRS began: the start of the episode and of its tocilizumab course; not after assessed_at",
           attribute="crs_onset_at"),
     _boolean("crs.antipyretic_or_anticytokine",
              "the clinician states antipyretic or anticytokine therapy was given (fever may be masked)",
@@ -152,7 +153,7 @@ FIELDS: Final[tuple[Field, ...]] = (
           max_items=1000, attribute="medications"),
     Field("medications[].drug", "name", "the drug given", required=True),
     Field("medications[].dose_mg", "number", "the dose given", unit="mg", above=0, maximum=1_000_000),
-    Field("medications[].given_at", "date-time", "when the dose was given", required=True),
+    Field("medications[].given_at", "date-time", "when the dose was given; not after assessed_at", required=True),
     Field("proposed_orders", "records", "drugs someone is about to order, so that the rules can warn",
           max_items=100, attribute="proposed_orders"),
     Field("proposed_orders[].drug", "name", "the drug to be ordered", required=True),
