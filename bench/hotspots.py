@@ -13,7 +13,8 @@ Each function's own time (cProfile ``tottime``) is put in one group, by where th
 - handlers: the rule actions run when a rule fires (``crs_rules.compilation``'s handlers and the
   engine wrapper's parsing and dispatching of an action, ``_parse_action`` / ``_run_handler``);
 - engine wrapper: the rest of ``crs_rules/engine.py`` (sessions, the fact checks, draining);
-- input checking: ``parse_patient`` and what it calls (``crs_rules/patient.py``, ``jsonschema``,
+- input checking: ``parse_patient`` and what it calls (``crs_rules/patient.py`` and its
+  ``_patient_*`` and ``_input_words`` modules, ``jsonschema``,
   ``referencing``, ``fractions``, ``re``);
 - facts and decision: building the facts (``facts``, ``certainty``, ``conditions``) and assembling
   the decision (``evaluation``, ``decision``, ``dosing``, ``traceability``);
@@ -46,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 JSON_ENCODER = {"to_engine_json", "_encode", "_plain", "_float_text", "_encodable"}
 ACTION_HANDLING = {"_parse_action", "_run_handler", "assert_from_handler", "assert_fact"}
 INPUT = ("/jsonschema/", "/referencing/", "/fractions.py", "/re/", "/re.py", "/rpds", "crs_rules/patient.py",
+         "crs_rules/_patient_contract.py", "crs_rules/_patient_checks.py", "crs_rules/_input_words.py",
          "crs_rules/numbers.py")
 FACTS_AND_DECISION = ("crs_rules/facts.py", "crs_rules/certainty.py", "crs_rules/conditions.py",
                       "crs_rules/evaluation.py", "crs_rules/decision.py", "crs_rules/dosing.py",

@@ -131,6 +131,14 @@ def _parser() -> _Parser:
     diff.add_argument("--population", type=_population_size, metavar="N",
                       help="how many generated patients to evaluate besides the packs' scenarios (default 12,000)")
 
+    facts = commands.add_parser("facts", help="the data dictionary: every input field (type, unit, range, meaning); "
+                                              "--vocabulary: the drug names the pack knows")
+    facts.add_argument("pack", nargs="?", help="rule pack folder (default: the shipped pack)")
+    facts.add_argument("--vocabulary", action="store_true",
+                       help="the drug vocabulary (each drug and its other names, the drug classes, the closed "
+                            "vasopressor vocabulary) instead of the input fields")
+    facts.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
+
     return parser
 
 
@@ -323,6 +331,19 @@ def _diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK  # differences are information, not failure
 
 
+def _facts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .dictionary import fields_data, render_fields, render_vocabulary, vocabulary_data
+
+    protocol = _load(args.pack)
+    if args.format == "json":
+        data: Any = (vocabulary_data(protocol) if args.vocabulary else
+                     {"protocol": {"id": protocol.id, "version": protocol.version}, "fields": fields_data(protocol)})
+        out.write(json_text(data) + "\n")
+    else:
+        out.write((render_vocabulary(protocol) if args.vocabulary else render_fields(protocol)) + "\n")
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "validate": _validate,
     "evaluate": _evaluate,
@@ -331,6 +352,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "draft": _draft,
     "test": _scenarios,
     "diff": _diff,
+    "facts": _facts,
 }
 
 

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from .errors import InvalidInputError, Problem
 from .model import Protocol, Source
-from .patient import Medication, PatientState
+from .patient import Medication, PatientState, input_problem
 
 __all__ = ["canonical_names", "normalise", "unrecognised", "vocabulary_problems", "key"]
 
@@ -57,8 +57,11 @@ def unrecognised(patient: PatientState, protocol: Protocol) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in written if n not in known))
 
 
+_VASOPRESSORS = ("vitals", "vasopressors")
+
+
 def _vasopressor_problems(patient: PatientState, protocol: Protocol) -> Iterator[Problem]:
-    list_path = "vitals.vasopressors"
+    list_path = ".".join(_VASOPRESSORS)
     accepted = {m for c in protocol.drug_classes if c.vocabulary_of == list_path for m in c.members}
     if not accepted or not patient.vasopressors:
         return
@@ -70,9 +73,9 @@ def _vasopressor_problems(patient: PatientState, protocol: Protocol) -> Iterator
             continue
         reason = refused.get(drug)
         message = f"is {name!r}, which {reason}" if reason else f"is {name!r}, not a vasopressor this rule pack knows"
-        yield Problem("<input>", 0, 0, list_path, message,
-                      "vasopressors only: " + ", ".join(sorted(accepted)) + " (or one of their other names)",
-                      path=("vitals", "vasopressors"), check="input.vasopressor-vocabulary")
+        yield input_problem(patient, _VASOPRESSORS, name, message,
+                            "vasopressors only: " + ", ".join(sorted(accepted)) + " (or one of their other names)",
+                            "input.vasopressor-vocabulary")
 
 
 def normalise(patient: PatientState, protocol: Protocol) -> PatientState:

@@ -5,7 +5,11 @@ contract), the way a caller builds one from JSON or YAML. The values crowd the p
 protocol changes its answer: weights around 30 kg (the per-kg band) and 100 kg (where 8 mg/kg
 reaches the 800 mg cap), temperatures around 38.0 °C and 100.4 °F, nasal cannula flows around
 6 L/min, vasopressor sets with and without vasopressin, tocilizumab doses exactly 8 h and exactly
-24 h before the assessment, and date-times written with every offset style the contract allows.
+24 h before the assessment, corticosteroid doses either side of 6 h and 12 h, and date-times written
+with every offset style the contract allows. Drug names in the medication record and the proposed
+orders are written under any name the rule pack's vocabulary gives the drug (``rules/dosing.yaml``
+``names``, plus a few written here by hand, such as ``ACTEMRA``), in any letter case, and a dose is
+sometimes recorded twice under two of its names; :func:`drug_of` tells which drug a name stands for.
 
 An invalid state is a valid one with exactly one thing made wrong (:func:`invalid_patient_states`).
 The strategies know no protocol number beyond these boundaries, which they only aim at.
@@ -14,8 +18,10 @@ The strategies know no protocol number beyond these boundaries, which they only 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable
 
+import yaml
 from hypothesis import strategies as st
 
 __all__ = [
@@ -30,6 +36,9 @@ __all__ = [
     "vasopressor_lists",
     "VASOPRESSOR_NAMES",
     "VASOPRESSIN_LIKE",
+    "DRUG_NAMES",
+    "drug_of",
+    "written_names",
     "tocilizumab_histories",
     "steroid_histories",
     "medication_histories",
@@ -37,6 +46,7 @@ __all__ = [
     "patient_states",
     "complete_patient_states",
     "febrile_hypotensive_states",
+    "states_after_methylprednisolone",
     "invalid_patient_states",
 ]
 
@@ -154,12 +164,12 @@ def _assessment_time(draw: Draw) -> datetime:
     return moment
 
 
-# Time before the assessment: exactly 8 h and exactly 24 h, either side of each by a second or a
-# minute, and anything in three days, sometimes with a fraction of a second.
+# Time before the assessment: exactly 6 h, 8 h, 12 h and 24 h, either side of each by a second (or a
+# minute), and anything in three days, sometimes with a fraction of a second.
 _EDGE_AGES = st.sampled_from(tuple(
     timedelta(seconds=s)
-    for s in (0, 1, 60, 4 * 3600, 6 * 3600, 8 * 3600 - 60, 8 * 3600 - 1, 8 * 3600, 8 * 3600 + 1,
-              12 * 3600, 16 * 3600, 16 * 3600 + 1, 24 * 3600 - 60, 24 * 3600 - 1, 24 * 3600,
+    for s in (0, 1, 60, 4 * 3600, 6 * 3600 - 1, 6 * 3600, 8 * 3600 - 60, 8 * 3600 - 1, 8 * 3600, 8 * 3600 + 1,
+              12 * 3600 - 1, 12 * 3600, 12 * 3600 + 1, 16 * 3600, 16 * 3600 + 1, 24 * 3600 - 60, 24 * 3600 - 1, 24 * 3600,
               24 * 3600 + 1, 24 * 3600 + 60, 32 * 3600, 48 * 3600)
 ))
 
@@ -288,6 +298,69 @@ def vasopressor_lists() -> st.SearchStrategy[list[str]]:
 
 
 # --------------------------------------------------------------------------------------------
+# Drug names: any name of the pack's vocabulary, in any letter case
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pack_vocabulary() -> dict[str, tuple[str, ...]]:
+    """Each drug of the shipped pack's vocabulary and every name it may be written under."""
+    data = yaml.safe_load((_ROOT / "rules" / "dosing.yaml").read_text(encoding="utf-8"))
+    return {entry["id"]: (entry["id"], *entry["synonyms"]) for entry in data["names"]}
+
+
+#: Names written here by hand, as a prescriber or a pharmacy system may write them, and the drug
+#: each stands for: a pack that lost one of them, or gave it to another drug, fails the properties.
+HAND_WRITTEN_NAMES = {
+    "ACTEMRA": "tocilizumab", "Tocilizumab-AAZG": "tocilizumab", "RoActemra": "tocilizumab",
+    "TYENNE": "tocilizumab", "tocilizumab-BAVI": "tocilizumab", "Tofidence": "tocilizumab",
+    "Avtozma": "tocilizumab", "Leukine": "sargramostim", "Decadron": "dexamethasone",
+    "Solu-Medrol": "methylprednisolone", "SoluMedrol": "methylprednisolone",
+}
+_NAMES_OF: dict[str, tuple[str, ...]] = _pack_vocabulary()
+for _name, _drug in HAND_WRITTEN_NAMES.items():
+    _NAMES_OF[_drug] = (*_NAMES_OF.get(_drug, (_drug,)), _name)
+#: Every name (lowercase) and the drug it stands for.
+DRUG_NAMES: dict[str, str] = {name.lower(): drug for drug, names in _NAMES_OF.items() for name in names}
+
+
+def drug_of(name: str) -> str:
+    """The drug a written name stands for, whatever its letter case: the vocabulary's drug, or the
+    name itself in lowercase (a drug the vocabulary lists under its id only, or no drug of it)."""
+    key = name.lower()
+    return DRUG_NAMES.get(key, key)
+
+
+# Built once per drug (see above): the drug's names, its id first, so that shrinking writes the id.
+_NAME_CHOICES: dict[str, st.SearchStrategy[str]] = {}
+_CASES = st.sampled_from(("as written", "as written", "upper", "title", "mixed"))
+_CASE_MASKS = st.integers(0, 2**16 - 1)
+
+
+def _written(draw: Draw, drug: str) -> str:
+    """``drug`` written under one of its names, in one letter case."""
+    choices = _NAME_CHOICES.get(drug)
+    if choices is None:
+        choices = _NAME_CHOICES[drug] = st.sampled_from(_NAMES_OF.get(drug, (drug,)))
+    name: str = draw(choices)
+    case = draw(_CASES)
+    if case == "upper":
+        return name.upper()
+    if case == "title":
+        return name.title()
+    if case == "mixed":
+        mask = draw(_CASE_MASKS)
+        return "".join(c.upper() if mask >> (k % 16) & 1 else c for k, c in enumerate(name))
+    return name
+
+
+@st.composite
+def written_names(draw: Draw, drug: str) -> str:
+    """``drug`` under any of its names, in any letter case."""
+    return _written(draw, drug)
+
+
+# --------------------------------------------------------------------------------------------
 # Medication history and orders
 
 _GIVEN_MG = st.sampled_from((10, 500, 608, 656, 720, 800, 1000, 291.5))
@@ -297,7 +370,7 @@ _OTHERS = st.lists(st.sampled_from(OTHER_DRUGS + GM_CSF), max_size=2)
 
 
 def _dose(draw: Draw, drug: str, assessed_at: datetime) -> dict[str, Any]:
-    entry: dict[str, Any] = {"drug": drug, "given_at": _render(draw, _before(assessed_at, _dose_age(draw)))}
+    entry: dict[str, Any] = {"drug": _written(draw, drug), "given_at": _render(draw, _before(assessed_at, _dose_age(draw)))}
     if draw(_booleans):
         entry["dose_mg"] = draw(_GIVEN_MG)
     return entry
@@ -317,7 +390,7 @@ def _tocilizumab_history(draw: Draw, assessed_at: datetime) -> list[dict[str, An
     doses, age = [], _dose_age(draw)
     for _ in range(count):
         given = _before(assessed_at, age)
-        entry: dict[str, Any] = {"drug": "tocilizumab", "given_at": _render(draw, given)}
+        entry: dict[str, Any] = {"drug": _written(draw, "tocilizumab"), "given_at": _render(draw, given)}
         doses.append(entry)
         age += draw(_GAPS)
     return doses
@@ -330,6 +403,11 @@ def _steroid_history(draw: Draw, assessed_at: datetime) -> list[dict[str, Any]]:
 def _medication_history(draw: Draw, assessed_at: datetime) -> list[dict[str, Any]]:
     history = _tocilizumab_history(draw, assessed_at) + _steroid_history(draw, assessed_at)
     history += [_dose(draw, drug, assessed_at) for drug in draw(_OTHERS)]
+    if history and draw(_quarter) == 3:
+        # One dose recorded twice, under another (or the same) name: one dose.
+        twice = dict(history[draw(_position) % len(history)])
+        twice["drug"] = _written(draw, drug_of(twice["drug"]))
+        history.append(twice)
     # Any order: each entry moves to a drawn place.
     mixed: list[dict[str, Any]] = []
     for entry in history:
@@ -339,30 +417,38 @@ def _medication_history(draw: Draw, assessed_at: datetime) -> list[dict[str, Any
 
 @st.composite
 def tocilizumab_histories(draw: Draw, assessed_at: datetime) -> list[dict[str, Any]]:
-    """Tocilizumab doses already given: none to six (the course allows four), at edge ages."""
+    """Tocilizumab doses already given: none to six (the course allows four), at edge ages, under
+    any of its names."""
     return _tocilizumab_history(draw, assessed_at)
 
 
 @st.composite
 def steroid_histories(draw: Draw, assessed_at: datetime) -> list[dict[str, Any]]:
-    """Corticosteroid doses already given: none to three, of any corticosteroid."""
+    """Corticosteroid doses already given: none to three, of any corticosteroid, under any name."""
     return _steroid_history(draw, assessed_at)
 
 
 @st.composite
 def medication_histories(draw: Draw, assessed_at: datetime) -> list[dict[str, Any]]:
-    """Tocilizumab, corticosteroids and unrelated drugs given before the assessment, in any order."""
+    """Tocilizumab, corticosteroids and unrelated drugs given before the assessment, in any order,
+    under any of their names; sometimes one dose recorded twice."""
     return _medication_history(draw, assessed_at)
 
 
-_ORDERS = st.lists(
+_ORDERED_DRUGS = st.lists(
     st.sampled_from(GM_CSF + CORTICOSTEROIDS[:2] + ("tocilizumab",) + OTHER_DRUGS[:2]), max_size=4
 )
 
 
-def proposed_order_lists() -> st.SearchStrategy[list[dict[str, str]]]:
-    """Orders someone is about to place: GM-CSF among others, repeats allowed."""
-    return _ORDERS.map(lambda drugs: [{"drug": d} for d in drugs])
+def _orders(draw: Draw) -> list[dict[str, str]]:
+    return [{"drug": _written(draw, drug)} for drug in draw(_ORDERED_DRUGS)]
+
+
+@st.composite
+def proposed_order_lists(draw: Draw) -> list[dict[str, str]]:
+    """Orders someone is about to place: GM-CSF among others, under any of their names, repeats
+    allowed."""
+    return _orders(draw)
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,7 +530,7 @@ def _patient_state(draw: Draw, fever: bool | None, hypotension: bool | None, com
     if complete or draw(_fifth):
         state["medications"] = _medication_history(draw, assessed_at)
     if draw(_booleans):
-        state["proposed_orders"] = [{"drug": d} for d in draw(_ORDERS)]
+        state["proposed_orders"] = _orders(draw)
     return state
 
 
@@ -482,6 +568,37 @@ def febrile_hypotensive_states() -> st.SearchStrategy[dict[str, Any]]:
     """Valid states with fever and hypotension, so at least grade 2: tocilizumab is always
     proposed, to be recommended or withheld."""
     return _FEBRILE_HYPOTENSIVE_STATE
+
+
+_TWO_PRESSORS = st.tuples(st.sampled_from(("norepinephrine", "epinephrine")), st.sampled_from(("phenylephrine", "dopamine")))
+_METHYLPREDNISOLONE_MG = st.sampled_from((None, 500, 500, 1000, 1000, 250, 750, 2000))
+_IMPROVING = st.sampled_from((False, False, None, True))
+
+
+@st.composite
+def _after_methylprednisolone(draw: Draw) -> dict[str, Any]:
+    state = _patient_state(draw, True, True, complete=draw(_booleans))
+    assessed_at = _assessed(state)
+    state["vitals"]["vasopressors"] = [_written(draw, drug) for drug in draw(_TWO_PRESSORS)]
+    state.setdefault("crs", {})["improving"] = draw(_IMPROVING)
+    dose: dict[str, Any] = {"drug": _written(draw, "methylprednisolone"),
+                            "given_at": _render(draw, _before(assessed_at, _dose_age(draw)))}
+    amount = draw(_METHYLPREDNISOLONE_MG)
+    if amount is not None:
+        dose["dose_mg"] = amount
+    state["medications"] = [*state.get("medications", []), dose]
+    return state
+
+
+_AFTER_METHYLPREDNISOLONE = _after_methylprednisolone()
+
+
+def states_after_methylprednisolone() -> st.SearchStrategy[dict[str, Any]]:
+    """Fever and two vasopressors that count (grade 4 when CAR T is recorded), improvement not,
+    unknown or (now and then) yes, and a methylprednisolone dose under any of its names, of
+    500 mg, 1,000 mg, another amount or an unrecorded one, given at any dose age: where the
+    1,000 mg escalation may replace the 500 mg regimen."""
+    return _AFTER_METHYLPREDNISOLONE
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 (2,000 in CI, 200 locally; see conftest.py).
 
 The protocol's numbers are written here, from the clinical notes, and never read from the rule
-pack: a wrong edit of the YAML makes these tests fail. The reference grading and the reference
+pack: a wrong edit of the YAML makes these tests fail. The medication records are written under any
+name of the pack's vocabulary, in any letter case (``ACTEMRA``, ``Tocilizumab-AAZG``): the
+references below read them with :func:`strategies.drug_of`. The reference grading and the reference
 dose limits below are plain Python, sharing no code with the library.
 """
 
@@ -28,6 +30,7 @@ from crs_rules.decision import Alert, Recommendation, Withheld
 from crs_rules.dosing import check_dose
 from crs_rules.facts import is_child
 from crs_rules.model import Protocol
+from crs_rules.vocabulary import normalise
 
 from strategies import (
     CORTICOSTEROIDS,
@@ -37,9 +40,11 @@ from strategies import (
     VASOPRESSOR_NAMES,
     VASOPRESSORS,
     complete_patient_states,
+    drug_of,
     febrile_hypotensive_states,
     invalid_patient_states,
     patient_states,
+    written_names,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +123,8 @@ def reference_fever_masked(state: dict[str, Any]) -> bool:
     if crs.get("antipyretic_or_anticytokine") is True:
         return True
     onset = instant(crs["onset_at"])
-    return any(m["drug"] in MASKING_DRUGS and instant(m["given_at"]) >= onset for m in state.get("medications", []))
+    return any(drug_of(m["drug"]) in MASKING_DRUGS and instant(m["given_at"]) >= onset
+               for m in state.get("medications", []))
 
 
 def reference_grade(state: dict[str, Any]) -> int:
@@ -141,8 +147,10 @@ def reference_tocilizumab_mg(weight: int | float) -> int:
 
 
 def tocilizumab_times(state: dict[str, Any]) -> list[datetime]:
-    """Every tocilizumab dose, a record repeated (same time) counted once."""
-    return sorted({instant(m["given_at"]) for m in state.get("medications", []) if m["drug"] == "tocilizumab"})
+    """Every tocilizumab dose, under any of its names (``ACTEMRA``, ``Tocilizumab-AAZG``), a dose
+    recorded twice (same time, any names) counted once."""
+    return sorted({instant(m["given_at"]) for m in state.get("medications", [])
+                   if drug_of(m["drug"]) == "tocilizumab"})
 
 
 def tocilizumab_course(state: dict[str, Any]) -> list[datetime]:
@@ -271,7 +279,8 @@ def test_the_engines_withholding_agrees_with_the_independent_dose_check(
     protocol: Protocol, state: dict[str, Any]
 ) -> None:
     decision = decide(state, protocol)
-    patient = parse_patient(state)
+    # The check reads the pack's drug ids, as evaluate() gives them: names mapped once, at the input.
+    patient = normalise(parse_patient(state), protocol)
     rules = {r.rule_id: r for r in protocol.action_rules}
     entries: list[Recommendation | Withheld] = [*decision.recommendations, *decision.withheld]
     for entry in entries:
@@ -464,7 +473,8 @@ def test_every_decision_validates_against_the_decision_schema(
 # Alerts and eligibility
 
 
-@given(patient_states(), st.lists(st.sampled_from(GM_CSF), min_size=1, max_size=2), st.booleans())
+@given(patient_states(), st.lists(st.sampled_from(GM_CSF).flatmap(written_names), min_size=1, max_size=2),
+       st.booleans())
 def test_gm_csf_proposed_on_car_t_always_raises_the_critical_alert(
     protocol: Protocol, state: dict[str, Any], gm_csf: list[str], with_others: bool
 ) -> None:

@@ -1,0 +1,398 @@
+"""The checks of the patient input: the JSON Schema, and what a schema cannot express.
+
+* ``schemas/patient.schema.json`` (JSON Schema draft 2020-12): the fields, their types, the enums,
+  no unknown keys anywhere, and plausibility bounds that keep out values no living human has. Its
+  keywords are run with JSON's own equality and number types (``True`` is not ``1``), and with
+  messages that are safe for any value (the words come from :mod:`crs_rules._input_words`).
+* the checks below: every date-time is a real instant with a UTC offset; nothing was given, and
+  CRS did not begin, after ``assessed_at``; not both temperatures; vasopressors or refractory
+  hypotension only with ``hypotension: true``; no oxygen flow on room air; no NaN; lists within
+  their bounds.
+
+:func:`collect` runs them all and builds the state only when nothing is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from functools import cache
+from typing import Any, Final, TypeGuard
+
+from jsonschema import Draft202012Validator, TypeChecker, ValidationError, validators
+from jsonschema.protocols import Validator
+
+from ._input_words import (
+    DATE_TIME_REF,
+    Report,
+    expected_words,
+    is_words,
+    resolve,
+    show,
+    translate,
+    unknown_keys,
+)
+from ._patient_contract import Path_, PatientState, build_state, contract_schema, register
+
+__all__ = ["collect", "value_at"]
+
+
+def _is_plain_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number: int or float only. Not bool (``True == 1`` in Python), and not complex or
+    Decimal, whose comparisons with the bounds would fail or raise."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_number(checker: TypeChecker, instance: object) -> bool:
+    return _is_plain_number(instance)
+
+
+def _is_integer(checker: TypeChecker, instance: object) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _same(a: object, b: object) -> bool:
+    """JSON equality of scalars: ``1`` is not ``true``, ``"1"`` is not ``1``, and a list or a
+    mapping equals no scalar (the schema's enums and consts are all scalars)."""
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    if _is_plain_number(a) and _is_plain_number(b):
+        return bool(a == b)
+    return False
+
+
+def _pattern_matches(pattern: str, text: str) -> bool:
+    """ECMA-262 semantics for our anchored patterns: Python's ``$`` also matches before a final
+    newline, so a match must reach the true end of the text."""
+    match = re.search(pattern, text)
+    if match is None:
+        return False
+    return not pattern.endswith("$") or match.end() == len(text)
+
+
+# The keywords below replace jsonschema's own only to make their messages safe: jsonschema builds
+# messages with repr(instance), which raises for an int of more than 4300 digits. The messages are
+# never shown: translate() writes every problem's words from the error's keyword and schema.
+
+
+def _kw_type(v: Validator, types: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    wanted = [types] if isinstance(types, str) else list(types)
+    if not any(v.is_type(instance, t) for t in wanted):
+        yield ValidationError("type")
+
+
+def _kw_enum(v: Validator, enums: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if not any(_same(instance, each) for each in enums):
+        yield ValidationError("enum")
+
+
+def _kw_const(v: Validator, const: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if not _same(instance, const):
+        yield ValidationError("const")
+
+
+def _kw_minimum(v: Validator, bound: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if v.is_type(instance, "number") and instance < bound:
+        yield ValidationError("minimum")
+
+
+def _kw_maximum(v: Validator, bound: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if v.is_type(instance, "number") and instance > bound:
+        yield ValidationError("maximum")
+
+
+def _kw_exclusive_minimum(
+    v: Validator, bound: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if v.is_type(instance, "number") and instance <= bound:
+        yield ValidationError("exclusiveMinimum")
+
+
+def _kw_exclusive_maximum(
+    v: Validator, bound: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if v.is_type(instance, "number") and instance >= bound:
+        yield ValidationError("exclusiveMaximum")
+
+
+def _kw_pattern(v: Validator, pattern: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if v.is_type(instance, "string") and not _pattern_matches(pattern, instance):
+        yield ValidationError("pattern")
+
+
+def _kw_required(v: Validator, required: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    # One error per missing key, its path ending at the missing key (jsonschema's own points at
+    # the parent and names the key only in its message).
+    if v.is_type(instance, "object"):
+        for key in required:
+            if key not in instance:
+                yield ValidationError("required", path=(key,))
+
+
+def _kw_additional_properties(
+    v: Validator, allowed: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if allowed is not False:  # a schema for the other keys: jsonschema's own keyword applies
+        yield from _JSONSCHEMA_KEYWORDS["additionalProperties"](v, allowed, instance, schema)
+    elif v.is_type(instance, "object") and unknown_keys(instance, schema):
+        yield ValidationError("additionalProperties")
+
+
+_JSONSCHEMA_KEYWORDS: Final[Mapping[str, Any]] = Draft202012Validator.VALIDATORS
+
+
+_TYPE_CHECKER: Final = Draft202012Validator.TYPE_CHECKER.redefine("number", _is_number).redefine(
+    "integer", _is_integer
+)
+
+_PatientValidator: Final = validators.create(
+    meta_schema=Draft202012Validator.META_SCHEMA,
+    validators={
+        **Draft202012Validator.VALIDATORS,
+        "type": _kw_type,
+        "enum": _kw_enum,
+        "const": _kw_const,
+        "minimum": _kw_minimum,
+        "maximum": _kw_maximum,
+        "exclusiveMinimum": _kw_exclusive_minimum,
+        "exclusiveMaximum": _kw_exclusive_maximum,
+        "pattern": _kw_pattern,
+        "required": _kw_required,
+        "additionalProperties": _kw_additional_properties,
+    },
+    type_checker=_TYPE_CHECKER,
+    format_checker=Draft202012Validator.FORMAT_CHECKER,
+)
+
+
+@cache
+def _validator() -> Validator:
+    return _PatientValidator(contract_schema())
+
+
+# --------------------------------------------------------------------------------------------
+# The checks a schema cannot express
+# --------------------------------------------------------------------------------------------
+
+
+def _fields(data: Any, node: Mapping[str, Any], path: Path_ = ()) -> Iterator[tuple[Path_, Any, dict[str, Any]]]:
+    """Every field of ``data`` the schema knows: (path, value, the field's local schema node)."""
+    node = resolve(node)
+    if isinstance(data, dict):
+        for key, sub in node.get("properties", {}).items():
+            if key in data:
+                yield (*path, key), data[key], sub
+                yield from _fields(data[key], sub, (*path, key))
+    elif isinstance(data, list) and "items" in node:
+        for index, item in enumerate(data):
+            yield (*path, index), item, node["items"]
+            yield from _fields(item, node["items"], (*path, index))
+
+
+def _normalized(data: Any, node: Mapping[str, Any]) -> Any:
+    """``data`` with datetime objects at date-time fields written as ISO 8601 text.
+
+    Callers in Python may pass datetime objects, and so does data read by ``yaml.safe_load`` from
+    an unquoted ``2026-03-10T12:00:00Z`` (:mod:`crs_rules.loading` refuses those instead). Writing
+    them back as text sends them through the same checks as a string (a naive datetime gets "no
+    UTC offset"). Only the containers on the way are copied.
+    """
+    if isinstance(node, Mapping) and node.get("$ref") == DATE_TIME_REF and isinstance(data, datetime):
+        return data.isoformat()
+    node = resolve(node)
+    if isinstance(data, dict) and "properties" in node:
+        properties = node["properties"]
+        return {k: _normalized(v, properties[k]) if k in properties else v for k, v in data.items()}
+    if isinstance(data, list) and "items" in node:
+        return [_normalized(item, node["items"]) for item in data]
+    return data
+
+
+_FRACTION: Final = re.compile(r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}[.]([0-9]+)")
+_OFFSET: Final = re.compile(r"[+-]([0-9]{2}):([0-9]{2})$")
+
+
+def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
+    """(the instant in UTC or None, what is wrong, the check's name)."""
+    pattern = resolve(contract_schema()["$defs"]["date_time"])["pattern"]
+    # Python reads more than 6 fractional digits by cutting them (moving the instant: a dose a
+    # fraction of a microsecond after the assessment would be read as at it), and offsets such as
+    # +00:60 as another offset: both are refused before Python reads the text.
+    fraction = _FRACTION.search(text)
+    if fraction is not None and len(fraction.group(1)) > 6:
+        return (
+            None,
+            f"which has {len(fraction.group(1))} fractional digits of a second: at most 6 digits "
+            "(microseconds) are read exactly",
+            "input.date-time-fraction",
+        )
+    offset = _OFFSET.search(text)
+    if offset is not None and (int(offset.group(1)) > 23 or int(offset.group(2)) > 59):
+        return (
+            None,
+            f"which has the UTC offset {offset.group()}: an offset has hours 00-23 and minutes 00-59",
+            "input.date-time-offset-range",
+        )
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None, "which is not a valid date and time", "input.date-time"
+    if parsed.utcoffset() is None:
+        if ":" not in text:
+            return None, "which has no time of day and no UTC offset", "input.date-time-offset"
+        return None, "which has no UTC offset, so the instant is ambiguous", "input.date-time-offset"
+    if not _pattern_matches(pattern, text):
+        return (
+            None,
+            "which is not written YYYY-MM-DDThh:mm[:ss[.ffffff]] followed by Z or +hh:mm",
+            "input.date-time-form",
+        )
+    try:
+        return parsed.astimezone(timezone.utc), "", ""
+    except OverflowError:
+        return None, "which is out of the range of date-times", "input.date-time-range"
+
+
+def _check_date_times(data: Any, report: Report) -> dict[Path_, datetime]:
+    instants: dict[Path_, datetime] = {}
+    for path, value, node in _fields(data, contract_schema()):
+        if node.get("$ref") != DATE_TIME_REF or not isinstance(value, str):
+            continue
+        instant, wrong, check = _parse_date_time(value)
+        if instant is None:
+            report.add(path, f"{is_words(value)}, {wrong}", expected_words(resolve(node)), check)
+        else:
+            instants[path] = instant
+    return instants
+
+
+def _check_order_in_time(data: Any, instants: Mapping[Path_, datetime], report: Report) -> None:
+    assessed_at = instants.get(("assessed_at",))
+    if assessed_at is None:
+        return
+    when = show(data["assessed_at"])
+    for path, instant in instants.items():
+        if instant <= assessed_at:
+            continue
+        shown = show(value_at(data, path))
+        if path == ("crs", "onset_at"):
+            report.add(
+                path,
+                f"is {shown}, after the assessment time {when}",
+                "a CRS onset at or before assessed_at",
+                "input.onset-after-assessment",
+            )
+        elif path[0] == "medications":
+            report.add(
+                path,
+                f"is {shown}, given after the assessment time {when}",
+                "a time at or before assessed_at: medications lists doses already given",
+                "input.given-after-assessment",
+            )
+
+
+def value_at(data: Any, path: Path_) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _names(values: list[Any]) -> str:
+    shown = [show(v) for v in values[:5]]
+    return ", ".join(shown) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
+def _check_vitals(vitals: Any, report: Report) -> None:
+    if not isinstance(vitals, dict):
+        return
+    if "temperature_c" in vitals and "temperature_f" in vitals:
+        report.add(
+            ("vitals", "temperature_f"),
+            "is given together with vitals.temperature_c",
+            "one temperature: temperature_c or temperature_f, not both",
+            "input.both-temperatures",
+        )
+
+    hypotension = vitals.get("hypotension")
+    if hypotension is None or hypotension is False:  # anything else is a type problem already
+        if "hypotension" not in vitals:
+            stated = "is missing"
+        else:
+            stated = "is false" if hypotension is False else "is null (unknown)"
+        vasopressors = vitals.get("vasopressors")
+        if isinstance(vasopressors, list) and vasopressors:
+            report.add(
+                ("vitals", "hypotension"),
+                f"{stated}, but vasopressors are listed ({_names(vasopressors)}): "
+                "hypotension requiring vasopressors must say hypotension: true",
+                "true when vitals.vasopressors lists any vasopressor",
+                "input.vasopressors-without-hypotension",
+            )
+        if vitals.get("refractory_hypotension") is True:
+            report.add(
+                ("vitals", "hypotension"),
+                f"{stated}, but refractory_hypotension is true: refractory hypotension is "
+                "hypotension, so it must say hypotension: true",
+                "true when vitals.refractory_hypotension is true",
+                "input.refractory-without-hypotension",
+            )
+
+    oxygen = vitals.get("oxygen")
+    if isinstance(oxygen, dict) and _same(oxygen.get("device"), "room_air"):
+        flow = oxygen.get("flow_l_min")
+        if _is_plain_number(flow) and flow > 0:
+            report.add(
+                ("vitals", "oxygen", "flow_l_min"),
+                f"{is_words(flow)}, but the device is room_air, which means no supplemental oxygen",
+                "0, or no flow_l_min, when the device is room_air; otherwise the device in use",
+                "input.room-air-with-flow",
+            )
+
+
+def _check_numbers(data: Any, report: Report) -> None:
+    for path, value, node in _fields(data, contract_schema()):
+        if isinstance(value, float) and math.isnan(value):
+            report.add(path, "is NaN (not a number)", expected_words(resolve(node)), "input.not-a-number")
+
+
+def _within_bounds(data: Any, node: Mapping[str, Any], report: Report, path: Path_ = ()) -> Any:
+    """``data`` with every list longer than its ``maxItems`` reported once and cut to its bound, so
+    that the other checks look at a bounded number of items (only the containers on the way are
+    copied). Runs before the schema, whose ``maxItems`` then never fires."""
+    node = resolve(node)
+    if isinstance(data, dict) and "properties" in node:
+        properties = node["properties"]
+        return {k: _within_bounds(v, properties[k], report, (*path, k)) if k in properties else v
+                for k, v in data.items()}
+    if isinstance(data, list) and "items" in node:
+        bound = node.get("maxItems")
+        if isinstance(bound, int) and len(data) > bound:
+            report.add(path, f"is a list of {len(data)} items", f"{expected_words(node)}, at most {bound} items",
+                       "input.too-many-items")
+            data = data[:bound]
+        return [_within_bounds(item, node["items"], report, (*path, index)) for index, item in enumerate(data)]
+    return data
+
+
+def collect(data: Any, report: Report) -> PatientState | None:
+    """Run every check; the state only when nothing is wrong."""
+    schema = contract_schema()
+    data = _normalized(_within_bounds(data, schema, report), schema)
+    for error in _validator().iter_errors(data):
+        translate(error, report)
+    instants = _check_date_times(data, report)
+    _check_order_in_time(data, instants, report)
+    _check_numbers(data, report)
+    if isinstance(data, dict):
+        _check_vitals(data.get("vitals"), report)
+    if report.problems:
+        return None
+    state = build_state(data, instants)
+    register(state, report.source, report.positions, data)
+    return state
