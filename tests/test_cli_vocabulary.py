@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+import crs_rules
+from crs_rules import InvalidInputError, load_protocol
 from crs_rules.cli import run
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PATIENT = """\
 assessed_at: 2026-03-10T12:00:00Z
@@ -91,3 +95,18 @@ def test_a_brand_name_in_any_case_counts_as_its_drug_on_the_command_line(tmp_pat
     withheld = [w for w in decision["withheld"] if w["action"] == "tocilizumab"]
     assert [w["limits"] for w in withheld] == [["min_interval_h"]]
     assert withheld[0]["next_eligible_at"] == "2026-03-10T16:00:00Z"
+
+
+def test_the_library_names_each_refused_vasopressor_by_its_item() -> None:
+    state = {"assessed_at": "2026-03-10T12:00:00Z", "patient": {"weight_kg": 70},
+             "vitals": {"hypotension": True, "vasopressors": ["ADRENALINE", "milrinone", "pressor7"]}}
+    with pytest.raises(InvalidInputError) as raised:
+        crs_rules.evaluate(state, load_protocol(ROOT / "rules"))
+    assert [(p.file, p.line, p.column, p.subject, p.path, p.check) for p in raised.value.problems] == [
+        ("<input>", 0, 0, "vitals.vasopressors[1]", ("vitals", "vasopressors", 1), "input.vasopressor-vocabulary"),
+        ("<input>", 0, 0, "vitals.vasopressors[2]", ("vitals", "vasopressors", 2), "input.vasopressor-vocabulary"),
+    ]
+    assert [p.message for p in raised.value.problems] == [
+        "is 'milrinone', which is an inotrope, not a vasopressor",
+        "is 'pressor7', not a vasopressor this rule pack knows",
+    ]
