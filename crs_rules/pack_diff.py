@@ -75,11 +75,13 @@ class PackChange:
 
     @property
     def in_rule(self) -> str | None:
-        """``rule dosing.tocilizumab (Tocilizumab)``: the rule the change is inside, with its
-        description; None outside a rule."""
+        """``rule dosing.tocilizumab (Tocilizumab)``: the rule the change is inside (or ``class
+        ...``, ``action ...`` for the drug classes and the action catalogue), with its description;
+        None outside one."""
         if self.rule is None:
             return None
-        return f"rule {self.rule}" + (f" ({_shortened(self.rule_description)})" if self.rule_description else "")
+        named = self.rule if " " in self.rule else f"rule {self.rule}"  # "class vasopressors" is no rule
+        return named + (f" ({_shortened(self.rule_description)})" if self.rule_description else "")
 
     @property
     def warning(self) -> str | None:
