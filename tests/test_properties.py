@@ -70,9 +70,14 @@ TOCILIZUMAB_MAX_IN_WINDOW = 3
 TOCILIZUMAB_MAX_IN_COURSE = 4
 PROLONGED_CRS = timedelta(days=3)
 
-TIME_BASED_LIMITS = frozenset({"min_interval_h", "max_doses_in_window", "class_interval_h"})
+# The safety envelope's own limits (applied by the independent check when the pack's rules did not
+# reach them, e.g. a dose of unknown amount) wait or refuse in the same way as the pack's.
+PACK_TIME_BASED_LIMITS = frozenset({"min_interval_h", "max_doses_in_window", "class_interval_h"})
+TIME_BASED_LIMITS = PACK_TIME_BASED_LIMITS | {"envelope_min_interval_h", "envelope_max_doses_in_window"}
 NEVER_ELIGIBLE_LIMITS = frozenset({"max_dose_mg", "max_doses_per_course", "repeat_only_if_not_improving",
-                                   "pediatric_fixed_dose", "replaced_by_escalation"})
+                                   "pediatric_fixed_dose", "replaced_by_escalation",
+                                   "envelope_max_dose_mg", "envelope_max_mg_per_kg",
+                                   "envelope_max_doses_per_course", "envelope_unknown_drug"})
 TOCILIZUMAB_RULES = {"grade1.tocilizumab", "grade2_up.tocilizumab"}
 
 
@@ -520,7 +525,7 @@ COVERAGE_SEARCH = settings(max_examples=3000, phases=[Phase.generate], database=
                            suppress_health_check=list(HealthCheck))
 
 
-@pytest.mark.parametrize("limit", sorted(TIME_BASED_LIMITS | {"max_doses_per_course", "repeat_only_if_not_improving"}))
+@pytest.mark.parametrize("limit", sorted(PACK_TIME_BASED_LIMITS | {"max_doses_per_course", "repeat_only_if_not_improving"}))
 def test_the_strategies_reach_every_dose_limit(protocol: Protocol, limit: str) -> None:
     found = find(
         febrile_hypotensive_states(),
