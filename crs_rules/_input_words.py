@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time
 from typing import Any, Final
 
 from jsonschema import ValidationError
@@ -20,13 +18,16 @@ from jsonschema import ValidationError
 from ._patient_contract import Path_, contract_schema
 from .errors import Problem
 from .loading import LoadedDocument
+from .schema_words import ECHO_LIMIT as _ECHO_LIMIT
+from .schema_words import article as _article
+from .schema_words import is_value as is_words
+from .schema_words import show
 
 __all__ = ["DATE_TIME_REF", "Report", "translate", "resolve", "expected_words", "is_words", "show", "subject_of",
            "unknown_keys"]
 
 DATE_TIME_REF: Final = "#/$defs/date_time"
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ECHO_LIMIT: Final = 60
 
 
 def unknown_keys(instance: Mapping[Any, Any], schema: Mapping[str, Any]) -> list[Any]:
@@ -65,10 +66,6 @@ def _local_at(schema_path: Iterable[str | int]) -> Mapping[str, Any]:
 def _schema_at(schema_path: Iterable[str | int]) -> dict[str, Any]:
     """The schema node at a jsonschema schema path, its ``$ref`` merged in."""
     return resolve(_local_at(schema_path))
-
-
-def _article(phrase: str) -> str:
-    return ("an " if phrase[:1].lower() in "aeio" else "a ") + phrase
 
 
 def _number_words(value: float) -> str:
@@ -113,60 +110,6 @@ def expected_words(node: Mapping[str, Any]) -> str:
     if "array" in types:
         return "a list"
     return "a string" if "string" in types else "a valid value"
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, datetime):
-        return "a date-time"
-    if isinstance(value, date):
-        return "a date without a time of day"
-    if isinstance(value, time):
-        return "a time of day without a date"
-    return _article(f"Python {type(value).__name__}")
-
-
-def show(value: object) -> str:
-    """A short, safe rendering of a scalar in JSON spelling."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        if value.bit_length() > 200:  # str() of a huge int is slow, or raises past 4300 digits
-            return f"an integer of about {int(value.bit_length() * math.log10(2))} digits"
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return repr(value)
-    if isinstance(value, str):
-        shown = value if len(value) <= _ECHO_LIMIT else value[: _ECHO_LIMIT - 3] + "..."
-        return json.dumps(shown, ensure_ascii=False)
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    return type(value).__name__
-
-
-def is_words(value: object) -> str:
-    """``is -4 (a number)``: the bad value and its type, for a problem's message."""
-    if value is None:
-        return "is null"
-    if isinstance(value, list):
-        count = len(value)
-        return f"is a list of {count} item{'' if count == 1 else 's'}" if count else "is an empty list"
-    if isinstance(value, dict):
-        return "is a mapping"
-    if isinstance(value, (str, int, float, datetime, date, time)):
-        return f"is {show(value)} ({_kind(value)})"
-    return f"is {_kind(value)}"
 
 
 def _path_element(key: object) -> str | int:

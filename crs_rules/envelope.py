@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ._resources import schema_dir
+from .checks.base import CheckId
 from .errors import CrsRulesError, Problem
 from .loading import LoadedDocument, load_yaml_bytes
 
@@ -162,7 +163,7 @@ class _Checker:
         line, column = self.document.position(path)
         self.problems.append(Problem(self.document.file, line, column, f"dosing.{self.drug}", message,
                                      expected + " (the safety envelope's hard limit; a pack may be tighter, never looser)",
-                                     path, "safety-envelope"))
+                                     path, CheckId.SAFETY_ENVELOPE))
 
     def at_most(self, path: tuple[str | int, ...], name: str, value: Any, ceiling: float | None, unit: str) -> None:
         if value is not None and ceiling is not None and float(value) > ceiling:
