@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 from math import floor
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .certainty import (
     FALSE,
@@ -44,7 +44,7 @@ from .certainty import (
     possibly,
 )
 from .conditions import MAX_DNF_TERMS, comparisons
-from .engine import CompiledRuleset, Firing, RunResult, renew_after_fork
+from .engine import CompiledRuleset, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
 from .facts import flat_facts, list_count_key
 from .model import GRADE_FINDING, HOURS_PER_DAY, Comparison, Condition, Drug, Protocol, Regimen
 from .patient import PatientState
@@ -253,23 +253,34 @@ class CompiledProtocol:
     _trace: list[str] = field(default_factory=list)
     _failed: list[str] = field(default_factory=list)
 
+    _lists: dict[str, tuple[tuple[str, ...], tuple[tuple[str, frozenset[str]], ...]]] = field(
+        default_factory=dict, init=False)
+    """For each list fact: the names tested with ``includes`` and the counts (key, names not counted)."""
+
     def __post_init__(self) -> None:
         renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
+        paths = {path for path, _ in self.list_members} | {path for path, _ in self.list_counts}
+        for path in paths:
+            members = tuple(sorted(name for list_path, name in self.list_members if list_path == path))
+            counts = tuple(sorted((list_count_key(not_counting), frozenset(not_counting))
+                                  for list_path, not_counting in self.list_counts if list_path == path))
+            self._lists[path] = (members, counts)
 
-    def observation(self, patient: PatientState) -> dict[str, Any]:
-        """The patient as the engine's one observation fact (nested by path, absent when unknown)."""
+    def observation(self, patient: PatientState, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The patient as the engine's one observation fact (nested by path, absent when unknown).
+        ``known``: the patient's :func:`~crs_rules.facts.flat_facts`, when already derived."""
         fact: dict[str, Any] = {"t": FactKind.OBSERVATION.value}
-        for path, value in flat_facts(patient, self.protocol).items():
+        lists = self._lists
+        for path, value in (flat_facts(patient, self.protocol) if known is None else known).items():
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
                 # Membership only for the names the rules test: the fact's size stays bounded by
                 # the pack, whatever the input lists (the engine refuses a fact of ~250 properties).
                 encoded: dict[str, Any] = {"count": len(value)}
-                has = {name: name in value for (list_path, name) in self.list_members if list_path == path}
-                if has:
-                    encoded["has"] = has
-                for list_path, not_counting in self.list_counts:
-                    if list_path == path:
-                        encoded[list_count_key(not_counting)] = sum(1 for n in value if n not in not_counting)
+                members, counts = lists.get(path, ((), ()))
+                if members:
+                    encoded["has"] = {name: name in value for name in members}
+                for key, not_counting in counts:
+                    encoded[key] = sum(1 for n in value if n not in not_counting)
                 value = encoded
             node = fact
             *parents, leaf = path.split(".")
@@ -278,11 +289,12 @@ class CompiledProtocol:
             node[leaf] = value
         return fact
 
-    def run(self, patient: PatientState) -> tuple[RunResult, tuple[str, ...], frozenset[str]]:
+    def run(self, patient: PatientState, known: Mapping[str, Any] | None = None
+            ) -> tuple[RunResult, tuple[str, ...], frozenset[str]]:
         """Run the chain for one patient: the engine's result, the rules that took effect in order,
-        and the rules the chain found certainly failing. The lock keeps the once-per-evaluation
-        bookkeeping of one patient whole."""
-        observation = self.observation(patient)
+        and the rules the chain found certainly failing. ``known``: the patient's flat facts, when
+        already derived. The lock keeps the once-per-evaluation bookkeeping of one patient whole."""
+        observation = self.observation(patient, known)
         with self._lock:
             self._applied = {}
             self._trace = []
@@ -360,7 +372,8 @@ def engine_program(
             handlers[engine_name] = handler
 
     def assert_copy(fact: dict[str, Any]) -> Callable[[Firing], None]:
-        return lambda firing: firing.assert_fact(dict(fact))
+        prepared = prepare_fact(fact, f"the conclusion {fact}")  # checked and serialised once
+        return lambda firing: firing.assert_fact(prepared)
 
     def exclude(name: str, value: FindingValue, rule: str) -> Callable[[Firing], None]:
         return assert_copy({"t": FactKind.EXCLUDED.value, "name": name, "value": value, "rule": rule})
@@ -399,10 +412,12 @@ def engine_program(
     def fails(rule_id: str, in_engine: bool) -> Callable[[Firing], None]:
         # A failing rule is recorded for the decision (neither proposed nor pending); it becomes an
         # engine fact only when another rule's "ruled out" reads it.
+        prepared = prepare_fact({"t": FactKind.FAILS.value, "rule": rule_id})
+
         def effect(firing: Firing) -> None:
             holder[0].failed(rule_id)
             if in_engine:
-                firing.assert_fact({"t": FactKind.FAILS.value, "rule": rule_id})
+                firing.assert_fact(prepared)
         return effect
 
     read_actions = _actions_read(protocol)
@@ -451,9 +466,11 @@ def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],
         name = f"ruled_out.{action}"
         rules[name] = {"all": patterns or [{"o": {"t": FactKind.OBSERVATION.value}}]}
 
-        def handler(firing: Firing, action: str = action, name: str = name) -> None:
+        prepared = prepare_fact({"t": FactKind.RULED_OUT.value, "action": action})
+
+        def handler(firing: Firing, name: str = name, prepared: PreparedFact = prepared) -> None:
             if holder[0].once(name, traced=False):
-                firing.assert_fact({"t": FactKind.RULED_OUT.value, "action": action})
+                firing.assert_fact(prepared)
 
         handlers[name] = handler
 

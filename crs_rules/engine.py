@@ -92,7 +92,7 @@ import re
 import signal
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from json.encoder import encode_basestring as _encode_string  # the ensure_ascii=False form
@@ -112,6 +112,8 @@ __all__ = [
     "MAX_ENGINE_TESTS",
     "ruleset_chain_bound",
     "to_engine_json",
+    "PreparedFact",
+    "prepare_fact",
     "DEFERRED_SIGNALS",
     "renew_after_fork",
 ]
@@ -356,14 +358,63 @@ class Firing:
     matched: Mapping[str, Mapping[str, Any]]
     _session: _Session = field(repr=False, compare=False)
 
-    def assert_fact(self, fact: Mapping[str, Any]) -> None:
+    def assert_fact(self, fact: Mapping[str, Any] | PreparedFact) -> None:
         """Chain ``fact`` into the evaluation this firing belongs to.
 
+        ``fact`` is a mapping, or a :class:`PreparedFact` (checked and serialised once, ahead of
+        time, by :func:`prepare_fact`: the fast path for a fact a handler asserts every time).
         Raises :class:`ValueError` for a malformed fact and :class:`EngineError` when the engine
         would not store it. Either failure also fails the whole evaluation, even if the handler
         catches the exception.
         """
         self._session.assert_from_handler(self, fact)
+
+
+@dataclass(frozen=True)
+class PreparedFact:
+    """A fact already checked and serialised (:func:`prepare_fact`): its kind and canonical JSON."""
+
+    kind: str
+    text: str
+
+
+def prepare_fact(fact: Mapping[str, Any], origin: str = "fact") -> PreparedFact:
+    """Check ``fact`` as :meth:`Firing.assert_fact` would and serialise it once.
+
+    Raises :class:`ValueError` for a malformed fact, naming ``origin``. The fact's kind is checked
+    against the ruleset's when it is asserted.
+    """
+    kind = _check_fact_shape(fact, origin)
+    return PreparedFact(kind, to_engine_json(fact, sort_keys=True, where=f"{origin} (kind {kind!r})"))
+
+
+class _Matched(Mapping[str, Mapping[str, Any]]):
+    """The facts a firing matched, by alias, each decoded from its engine text on first reading:
+    a fresh copy per firing, without ``sid``/``id``. A handler that never reads a fact (most
+    never read the observation) never pays for decoding it."""
+
+    __slots__ = ("_texts", "_decoded")
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self._texts = texts
+        self._decoded: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, alias: str) -> dict[str, Any]:
+        found = self._decoded.get(alias)
+        if found is None:
+            found = json.loads(self._texts[alias])
+            del found["sid"], found["id"]
+            self._decoded[alias] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __contains__(self, alias: object) -> bool:
+        return alias in self._texts
 
 
 @dataclass(frozen=True)
@@ -658,6 +709,8 @@ class CompiledRuleset:
 
     def _prepare(self, fact: Any, origin: str) -> tuple[str, str]:
         """Validate ``fact``; return its kind and canonical JSON text."""
+        if type(fact) is PreparedFact:
+            return fact.kind, fact.text
         kind = _check_fact_shape(fact, origin)
         text = to_engine_json(fact, sort_keys=True, where=f"{origin} (kind {kind!r})")
         return kind, text
@@ -686,6 +739,8 @@ class _Session:
         self.handle = ruleset._handle
         self.sid = sid
         self.sid_json = json.dumps(sid)
+        # Every fact of this session starts its engine text with this, then its id and a comma.
+        self.fact_prefix = f'{{"sid":{self.sid_json},"id":'
         self.state: Any = None
         self.texts: dict[int | str, str] = {}  # fact id -> text given to the engine, in order
         self.kinds: dict[int | str, str] = {}
@@ -821,9 +876,39 @@ class _Session:
                 action_name = f"{label}: completing the action of {rule}"
                 raise _engine_failure(f"{action_name} failed", exc) from exc
 
-    def _parse_action(self, action: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    def _parse_action(self, action: str) -> tuple[str, Mapping[str, Mapping[str, Any]]]:
+        """The rule an action names and the facts it matched (decoded when a handler reads them).
+
+        The engine writes each matched fact as the exact text it was given, which begins with the
+        session's ``fact_prefix`` and the fact's id (text inside a fact is JSON-escaped, so that
+        prefix cannot occur in it). Each such text is found and checked to be exactly the one
+        asserted under that id, and replaced by the id before the small rest is decoded; anything
+        else the action holds stays as the engine wrote it and is refused below.
+        """
         label = self.ruleset.label
-        message = json.loads(action)
+        prefix, texts = self.fact_prefix, self.texts
+        pieces: list[str] = []
+        found: dict[int, str] = {}
+        start = 0
+        position = action.find(prefix)
+        while position >= 0:
+            digits = position + len(prefix)
+            end = action.find(",", digits)
+            token = action[digits:end] if end > 0 else ""
+            fact_id = int(token) if token.isascii() and token.isdigit() else None
+            text = texts.get(fact_id) if fact_id is not None else None
+            if fact_id is None or text is None or not action.startswith(text, position):
+                raise EngineError(
+                    f"{label}: an action holds a fact of this evaluation whose text is not the one "
+                    f"asserted: {action[position:position + 200]}"
+                )
+            found[fact_id] = text
+            pieces.append(action[start:position])
+            pieces.append(token)
+            start = position + len(text)
+            position = action.find(prefix, start)
+        pieces.append(action[start:])
+        message = json.loads("".join(pieces))
         if not isinstance(message, dict) or len(message) != 1:
             raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
         ((rule, raw),) = message.items()
@@ -833,23 +918,18 @@ class _Session:
             rule.startswith(_HOLD_PREFIX) and rule[len(_HOLD_PREFIX):] in self.ruleset.fact_kinds
         ):
             raise EngineError(f"{label}: the engine fired an unknown rule {rule!r}")
-        matched: dict[str, dict[str, Any]] = {}
+        matched: dict[str, str] = {}
         for alias, fact in raw.items():
-            if (
-                not isinstance(fact, dict)
-                or fact.get("sid") != self.sid
-                or fact.get("id") not in self.texts
-            ):
+            if type(fact) is not int or fact not in found:
                 raise EngineError(
                     f"{label}: rule {rule} matched something that is not a fact of this "
                     f"evaluation (a pattern that only tests $nex matches the engine's session "
                     f"record): {json.dumps(fact)[:200]}"
                 )
-            del fact["sid"], fact["id"]
-            matched[alias] = fact
-        return rule, matched
+            matched[alias] = found[fact]
+        return rule, _Matched(matched)
 
-    def _run_handler(self, rule: str, matched: dict[str, dict[str, Any]]) -> None:
+    def _run_handler(self, rule: str, matched: Mapping[str, Mapping[str, Any]]) -> None:
         label = self.ruleset.label
         firing = Firing(rule, matched, self)
         self.current = firing
@@ -874,7 +954,7 @@ class _Session:
 
     # -- asserting -----------------------------------------------------------------------------
 
-    def assert_from_handler(self, firing: Firing, fact: Mapping[str, Any]) -> None:
+    def assert_from_handler(self, firing: Firing, fact: Mapping[str, Any] | PreparedFact) -> None:
         if self.current is not firing:
             raise EngineError(
                 f"{self.ruleset.label}: assert_fact of rule {firing.rule} called after its "
