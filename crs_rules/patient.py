@@ -42,6 +42,7 @@ from jsonschema.protocols import Validator
 from ._resources import schema_dir
 from .errors import CrsRulesError, InvalidInputError, Problem
 from .loading import LoadedDocument, load_yaml_text
+from .schema_check import accept_first
 
 __all__ = [
     "Medication",
@@ -277,7 +278,7 @@ _PatientValidator: Final = validators.create(
 
 @cache
 def _validator() -> Validator:
-    return _PatientValidator(_schema())
+    return accept_first(_PatientValidator(_schema()), _schema())  # valid input checked at compiled speed
 
 
 # --------------------------------------------------------------------------------------------
