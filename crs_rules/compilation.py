@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from enum import StrEnum
-from fractions import Fraction
-from math import floor
 from typing import Any, Callable, Mapping
 
 from .certainty import (
@@ -44,9 +41,11 @@ from .certainty import (
     possibly,
 )
 from .conditions import MAX_DNF_TERMS, comparisons
+from .dose_rules import add_dose_rules, compute_amount
 from .engine import CompiledRuleset, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
+from .fact_kinds import FACT_KINDS, HISTORY_UNKNOWN, NOT_APPLICABLE, FactKind
 from .facts import flat_facts, list_count_key
-from .model import GRADE_FINDING, HOURS_PER_DAY, Comparison, Condition, Drug, Protocol, Regimen
+from .model import GRADE_FINDING, Comparison, Condition, Protocol
 from .patient import PatientState
 
 __all__ = [
@@ -62,28 +61,6 @@ __all__ = [
     "finding_domains",
 ]
 
-
-class FactKind(StrEnum):
-    """The kinds of fact the compiled chain asserts (the engine's ``t`` field)."""
-
-    OBSERVATION = "observation"
-    EXCLUDED = "excluded"
-    ACTION = "action"
-    FAILS = "fails"
-    RULED_OUT = "ruled_out"
-    DOSE = "dose"
-    WITHHELD = "withheld"
-    ALERT = "alert"
-
-
-FACT_KINDS = tuple(kind.value for kind in FactKind)
-
-#: The grade's value when the pack's CRS definition does not apply to the patient (no immune
-#: effector cell therapy). It passes no comparison on ``finding.crs_grade``.
-NOT_APPLICABLE = "not_applicable"
-
-#: The limit a dose is held on when the medication record is unknown (its limits cannot be checked).
-HISTORY_UNKNOWN = "medication_history_unknown"
 
 Test = dict[str, Any]
 
@@ -211,32 +188,6 @@ def _rule_definition(alternative: Alternative) -> dict[str, Any]:
     for index, atom in enumerate(dict.fromkeys(atoms)):
         patterns.append({f"f{index}": _atom_pattern(atom)})
     return {"all": patterns}
-
-
-def compute_amount(regimen: Regimen, drug: Drug, weight_kg: float) -> tuple[int | float, str]:
-    """The amount of one dose, rounded down and capped, with how it was reached, in words."""
-    amount = regimen.amount
-    assert amount is not None, "validated packs give every regimen an amount"
-    if amount.fixed_mg is not None:
-        value: Fraction = Fraction(str(amount.fixed_mg))
-        how = f"{_number(amount.fixed_mg)} mg"
-    else:
-        band = [b for b in amount.per_kg if Fraction(str(b.from_weight_kg)) <= Fraction(str(weight_kg))][-1]
-        value = Fraction(str(band.mg_per_kg)) * Fraction(str(weight_kg))
-        how = f"{_number(band.mg_per_kg)} mg/kg x {_number(weight_kg)} kg = {_number(float(value))} mg"
-    if amount.round_down_to_mg is not None:
-        step = Fraction(str(amount.round_down_to_mg))
-        value = floor(value / step) * step
-    cap = drug.limits.max_dose_mg
-    if cap is not None and value > Fraction(str(cap)):
-        value = Fraction(str(cap))
-        how += f", capped at the maximum of {_number(cap)} mg"
-    result = int(value) if value.denominator == 1 else float(value)
-    return result, how
-
-
-def _number(value: float) -> str:
-    return f"{value:g}" if float(value) != int(value) else str(int(value))
 
 
 @dataclass
@@ -445,7 +396,7 @@ def engine_program(
     _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
         stepped = tuple(c.id for c in protocol.drug_classes if c.escalation_steps and drug.id in c.members)
-        _add_dose_rules(drug, rules, handlers, holder, stepped)
+        add_dose_rules(drug, rules, handlers, holder, stepped)
 
     return rules, handlers, list_counts
 
@@ -473,89 +424,3 @@ def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],
                 firing.assert_fact(prepared)
 
         handlers[name] = handler
-
-
-def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[str, Callable[[Firing], None]],
-                    holder: list[CompiledProtocol], classes: tuple[str, ...] = ()) -> None:
-    """The dose proposal and the limit checks of one drug, generated from its limits. ``classes``:
-    the drug's classes spaced by escalation step."""
-
-    def _recorded(name: str, effect: Callable[[Firing], None]) -> Callable[[Firing], None]:
-        def handler(firing: Firing) -> None:
-            # Once per dose: a drug proposed by two rules gets two doses, each checked.
-            key = f"{name}@{firing.matched['a' if 'a' in firing.matched else 'd']['rule']}"
-            if holder[0].once(key):
-                effect(firing)
-
-        return handler
-    observation = {"o": {"t": FactKind.OBSERVATION.value}}
-    proposed_action = {"a": {"$and": [{"t": FactKind.ACTION.value}, {"drug": drug.id}]}}
-    propose = f"{drug.rule_id}.propose"
-    rules[propose] = {"all": [proposed_action, observation]}
-
-    def propose_dose(firing: Firing) -> None:
-        action, patient = firing.matched["a"], firing.matched["o"]
-        regimen = drug.regimen(action["regimen"])
-        assert regimen is not None, "validated packs name existing regimens"
-        dose: dict[str, Any] = {"t": FactKind.DOSE.value, "rule": action["rule"], "action": action["action"],
-                                "drug": drug.id, "regimen": regimen.id}
-        history = patient.get("history", {}).get(drug.id, {})
-        first = history.get("hours_since_first_in_course")
-        if (regimen.for_days is not None and regimen.then is not None and first is not None
-                and first >= regimen.for_days * HOURS_PER_DAY):
-            # The course is complete: what follows it (the taper), with no amount.
-            dose.update(then_only=True, how=f"the {_number(regimen.for_days)}-day course is complete: {regimen.then}")
-        elif patient["patient"].get("child") and regimen.amount is not None and regimen.amount.fixed_mg is not None:
-            # A fixed amount is an adult dose: no amount for a child.
-            dose.update(how="no amount: a child, dose by the pediatric protocol")
-        else:
-            amount, how = compute_amount(regimen, drug, patient["patient"]["weight_kg"])
-            dose.update(amount_mg=amount, how=how)
-        firing.assert_fact(dose)
-
-    handlers[propose] = _recorded(propose, propose_dose)
-
-    def limit_rule(limit: str, observation_test: Test, regimen: str | None = None) -> None:
-        name = f"{drug.rule_id}.{limit}" + (f".{regimen}" if regimen else "")
-        dose_tests: list[Test] = [{"t": FactKind.DOSE.value}, {"drug": drug.id}]
-        if regimen:
-            dose_tests.append({"regimen": regimen})
-        rules[name] = {"all": [{"d": {"$and": dose_tests}},
-                               {"o": {"$and": [{"t": FactKind.OBSERVATION.value}, observation_test]}}]}
-
-        def withhold(firing: Firing) -> None:
-            dose = firing.matched["d"]
-            firing.assert_fact({"t": FactKind.WITHHELD.value, "rule": dose["rule"], "action": dose["action"],
-                                "drug": drug.id, "limit": limit})
-
-        handlers[name] = _recorded(name, withhold)
-
-    history = f"history.{drug.id}"
-    limits = drug.limits
-    reads_history = (
-        limits.min_interval_h is not None or limits.max_doses_in_window is not None
-        or limits.max_doses_per_course is not None or limits.repeat_only_if_not_improving
-        or any(r.interval_h is not None for r in drug.regimens)
-    )
-    if reads_history:
-        # Without the medication record no history limit can be checked: the dose waits for it.
-        limit_rule(HISTORY_UNKNOWN, {"$nex": {f"{history}.given": 1}})
-    if limits.max_doses_per_course is not None:
-        limit_rule("max_doses_per_course", {"$gte": {f"{history}.doses_in_course": limits.max_doses_per_course}})
-    if limits.max_doses_in_window is not None:
-        limit_rule("max_doses_in_window", {"$gte": {f"{history}.doses_in_window": limits.max_doses_in_window}})
-    for regimen in drug.regimens:
-        intervals = [h for h in (limits.min_interval_h, regimen.interval_h) if h is not None]
-        if classes and regimen.step is not None:
-            # Spaced as a class: the same or a lower step waits for its interval after the class's
-            # last dose; a higher step (escalation) does not wait.
-            for class_id in classes:
-                if intervals:
-                    limit_rule("class_interval_h", {"$and": [
-                        {"$gte": {f"history.{class_id}.last_step": regimen.step}},
-                        {"$lt": {f"history.{class_id}.hours_since_last_step": max(intervals)}}]}, regimen.id)
-        elif intervals:
-            limit_rule("min_interval_h", {"$lt": {f"{history}.hours_since_last": max(intervals)}}, regimen.id)
-    if limits.repeat_only_if_not_improving:
-        limit_rule("repeat_only_if_not_improving",
-                   {"$and": [{f"{history}.given": True}, {"crs.improving": True}]})

@@ -13,7 +13,7 @@ import sys
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
 from .conditions import compare, comparisons
@@ -152,7 +152,7 @@ def _possible_values(protocol: Protocol, by_kind: Mapping[str, list[Mapping[str,
     for fact in by_kind.get(FactKind.EXCLUDED.value, []):
         excluded.setdefault(str(fact["name"]), []).append(fact["value"])
     possible: dict[str, tuple[Any, ...]] = {}
-    for name, domain in finding_domains(protocol).items():
+    for name, domain in _domains(protocol).items():
         gone = excluded.get(name, [])
         # Compare with types: a boolean finding's True is not a grade's 1.
         possible[name] = tuple(v for v in domain if not any(type(v) is type(g) and v == g for g in gone))
@@ -160,6 +160,31 @@ def _possible_values(protocol: Protocol, by_kind: Mapping[str, list[Mapping[str,
     if empty:
         raise EngineError("the rules excluded every value of: " + ", ".join(empty))
     return possible
+
+
+# Per-pack tables, derived once per protocol object (a Protocol hashes by identity).
+@lru_cache(maxsize=64)
+def _domains(protocol: Protocol) -> Mapping[str, tuple[Any, ...]]:
+    return finding_domains(protocol)
+
+
+@lru_cache(maxsize=1024)
+def _finding_conditions(protocol: Protocol, name: str) -> tuple[Condition, ...]:
+    """The conditions that decide a finding's (or the grade's) value."""
+    if name == GRADE_FINDING:
+        conditions = [g.when for g in protocol.grades]
+        if protocol.applies_when is not None:
+            conditions.append(protocol.applies_when)
+        return tuple(conditions)
+    finding = protocol.finding(name)
+    assert finding is not None, "validated packs name existing findings"
+    return (finding.when,) if finding.when is not None else tuple(level.when for level in finding.levels)
+
+
+@lru_cache(maxsize=1024)
+def _action_conditions(protocol: Protocol, action: str) -> tuple[Condition, ...]:
+    """The conditions of the rules proposing an action."""
+    return tuple(r.when for r in protocol.action_rules if r.action == action)
 
 
 class _Unknowns:
@@ -172,17 +197,10 @@ class _Unknowns:
         self.proposed_actions, self.open_actions = proposed_actions, open_actions
         self.known = flat_facts(patient, protocol) if known is None else known
 
-    def finding_conditions(self, name: str) -> list[Condition]:
-        if name == GRADE_FINDING:
-            conditions = [g.when for g in self.protocol.grades]
-            if self.protocol.applies_when is not None:
-                conditions.append(self.protocol.applies_when)
-            return conditions
-        finding = self.protocol.finding(name)
-        assert finding is not None, "validated packs name existing findings"
-        return [finding.when] if finding.when is not None else [level.when for level in finding.levels]
+    def finding_conditions(self, name: str) -> tuple[Condition, ...]:
+        return _finding_conditions(self.protocol, name)
 
-    def of(self, conditions: list[Condition], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    def of(self, conditions: Sequence[Condition], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
         paths: dict[str, None] = {}
         for condition in conditions:
             value, waiting = self._read(condition, seen)
@@ -218,8 +236,7 @@ class _Unknowns:
                 return True, ()
             if name not in self.open_actions:
                 return False, ()
-            rules = [r.when for r in self.protocol.action_rules if r.action == name]
-            return None, () if name in seen else self.of(rules, seen | {name})
+            return None, () if name in seen else self.of(_action_conditions(self.protocol, name), seen | {name})
         if condition.fact in self.known:
             return compare(condition, self.known[condition.fact]), ()
         return None, input_paths(condition.fact, self.patient)

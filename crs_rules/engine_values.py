@@ -1,0 +1,138 @@
+"""The values an evaluation hands out: a rule's firing (with the facts it matched) and the result.
+
+The facts a firing matched are decoded from the engine's text only when a handler reads them
+(:class:`Matched`); :func:`parse_action` reads which rule an action names and which facts of the
+evaluation it matched without decoding those facts at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .engine_json import PreparedFact
+from .errors import EngineError
+
+__all__ = ["Firing", "RunResult", "Handler", "Matched", "parse_action"]
+
+Handler = Callable[["Firing"], None]
+
+
+class _Asserting(Protocol):
+    def assert_from_handler(self, firing: Firing, fact: Mapping[str, Any] | PreparedFact, /) -> None: ...
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One firing of a rule: its name and the facts it matched, by alias.
+
+    The matched facts are fresh copies without the engine's ``sid``/``id`` keys. Valid only
+    while the rule's handler runs.
+    """
+
+    rule: str
+    matched: Mapping[str, Mapping[str, Any]]
+    _session: _Asserting = field(repr=False, compare=False)
+
+    def assert_fact(self, fact: Mapping[str, Any] | PreparedFact) -> None:
+        """Chain ``fact`` into the evaluation this firing belongs to.
+
+        ``fact`` is a mapping, or a :class:`PreparedFact` (checked and serialised once, ahead of
+        time, by :func:`prepare_fact`: the fast path for a fact a handler asserts every time).
+        Raises :class:`ValueError` for a malformed fact and :class:`EngineError` when the engine
+        would not store it. Either failure also fails the whole evaluation, even if the handler
+        catches the exception.
+        """
+        self._session.assert_from_handler(self, fact)
+
+
+class Matched(Mapping[str, Mapping[str, Any]]):
+    """The facts a firing matched, by alias, each decoded from its engine text on first reading:
+    a fresh copy per firing, without ``sid``/``id``. A handler that never reads a fact (most
+    never read the observation) never pays for decoding it."""
+
+    __slots__ = ("_texts", "_decoded")
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self._texts = texts
+        self._decoded: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, alias: str) -> dict[str, Any]:
+        found = self._decoded.get(alias)
+        if found is None:
+            found = json.loads(self._texts[alias])
+            del found["sid"], found["id"]
+            self._decoded[alias] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __contains__(self, alias: object) -> bool:
+        return alias in self._texts
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one evaluation."""
+
+    facts: tuple[Mapping[str, Any], ...]
+    """Every fact the session held at the end, in assertion order, without ``sid``/``id``."""
+    fired: tuple[str, ...]
+    """Names of the rules that fired, in firing order (catch-all rules excluded)."""
+
+
+def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
+                 known_rule: Callable[[str], bool]) -> tuple[str, Matched]:
+    """The rule an action names and the facts it matched (decoded when a handler reads them).
+
+    The engine writes each matched fact as the exact text it was given, which begins with the
+    session's ``prefix`` and the fact's id (text inside a fact is JSON-escaped, so that
+    prefix cannot occur in it). Each such text is found and checked to be exactly the one
+    asserted under that id, and replaced by the id before the small rest is decoded; anything
+    else the action holds stays as the engine wrote it and is refused below.
+    """
+    pieces: list[str] = []
+    found: dict[int, str] = {}
+    start = 0
+    position = action.find(prefix)
+    while position >= 0:
+        digits = position + len(prefix)
+        end = action.find(",", digits)
+        token = action[digits:end] if end > 0 else ""
+        fact_id = int(token) if token.isascii() and token.isdigit() else None
+        text = texts.get(fact_id) if fact_id is not None else None
+        if fact_id is None or text is None or not action.startswith(text, position):
+            raise EngineError(
+                f"{label}: an action holds a fact of this evaluation whose text is not the one "
+                f"asserted: {action[position:position + 200]}"
+            )
+        found[fact_id] = text
+        pieces.append(action[start:position])
+        pieces.append(token)
+        start = position + len(text)
+        position = action.find(prefix, start)
+    pieces.append(action[start:])
+    message = json.loads("".join(pieces))
+    if not isinstance(message, dict) or len(message) != 1:
+        raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
+    ((rule, raw),) = message.items()
+    if not isinstance(raw, dict):
+        raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
+    if not known_rule(rule):
+        raise EngineError(f"{label}: the engine fired an unknown rule {rule!r}")
+    matched: dict[str, str] = {}
+    for alias, fact in raw.items():
+        if type(fact) is not int or fact not in found:
+            raise EngineError(
+                f"{label}: rule {rule} matched something that is not a fact of this "
+                f"evaluation (a pattern that only tests $nex matches the engine's session "
+                f"record): {json.dumps(fact)[:200]}"
+            )
+        matched[alias] = found[fact]
+    return rule, Matched(matched)
