@@ -72,7 +72,7 @@ import durable_rules_engine as _dre
 from .engine_json import PreparedFact, check_fact_shape, count_properties, prepare_fact, to_engine_json
 from .engine_limits import MAX_ENGINE_TESTS, engine_failure, ruleset_chain_bound, ruleset_definition
 from .engine_process import DEFERRED_SIGNALS, pthread_sigmask, renew_after_fork, signal_mask, track_after_fork
-from .engine_values import Firing, Handler, RunResult, parse_action
+from .engine_values import Firing, Handler, RunResult, parse_action, stored_facts
 from .errors import EngineError
 
 __all__ = [
@@ -537,23 +537,5 @@ class _Session:
             raw = _dre.get_facts(self.handle, self.sid)
         except _dre.error as exc:
             raise engine_failure(f"{label}: reading the session's facts failed", exc) from exc
-        by_id: dict[int | str, dict[str, Any]] = {}
-        for fact in json.loads(raw):
-            fact_id = fact.get("id")
-            if fact.get("sid") != self.sid or fact_id not in self.texts or fact_id in by_id:
-                self._fail(f"the session holds an unexpected fact: {json.dumps(fact)[:200]}")
-            del fact["sid"], fact["id"]
-            by_id[fact_id] = fact
-        missing = [fact_id for fact_id in self.texts if fact_id not in by_id]
-        if missing:
-            kinds = sorted({self.kinds[fact_id] for fact_id in missing})
-            self._fail(
-                f"the engine lost {len(missing)} of {len(self.texts)} asserted facts "
-                f"(kinds {kinds}); no result is given"
-            )
-        # The engine keeps each fact as the exact text it was given and lists them separated
-        # by commas: the listing must be exactly those texts, in the engine's order.
-        if raw != "[" + ",".join(self.texts[fact_id] for fact_id in by_id) + "]":
-            self._fail("the engine changed the text of a stored fact; no result is given")
-        facts = tuple(by_id[fact_id] for fact_id in self.texts)
+        facts = stored_facts(raw, self.sid, self.texts, self.kinds, label)
         return RunResult(facts=facts, fired=tuple(self.fired))

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from .engine_json import PreparedFact
 from .errors import EngineError
 
-__all__ = ["Firing", "RunResult", "Handler", "Matched", "parse_action"]
+__all__ = ["Firing", "RunResult", "Handler", "Matched", "parse_action", "stored_facts"]
 
 Handler = Callable[["Firing"], None]
 
@@ -136,3 +136,29 @@ def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
             )
         matched[alias] = found[fact]
     return rule, Matched(matched)
+
+
+def stored_facts(raw: str, sid: str, texts: Mapping[Any, str], kinds: Mapping[Any, str],
+                 label: str) -> tuple[dict[str, Any], ...]:
+    """The facts of a session's listing ``raw`` (the engine's ``get_facts``), in assertion order and
+    without ``sid``/``id``: exactly the facts asserted (``texts``, by id), each with exactly the text
+    asserted, or :class:`EngineError` (a fact lost, changed or not of this evaluation)."""
+    by_id: dict[Any, dict[str, Any]] = {}
+    for fact in json.loads(raw):
+        fact_id = fact.get("id")
+        if fact.get("sid") != sid or fact_id not in texts or fact_id in by_id:
+            raise EngineError(f"{label}: the session holds an unexpected fact: {json.dumps(fact)[:200]}")
+        del fact["sid"], fact["id"]
+        by_id[fact_id] = fact
+    missing = [fact_id for fact_id in texts if fact_id not in by_id]
+    if missing:
+        lost = sorted({kinds[fact_id] for fact_id in missing})
+        raise EngineError(
+            f"{label}: the engine lost {len(missing)} of {len(texts)} asserted facts (kinds {lost}); "
+            "no result is given"
+        )
+    # The engine keeps each fact as the exact text it was given and lists them separated
+    # by commas: the listing must be exactly those texts, in the engine's order.
+    if raw != "[" + ",".join(texts[fact_id] for fact_id in by_id) + "]":
+        raise EngineError(f"{label}: the engine changed the text of a stored fact; no result is given")
+    return tuple(by_id[fact_id] for fact_id in texts)
