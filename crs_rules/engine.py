@@ -159,6 +159,8 @@ class CompiledRuleset:
         # exception cut short is finished by the next run (see _run_locked).
         self._open: _Session | None = None
         self._session_counter = itertools.count(1)
+        # The shapes of the actions already read (see engine_values.parse_action).
+        self._action_shapes: dict[str, tuple[str, tuple[str, ...]]] = {}
         track_after_fork(self)
         try:
             self._handle: Any = _dre.create_ruleset(self.name, definition)
@@ -438,7 +440,8 @@ class _Session:
 
     def _parse_action(self, action: str) -> tuple[str, Mapping[str, Mapping[str, Any]]]:
         ruleset = self.ruleset
-        return parse_action(action, self.fact_prefix, self.texts, ruleset.label, ruleset._knows_rule)
+        return parse_action(action, self.fact_prefix, self.texts, ruleset.label, ruleset._knows_rule,
+                            ruleset._action_shapes)
 
     def _run_handler(self, rule: str, matched: Mapping[str, Mapping[str, Any]]) -> None:
         label = self.ruleset.label

@@ -87,18 +87,25 @@ class RunResult:
     """Names of the rules that fired, in firing order (catch-all rules excluded)."""
 
 
+#: Bound on the action shapes remembered per ruleset (one per rule and set of aliases in practice).
+MAX_ACTION_SHAPES = 4096
+
+
 def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
-                 known_rule: Callable[[str], bool]) -> tuple[str, Matched]:
+                 known_rule: Callable[[str], bool],
+                 shapes: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> tuple[str, Matched]:
     """The rule an action names and the facts it matched (decoded when a handler reads them).
 
     The engine writes each matched fact as the exact text it was given, which begins with the
     session's ``prefix`` and the fact's id (text inside a fact is JSON-escaped, so that
     prefix cannot occur in it). Each such text is found and checked to be exactly the one
-    asserted under that id, and replaced by the id before the small rest is decoded; anything
-    else the action holds stays as the engine wrote it and is refused below.
+    asserted under that id, and replaced by ``0``; the rest, the action's shape
+    (``{"rule":{"o":0,"a":0}}``), is decoded, or found in ``shapes`` (the ruleset's shapes already
+    read: their rule and aliases) if it was seen before. Anything else the action holds stays as
+    the engine wrote it and is refused below.
     """
     pieces: list[str] = []
-    found: dict[int, str] = {}
+    found: list[str] = []
     start = 0
     position = action.find(prefix)
     while position >= 0:
@@ -112,13 +119,28 @@ def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
                 f"{label}: an action holds a fact of this evaluation whose text is not the one "
                 f"asserted: {action[position:position + 200]}"
             )
-        found[fact_id] = text
+        found.append(text)
         pieces.append(action[start:position])
-        pieces.append(token)
+        pieces.append("0")
         start = position + len(text)
         position = action.find(prefix, start)
     pieces.append(action[start:])
-    message = json.loads("".join(pieces))
+    shape = "".join(pieces)
+    known = shapes.get(shape) if shapes is not None else None
+    if known is None:
+        rule, aliases = _read_shape(shape, action, len(found), label, known_rule)
+        if shapes is not None and len(shapes) < MAX_ACTION_SHAPES:
+            shapes[shape] = (rule, aliases)
+    else:
+        rule, aliases = known
+    return rule, Matched(dict(zip(aliases, found)))
+
+
+def _read_shape(shape: str, action: str, facts: int, label: str,
+                known_rule: Callable[[str], bool]) -> tuple[str, tuple[str, ...]]:
+    """The rule and the aliases of an action's shape, each alias holding one of the ``facts`` found
+    (a ``0``), or :class:`EngineError`."""
+    message = json.loads(shape)
     if not isinstance(message, dict) or len(message) != 1:
         raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
     ((rule, raw),) = message.items()
@@ -126,16 +148,16 @@ def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
         raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
     if not known_rule(rule):
         raise EngineError(f"{label}: the engine fired an unknown rule {rule!r}")
-    matched: dict[str, str] = {}
-    for alias, fact in raw.items():
-        if type(fact) is not int or fact not in found:
+    for fact in raw.values():
+        if type(fact) is not int or fact != 0:
             raise EngineError(
                 f"{label}: rule {rule} matched something that is not a fact of this "
                 f"evaluation (a pattern that only tests $nex matches the engine's session "
                 f"record): {json.dumps(fact)[:200]}"
             )
-        matched[alias] = found[fact]
-    return rule, Matched(matched)
+    if len(raw) != facts:
+        raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
+    return rule, tuple(raw)
 
 
 def stored_facts(raw: str, sid: str, texts: Mapping[Any, str], kinds: Mapping[Any, str],
