@@ -87,20 +87,42 @@ def compile_acceptor(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     return accepts
 
 
+#: Plain JSON data goes the fast way only this deep and this large (a patient state is far smaller);
+#: anything deeper or larger, a structure holding itself included, goes to jsonschema.
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
 def plain_json(value: Any) -> bool:
-    """Whether ``value`` is plain JSON data whose checking means the same in both validators."""
-    kind = type(value)
-    if kind is str:
-        return "\n" not in value and "\r" not in value
-    if kind is bool or kind is int or value is None:
-        return True
-    if kind is float:
-        return math.isfinite(value)
-    if kind is dict:
-        return all(type(key) is str and plain_json(item) for key, item in value.items())
-    if kind is list:
-        return all(plain_json(item) for item in value)
-    return False
+    """Whether ``value`` is plain JSON data whose checking means the same in both validators, at
+    most :data:`MAX_DEPTH` deep and of at most :data:`MAX_NODES` values. Never recursive."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    nodes = 0
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            return False
+        kind = type(item)
+        if kind is str:
+            if "\n" in item or "\r" in item:
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is dict or kind is list:
+            if depth >= MAX_DEPTH:
+                return False
+            if kind is dict:
+                for key, child in item.items():
+                    if type(key) is not str:
+                        return False
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif not (kind is bool or kind is int or item is None):
+            return False
+    return True
 
 
 class AcceptFirst(Generic[V]):

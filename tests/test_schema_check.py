@@ -110,3 +110,18 @@ def test_only_plain_json_takes_the_fast_path() -> None:
     assert not plain_json({1: "x"})
     assert not plain_json("line\nbreak")
     assert not plain_json({"a": ("tuple",)})
+
+
+def test_deep_or_self_holding_data_goes_to_jsonschema_without_recursion() -> None:
+    deep: list[Any] = []
+    node = deep
+    for _ in range(10_000):
+        node.append([])
+        node = node[0]
+    assert not plain_json(deep)
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    assert not plain_json(looped)
+    wide: list[Any] = []
+    wide.extend([wide, wide])
+    assert not plain_json(wide)
