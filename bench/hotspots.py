@@ -9,13 +9,16 @@ Each function's own time (cProfile ``tottime``) is put in one group, by where th
 - engine C calls: the functions of ``durable_rules_engine`` (the C extension), and ``list.extend``,
   which runs them in C (``crs_rules.engine._recorded``);
 - JSON encode/decode: the standard ``json`` module and the engine wrapper's own encoder
-  (``to_engine_json`` and the functions it calls);
-- handlers: the rule actions run when a rule fires (``crs_rules.compilation``'s handlers and the
-  engine wrapper's parsing and dispatching of an action, ``_parse_action`` / ``_run_handler``);
-- engine wrapper: the rest of ``crs_rules/engine.py`` (sessions, the fact checks, draining);
+  (``to_engine_json`` and the functions it calls, ``crs_rules/engine_json.py``);
+- handlers: the rule actions run when a rule fires (``crs_rules.compilation``'s and
+  ``crs_rules.dose_rules``' handlers and the engine wrapper's parsing and dispatching of an
+  action, ``parse_action`` / ``_run_handler``, and the decoding of matched facts when read);
+- engine wrapper: the rest of ``crs_rules/engine.py`` and the modules split from it (sessions, the
+  fact checks, draining);
 - input checking: ``parse_patient`` and what it calls (``crs_rules/patient.py`` and its
-  ``_patient_*`` and ``_input_words`` modules, ``jsonschema``,
-  ``referencing``, ``fractions``, ``re``);
+  ``_patient_*`` and ``_input_words`` modules, the compiled schema check
+  ``crs_rules/schema_check.py`` and its generated code, ``jsonschema``, ``referencing``,
+  ``fractions``, ``re``);
 - facts and decision: building the facts (``facts``, ``certainty``, ``conditions``) and assembling
   the decision (``evaluation``, ``decision``, ``dosing``, ``traceability``);
 - other: everything else.
@@ -44,10 +47,15 @@ from crs_rules import evaluate, load_protocol
 
 HERE = Path(__file__).resolve().parent
 
-JSON_ENCODER = {"to_engine_json", "_encode", "_plain", "_float_text", "_encodable"}
-ACTION_HANDLING = {"_parse_action", "_run_handler", "assert_from_handler", "assert_fact"}
-INPUT = ("/jsonschema/", "/referencing/", "/fractions.py", "/re/", "/re.py", "/rpds", "crs_rules/patient.py",
-         "crs_rules/_patient_contract.py", "crs_rules/_patient_checks.py", "crs_rules/_input_words.py",
+JSON_ENCODER = {"to_engine_json", "_encode", "_plain", "_float_text", "_encodable", "prepare_fact", "check_fact_shape"}
+ACTION_HANDLING = {"_parse_action", "parse_action", "_run_handler", "assert_from_handler", "assert_fact", "__getitem__"}
+# The engine wrapper is crs_rules/engine.py and the modules split from it (engine_json.py, engine_values.py, ...).
+ENGINE_FILES = ("crs_rules/engine.py", "crs_rules/engine_json.py", "crs_rules/engine_values.py",
+                "crs_rules/engine_limits.py", "crs_rules/engine_process.py")
+COMPILED_CHAIN = ("crs_rules/compilation.py", "crs_rules/dose_rules.py")
+INPUT = ("/jsonschema/", "/referencing/", "/fastjsonschema", "/fractions.py", "/re/", "/re.py", "/rpds",
+         "crs_rules/patient.py", "crs_rules/_patient_contract.py", "crs_rules/_patient_checks.py",
+         "crs_rules/_input_words.py", "crs_rules/schema_words.py", "crs_rules/schema_check.py",
          "crs_rules/numbers.py")
 FACTS_AND_DECISION = ("crs_rules/facts.py", "crs_rules/certainty.py", "crs_rules/conditions.py",
                       "crs_rules/evaluation.py", "crs_rules/decision.py", "crs_rules/dosing.py",
@@ -69,11 +77,14 @@ def group_of(filename: str, name: str) -> str:
     path = filename.replace("\\", "/")
     if "durable_rules_engine" in name or name == "<method 'extend' of 'list' objects>":
         return "engine C calls"
-    if "/json/" in path or (path.endswith("crs_rules/engine.py") and name in JSON_ENCODER) or "json" in name:
+    if path == "<string>" and name.startswith("validate"):  # the code fastjsonschema generated
+        return "input checking"
+    engine = path.endswith(ENGINE_FILES)
+    if "/json/" in path or (engine and name in JSON_ENCODER) or "json" in name:
         return "JSON encode/decode"
-    if path.endswith("crs_rules/compilation.py") or (path.endswith("crs_rules/engine.py") and name in ACTION_HANDLING):
+    if path.endswith(COMPILED_CHAIN) or (engine and name in ACTION_HANDLING):
         return "handlers"
-    if path.endswith("crs_rules/engine.py"):
+    if engine:
         return "engine wrapper"
     if any(part in path for part in INPUT):
         return "input checking"

@@ -5,6 +5,7 @@ The public surface is small::
     from crs_rules import load_protocol, evaluate
     protocol = load_protocol()          # the shipped pack, validated
     decision = evaluate(state, protocol)  # state: a mapping following schemas/patient.schema.json
+    decisions = evaluate_many(states, protocol)  # many states, one protocol: an iterator of decisions
 
 Errors carry their problems as values: :class:`InvalidPackError`, :class:`InvalidInputError`
 (both ``ValueError``), :class:`EngineError`.
@@ -12,7 +13,7 @@ Errors carry their problems as values: :class:`InvalidPackError`, :class:`Invali
 
 from .decision import Decision
 from .errors import CrsRulesError, EngineError, InvalidInputError, InvalidPackError, Problem
-from .evaluation import evaluate
+from .evaluation import evaluate, evaluate_many
 from .model import Protocol
 from .pack import load_protocol
 from .patient import PatientState, parse_patient, read_patient
@@ -23,6 +24,7 @@ __all__ = [
     "__version__",
     "load_protocol",
     "evaluate",
+    "evaluate_many",
     "parse_patient",
     "read_patient",
     "Protocol",

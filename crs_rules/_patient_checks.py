@@ -35,6 +35,7 @@ from ._input_words import (
     unknown_keys,
 )
 from ._patient_contract import Path_, PatientState, build_state, contract_schema, register
+from .schema_check import accept_first
 
 __all__ = ["collect", "value_at"]
 
@@ -173,7 +174,7 @@ _PatientValidator: Final = validators.create(
 
 @cache
 def _validator() -> Validator:
-    return _PatientValidator(contract_schema())
+    return accept_first(_PatientValidator(contract_schema()), contract_schema())  # valid input checked at compiled speed
 
 
 # --------------------------------------------------------------------------------------------

@@ -96,8 +96,12 @@ def _parser() -> _Parser:
     validate.add_argument("--format", choices=("text", "json"), default="text",
                           help="text for people, json for editors and CI (problems as objects)")
 
-    evaluate = commands.add_parser("evaluate", help="evaluate one patient's state against a rule pack")
+    evaluate = commands.add_parser("evaluate", help="evaluate one patient's state (or, with --ndjson, a stream of "
+                                                    "them) against a rule pack")
     evaluate.add_argument("patient", help="patient state file (JSON or YAML), or - for standard input")
+    evaluate.add_argument("--ndjson", action="store_true",
+                          help="the file (or standard input) holds one patient state per line as JSON: one decision "
+                               "(or error) per line is written as JSON (--format does not apply); exit 1 if any line had an error")
     evaluate.add_argument("--rules", dest="pack", help="rule pack folder (default: the shipped pack)")
     evaluate.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
     evaluate.add_argument("--allow-draft", action="store_true",
@@ -205,6 +209,8 @@ def _evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise ValueError("standard input is closed; expected the patient state on standard input, "
                          "or a file name instead of -")
     protocol = _load(args.pack)
+    if args.ndjson:
+        return _evaluate_ndjson(args, protocol, out, err)
     patient = read_patient(args.patient)
     decision = evaluate(patient, protocol, allow_draft=args.allow_draft)
     if args.format == "json":
@@ -212,6 +218,38 @@ def _evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         out.write(decision.render_text() + "\n")
     return EXIT_OK
+
+
+def _evaluate_ndjson(args: argparse.Namespace, protocol: Protocol, out: TextIO, err: TextIO) -> int:
+    """``evaluate --ndjson``: one JSON line per patient (see :mod:`crs_rules.batch`); exit 1 if any line
+    was in error (every other line is still decided), 0 otherwise."""
+    from .batch import evaluate_ndjson
+
+    safe = _JsonLines(out)
+    if args.patient == "-":
+        buffer = getattr(sys.stdin, "buffer", None)
+        if buffer is None:
+            raise ValueError("standard input is not a byte stream; give the NDJSON file's name instead of -")
+        summary = evaluate_ndjson(buffer, safe, protocol, source="<stdin>", allow_draft=args.allow_draft)
+    else:
+        with open(args.patient, "rb") as stream:
+            summary = evaluate_ndjson(stream, safe, protocol, source=args.patient, allow_draft=args.allow_draft)
+    if summary.errors:
+        ended = "; reading stopped at the line too long" if summary.stopped_early else ""
+        err.write(f"{summary.errors} line(s) in error, {summary.decided} patient(s) decided{ended}\n")
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+class _JsonLines:
+    """Writes JSON lines with what :func:`terminal_safe` would escape written as ``\\uXXXX`` inside
+    the strings, so every line stays valid JSON with the same values."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text))
 
 
 def _trace(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from enum import StrEnum
-from fractions import Fraction
-from math import floor
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .certainty import (
     FALSE,
@@ -44,9 +41,11 @@ from .certainty import (
     possibly,
 )
 from .conditions import MAX_DNF_TERMS, comparisons
-from .engine import CompiledRuleset, Firing, RunResult, renew_after_fork
+from .dose_rules import add_dose_rules, compute_amount
+from .engine import CompiledRuleset, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
+from .fact_kinds import FACT_KINDS, HISTORY_UNKNOWN, NOT_APPLICABLE, FactKind
 from .facts import flat_facts, list_count_key
-from .model import GRADE_FINDING, HOURS_PER_DAY, Comparison, Condition, Drug, Protocol, Regimen
+from .model import GRADE_FINDING, Comparison, Condition, Protocol
 from .operators import operator
 from .patient import PatientState
 
@@ -63,28 +62,6 @@ __all__ = [
     "finding_domains",
 ]
 
-
-class FactKind(StrEnum):
-    """The kinds of fact the compiled chain asserts (the engine's ``t`` field)."""
-
-    OBSERVATION = "observation"
-    EXCLUDED = "excluded"
-    ACTION = "action"
-    FAILS = "fails"
-    RULED_OUT = "ruled_out"
-    DOSE = "dose"
-    WITHHELD = "withheld"
-    ALERT = "alert"
-
-
-FACT_KINDS = tuple(kind.value for kind in FactKind)
-
-#: The grade's value when the pack's CRS definition does not apply to the patient (no immune
-#: effector cell therapy). It passes no comparison on ``finding.crs_grade``.
-NOT_APPLICABLE = "not_applicable"
-
-#: The limit a dose is held on when the medication record is unknown (its limits cannot be checked).
-HISTORY_UNKNOWN = "medication_history_unknown"
 
 Test = dict[str, Any]
 
@@ -196,32 +173,6 @@ def _rule_definition(alternative: Alternative) -> dict[str, Any]:
     return {"all": patterns}
 
 
-def compute_amount(regimen: Regimen, drug: Drug, weight_kg: float) -> tuple[int | float, str]:
-    """The amount of one dose, rounded down and capped, with how it was reached, in words."""
-    amount = regimen.amount
-    assert amount is not None, "validated packs give every regimen an amount"
-    if amount.fixed_mg is not None:
-        value: Fraction = Fraction(str(amount.fixed_mg))
-        how = f"{_number(amount.fixed_mg)} mg"
-    else:
-        band = [b for b in amount.per_kg if Fraction(str(b.from_weight_kg)) <= Fraction(str(weight_kg))][-1]
-        value = Fraction(str(band.mg_per_kg)) * Fraction(str(weight_kg))
-        how = f"{_number(band.mg_per_kg)} mg/kg x {_number(weight_kg)} kg = {_number(float(value))} mg"
-    if amount.round_down_to_mg is not None:
-        step = Fraction(str(amount.round_down_to_mg))
-        value = floor(value / step) * step
-    cap = drug.limits.max_dose_mg
-    if cap is not None and value > Fraction(str(cap)):
-        value = Fraction(str(cap))
-        how += f", capped at the maximum of {_number(cap)} mg"
-    result = int(value) if value.denominator == 1 else float(value)
-    return result, how
-
-
-def _number(value: float) -> str:
-    return f"{value:g}" if float(value) != int(value) else str(int(value))
-
-
 @dataclass
 class CompiledProtocol:
     """A protocol ready to evaluate: the engine ruleset plus the encoder of observations."""
@@ -236,23 +187,34 @@ class CompiledProtocol:
     _trace: list[str] = field(default_factory=list)
     _failed: list[str] = field(default_factory=list)
 
+    _lists: dict[str, tuple[tuple[str, ...], tuple[tuple[str, frozenset[str]], ...]]] = field(
+        default_factory=dict, init=False)
+    """For each list fact: the names tested with ``includes`` and the counts (key, names not counted)."""
+
     def __post_init__(self) -> None:
         renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
+        paths = {path for path, _ in self.list_members} | {path for path, _ in self.list_counts}
+        for path in paths:
+            members = tuple(sorted(name for list_path, name in self.list_members if list_path == path))
+            counts = tuple(sorted((list_count_key(not_counting), frozenset(not_counting))
+                                  for list_path, not_counting in self.list_counts if list_path == path))
+            self._lists[path] = (members, counts)
 
-    def observation(self, patient: PatientState) -> dict[str, Any]:
-        """The patient as the engine's one observation fact (nested by path, absent when unknown)."""
+    def observation(self, patient: PatientState, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The patient as the engine's one observation fact (nested by path, absent when unknown).
+        ``known``: the patient's :func:`~crs_rules.facts.flat_facts`, when already derived."""
         fact: dict[str, Any] = {"t": FactKind.OBSERVATION.value}
-        for path, value in flat_facts(patient, self.protocol).items():
+        lists = self._lists
+        for path, value in (flat_facts(patient, self.protocol) if known is None else known).items():
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
                 # Membership only for the names the rules test: the fact's size stays bounded by
                 # the pack, whatever the input lists (the engine refuses a fact of ~250 properties).
                 encoded: dict[str, Any] = {"count": len(value)}
-                has = {name: name in value for (list_path, name) in self.list_members if list_path == path}
-                if has:
-                    encoded["has"] = has
-                for list_path, not_counting in self.list_counts:
-                    if list_path == path:
-                        encoded[list_count_key(not_counting)] = sum(1 for n in value if n not in not_counting)
+                members, counts = lists.get(path, ((), ()))
+                if members:
+                    encoded["has"] = {name: name in value for name in members}
+                for key, not_counting in counts:
+                    encoded[key] = sum(1 for n in value if n not in not_counting)
                 value = encoded
             node = fact
             *parents, leaf = path.split(".")
@@ -261,11 +223,12 @@ class CompiledProtocol:
             node[leaf] = value
         return fact
 
-    def run(self, patient: PatientState) -> tuple[RunResult, tuple[str, ...], frozenset[str]]:
+    def run(self, patient: PatientState, known: Mapping[str, Any] | None = None
+            ) -> tuple[RunResult, tuple[str, ...], frozenset[str]]:
         """Run the chain for one patient: the engine's result, the rules that took effect in order,
-        and the rules the chain found certainly failing. The lock keeps the once-per-evaluation
-        bookkeeping of one patient whole."""
-        observation = self.observation(patient)
+        and the rules the chain found certainly failing. ``known``: the patient's flat facts, when
+        already derived. The lock keeps the once-per-evaluation bookkeeping of one patient whole."""
+        observation = self.observation(patient, known)
         with self._lock:
             self._applied = {}
             self._trace = []
@@ -343,7 +306,8 @@ def engine_program(
             handlers[engine_name] = handler
 
     def assert_copy(fact: dict[str, Any]) -> Callable[[Firing], None]:
-        return lambda firing: firing.assert_fact(dict(fact))
+        prepared = prepare_fact(fact, f"the conclusion {fact}")  # checked and serialised once
+        return lambda firing: firing.assert_fact(prepared)
 
     def exclude(name: str, value: FindingValue, rule: str) -> Callable[[Firing], None]:
         return assert_copy({"t": FactKind.EXCLUDED.value, "name": name, "value": value, "rule": rule})
@@ -382,10 +346,12 @@ def engine_program(
     def fails(rule_id: str, in_engine: bool) -> Callable[[Firing], None]:
         # A failing rule is recorded for the decision (neither proposed nor pending); it becomes an
         # engine fact only when another rule's "ruled out" reads it.
+        prepared = prepare_fact({"t": FactKind.FAILS.value, "rule": rule_id})
+
         def effect(firing: Firing) -> None:
             holder[0].failed(rule_id)
             if in_engine:
-                firing.assert_fact({"t": FactKind.FAILS.value, "rule": rule_id})
+                firing.assert_fact(prepared)
         return effect
 
     read_actions = _actions_read(protocol)
@@ -413,7 +379,7 @@ def engine_program(
     _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
         stepped = tuple(c.id for c in protocol.drug_classes if c.escalation_steps and drug.id in c.members)
-        _add_dose_rules(drug, rules, handlers, holder, stepped)
+        add_dose_rules(drug, rules, handlers, holder, stepped)
 
     return rules, handlers, list_counts
 
@@ -434,94 +400,10 @@ def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],
         name = f"ruled_out.{action}"
         rules[name] = {"all": patterns or [{"o": {"t": FactKind.OBSERVATION.value}}]}
 
-        def handler(firing: Firing, action: str = action, name: str = name) -> None:
+        prepared = prepare_fact({"t": FactKind.RULED_OUT.value, "action": action})
+
+        def handler(firing: Firing, name: str = name, prepared: PreparedFact = prepared) -> None:
             if holder[0].once(name, traced=False):
-                firing.assert_fact({"t": FactKind.RULED_OUT.value, "action": action})
+                firing.assert_fact(prepared)
 
         handlers[name] = handler
-
-
-def _add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[str, Callable[[Firing], None]],
-                    holder: list[CompiledProtocol], classes: tuple[str, ...] = ()) -> None:
-    """The dose proposal and the limit checks of one drug, generated from its limits. ``classes``:
-    the drug's classes spaced by escalation step."""
-
-    def _recorded(name: str, effect: Callable[[Firing], None]) -> Callable[[Firing], None]:
-        def handler(firing: Firing) -> None:
-            # Once per dose: a drug proposed by two rules gets two doses, each checked.
-            key = f"{name}@{firing.matched['a' if 'a' in firing.matched else 'd']['rule']}"
-            if holder[0].once(key):
-                effect(firing)
-
-        return handler
-    observation = {"o": {"t": FactKind.OBSERVATION.value}}
-    proposed_action = {"a": {"$and": [{"t": FactKind.ACTION.value}, {"drug": drug.id}]}}
-    propose = f"{drug.rule_id}.propose"
-    rules[propose] = {"all": [proposed_action, observation]}
-
-    def propose_dose(firing: Firing) -> None:
-        action, patient = firing.matched["a"], firing.matched["o"]
-        regimen = drug.regimen(action["regimen"])
-        assert regimen is not None, "validated packs name existing regimens"
-        dose: dict[str, Any] = {"t": FactKind.DOSE.value, "rule": action["rule"], "action": action["action"],
-                                "drug": drug.id, "regimen": regimen.id}
-        history = patient.get("history", {}).get(drug.id, {})
-        first = history.get("hours_since_first_in_course")
-        if (regimen.for_days is not None and regimen.then is not None and first is not None
-                and first >= regimen.for_days * HOURS_PER_DAY):
-            # The course is complete: what follows it (the taper), with no amount.
-            dose.update(then_only=True, how=f"the {_number(regimen.for_days)}-day course is complete: {regimen.then}")
-        elif patient["patient"].get("child") and regimen.amount is not None and regimen.amount.fixed_mg is not None:
-            # A fixed amount is an adult dose: no amount for a child.
-            dose.update(how="no amount: a child, dose by the pediatric protocol")
-        else:
-            amount, how = compute_amount(regimen, drug, patient["patient"]["weight_kg"])
-            dose.update(amount_mg=amount, how=how)
-        firing.assert_fact(dose)
-
-    handlers[propose] = _recorded(propose, propose_dose)
-
-    def limit_rule(limit: str, observation_test: Test, regimen: str | None = None) -> None:
-        name = f"{drug.rule_id}.{limit}" + (f".{regimen}" if regimen else "")
-        dose_tests: list[Test] = [{"t": FactKind.DOSE.value}, {"drug": drug.id}]
-        if regimen:
-            dose_tests.append({"regimen": regimen})
-        rules[name] = {"all": [{"d": {"$and": dose_tests}},
-                               {"o": {"$and": [{"t": FactKind.OBSERVATION.value}, observation_test]}}]}
-
-        def withhold(firing: Firing) -> None:
-            dose = firing.matched["d"]
-            firing.assert_fact({"t": FactKind.WITHHELD.value, "rule": dose["rule"], "action": dose["action"],
-                                "drug": drug.id, "limit": limit})
-
-        handlers[name] = _recorded(name, withhold)
-
-    history = f"history.{drug.id}"
-    limits = drug.limits
-    reads_history = (
-        limits.min_interval_h is not None or limits.max_doses_in_window is not None
-        or limits.max_doses_per_course is not None or limits.repeat_only_if_not_improving
-        or any(r.interval_h is not None for r in drug.regimens)
-    )
-    if reads_history:
-        # Without the medication record no history limit can be checked: the dose waits for it.
-        limit_rule(HISTORY_UNKNOWN, {"$nex": {f"{history}.given": 1}})
-    if limits.max_doses_per_course is not None:
-        limit_rule("max_doses_per_course", {"$gte": {f"{history}.doses_in_course": limits.max_doses_per_course}})
-    if limits.max_doses_in_window is not None:
-        limit_rule("max_doses_in_window", {"$gte": {f"{history}.doses_in_window": limits.max_doses_in_window}})
-    for regimen in drug.regimens:
-        intervals = [h for h in (limits.min_interval_h, regimen.interval_h) if h is not None]
-        if classes and regimen.step is not None:
-            # Spaced as a class: the same or a lower step waits for its interval after the class's
-            # last dose; a higher step (escalation) does not wait.
-            for class_id in classes:
-                if intervals:
-                    limit_rule("class_interval_h", {"$and": [
-                        {"$gte": {f"history.{class_id}.last_step": regimen.step}},
-                        {"$lt": {f"history.{class_id}.hours_since_last_step": max(intervals)}}]}, regimen.id)
-        elif intervals:
-            limit_rule("min_interval_h", {"$lt": {f"{history}.hours_since_last": max(intervals)}}, regimen.id)
-    if limits.repeat_only_if_not_improving:
-        limit_rule("repeat_only_if_not_improving",
-                   {"$and": [{f"{history}.given": True}, {"crs.improving": True}]})

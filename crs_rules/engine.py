@@ -41,38 +41,14 @@ known failure into an exception or makes it impossible:
 The engine never frees a ruleset (about 0.4 MB each): compile each pack once per process and
 reuse the :class:`CompiledRuleset`. No background thread is ever started.
 
-Signals and other asynchronous exceptions. Python runs a signal handler in the main thread,
-between two bytecodes, so its exception (``KeyboardInterrupt``, a ``SIGALRM`` timeout) can
-arrive anywhere in an evaluation: before, it leaked the session (about 1.4 MB; the 1,025th
-crashes), and an interrupt right after the first assert of a fresh ruleset crashed the process.
-Guarantee: whatever exception arrives at whatever moment, every engine session is deleted
-exactly once and never touched after, and the next evaluation is right. Two layers give it:
-
-* In the main thread, :data:`DEFERRED_SIGNALS` (every asynchronous signal) are blocked
-  with ``pthread_sigmask`` from before the session is created until after it is deleted; the
-  mask is then restored, and a signal that came meanwhile is delivered there: its handler runs
-  once the evaluation is over, and its exception replaces the result. Rule handlers run with
-  these signals deferred, so they must be short (the firing bound keeps a runaway chain short
-  too). The three mask calls (to the C function: a handler could run on entry to the Python
-  wrapper ``signal.pthread_sigmask`` and skip the restore) cost about 3.5 us per evaluation;
-  off the main thread nothing is done and nothing is needed, since Python runs no signal
-  handler there.
-* The mask only holds while the kernel has no other thread to deliver the signal to: if
-  another thread of the process leaves it unblocked, the kernel delivers it there and Python
-  still runs the handler in the main thread, inside the evaluation (so can
-  ``PyThreadState_SetAsyncExc`` in any thread). So the session also tracks what the engine
-  holds by flags set before each engine call that changes it, or by replies recorded by C code
-  with no bytecode in between (:func:`_recorded`); its cleanup may be interrupted and resumed
-  any number of times, runs in two nested ``finally`` clauses, and should exceptions still cut
-  it short, the next evaluation of the ruleset finishes it first (at most one per ruleset).
-  The exception then aborts the evaluation: no partial result.
-
-Fork. A child process made by ``os.fork`` inherits every lock in the state it had, and a lock
-held by another thread at the fork would stay held for ever in the child. After a fork, every
-ruleset's lock is renewed in the child (unless the forking thread itself is inside an
-evaluation of it, which then carries on there), and a session left open by another thread is
-deleted by the child's next evaluation. Other modules register their locks with
-:func:`renew_after_fork`. Forking from inside a rule handler is not supported.
+Signals and fork: see :mod:`crs_rules.engine_process`. Whatever exception arrives at whatever
+moment (a signal handler's, in the main thread), every engine session is deleted exactly once and
+never touched after, and the next evaluation is right: signals are deferred while a session is open,
+and what the engine holds is tracked by flags set before each engine call that changes it, or by
+replies recorded by C code with no bytecode in between (:func:`_recorded`); the cleanup may be
+interrupted and resumed any number of times, and should exceptions still cut it short, the next
+evaluation of the ruleset finishes it first. After ``os.fork`` every ruleset's lock is renewed in
+the child, and a session left open by another thread is deleted by the child's next evaluation.
 
 Engine semantics the compiler must still respect (they are not errors the engine reports): a
 string compared with a number compares as text; ``true == 1`` and ``true == "true"``; a missing
@@ -83,24 +59,21 @@ assert distinguishable facts.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
-import math
-import os
 import re
 import signal
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
-from json.encoder import encode_basestring as _encode_string  # the ensure_ascii=False form
 from typing import Any, NoReturn
 
 import durable_rules_engine as _dre
 
-from crs_rules.errors import EngineError
+from .engine_json import PreparedFact, check_fact_shape, count_properties, prepare_fact, to_engine_json
+from .engine_limits import MAX_ENGINE_TESTS, engine_failure, ruleset_chain_bound, ruleset_definition
+from .engine_process import DEFERRED_SIGNALS, pthread_sigmask, renew_after_fork, signal_mask, track_after_fork
+from .engine_values import Firing, Handler, RunResult, parse_action, stored_facts
+from .errors import EngineError
 
 __all__ = [
     "Handler",
@@ -112,68 +85,22 @@ __all__ = [
     "MAX_ENGINE_TESTS",
     "ruleset_chain_bound",
     "to_engine_json",
+    "PreparedFact",
+    "prepare_fact",
     "DEFERRED_SIGNALS",
     "renew_after_fork",
 ]
-
-Handler = Callable[["Firing"], None]
 
 #: Default bound on the rule firings of one evaluation (catch-all rules not counted).
 MAX_FIRINGS = 10_000
 #: Bound on the facts of one evaluation. Fact ids are the decimal sequence numbers 1..MAX_FACTS,
 #: whose texts have pairwise distinct 32-bit FNV-1a hashes (the engine's fact identity).
 MAX_FACTS = 100_000
-#: More than 512 tests under one engine node make ruleset creation hang (513 rules testing one
-#: kind do); :func:`ruleset_chain_bound` of a ruleset must stay at or below this.
-MAX_ENGINE_TESTS = 512
 
 _HOLD_PREFIX = "__hold__."
-_RESERVED_KEYS = frozenset({"sid", "id"})
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
-_ENGINE_HINTS = {
-    "202": "a rule definition is malformed (operators come first: {'$gte': {'x': 1}})",
-    "204": "a number could not be parsed",
-    "302": "too many properties in one fact (the engine accepts about 250, nested ones included)",
-}
-
 _ruleset_counter = itertools.count(1)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_SORTED_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True
-)
-
-
-#: Signals whose delivery is deferred while the main thread evaluates (see the module
-#: docstring): every asynchronous one. Those a fault raises in the thread itself (SIGSEGV,
-#: SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT) stay deliverable, and SIGKILL and SIGSTOP
-#: cannot be blocked.
-DEFERRED_SIGNALS: frozenset[int] = frozenset(
-    int(signum)
-    for signum in (signal.valid_signals() if hasattr(signal, "valid_signals") else ())
-    if signum.__class__ is not signal.Signals
-    or signum.name
-    not in ("SIGKILL", "SIGSTOP", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS",
-            "SIGABRT")
-)
-# The C function itself: ``signal.pthread_sigmask`` is a Python wrapper, and a signal handler
-# can run on entry to it (before the mask is restored) and would leave the signals blocked.
-_pthread_sigmask: Callable[[int, Iterable[int]], set[int]] | None = getattr(
-    importlib.import_module("_signal"), "pthread_sigmask", None
-)
 #: Bound on the resumptions of one session's cleanup (each interruption is one signal).
 _CLOSE_ATTEMPTS = 1000
-
-
-def _signal_mask() -> set[int] | None:
-    """The calling thread's signal mask if it is the main thread, else None (nothing to defer).
-
-    Python runs signal handlers in the main thread only, so only there can a signal raise an
-    exception in the middle of an evaluation.
-    """
-    if _pthread_sigmask is None or threading.get_ident() != threading.main_thread().ident:
-        return None
-    return _pthread_sigmask(signal.SIG_BLOCK, ())
 
 
 def _recorded(replies: list[Any], function: Callable[..., Any], *args: Any) -> Any:
@@ -186,291 +113,6 @@ def _recorded(replies: list[Any], function: Callable[..., Any], *args: Any) -> A
     return replies[-1]
 
 
-# --------------------------------------------------------------------------------------------
-# Fork safety
-
-_rulesets: weakref.WeakSet[CompiledRuleset] = weakref.WeakSet()
-_renewals: list[tuple[weakref.ref[Any], dict[str, Callable[[], object]]]] = []
-
-
-def renew_after_fork(target: object, **factories: Callable[[], object]) -> None:
-    """In a child process made by ``os.fork``, give ``target`` fresh attribute values.
-
-    ``renew_after_fork(self, _lock=threading.Lock, _cache=dict)`` sets ``target._lock`` to a new
-    lock and ``target._cache`` to a new dict in the child, right after the fork: a lock another
-    thread held at the fork would otherwise stay held for ever in the child (that thread does
-    not exist there). ``target`` is held weakly (a module works too). Every
-    :class:`CompiledRuleset` does this for its own lock.
-    """
-    _renewals.append((weakref.ref(target), dict(factories)))
-
-
-def _after_fork_in_child() -> None:
-    for ruleset in list(_rulesets):
-        ruleset._after_fork_in_child()
-    alive = []
-    for reference, factories in _renewals:
-        target = reference()
-        if target is not None:
-            for name, factory in factories.items():
-                setattr(target, name, factory())
-            alive.append((reference, factories))
-    _renewals[:] = alive
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-# --------------------------------------------------------------------------------------------
-# JSON serialisation
-
-
-def _float_text(value: float, where: str) -> str:
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"{where}: {value!r} is not a finite number")
-    text = float.__repr__(value)
-    if "e" in text or "E" in text:
-        # The engine refuses exponent notation: write the same digits in plain decimal.
-        text = format(Decimal(text), "f")
-    if "." not in text:
-        text += ".0"  # keep it a float when read back
-    return text
-
-
-def _encode(value: Any, out: list[str], where: str, sort_keys: bool) -> None:
-    """The careful encoder: validates everything and names the place of a bad value."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"{where}: string is not valid Unicode text") from exc
-        out.append(_encode_string(str.__str__(value)))
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, int):
-        if not _INT64_MIN <= value <= _INT64_MAX:
-            raise ValueError(
-                f"{where}: integer {value} is outside the signed 64-bit range (the engine "
-                "clamps it, so comparisons on it would be wrong)"
-            )
-        out.append(int.__repr__(value))
-    elif isinstance(value, float):
-        out.append(_float_text(value, where))
-    elif isinstance(value, Mapping):
-        items = list(value.items())
-        for key, _ in items:
-            if not isinstance(key, str):
-                raise ValueError(f"{where}: key {key!r} is not a string")
-        if sort_keys:
-            items.sort(key=lambda item: str.__str__(item[0]))
-        out.append("{")
-        for index, (key, item) in enumerate(items):
-            if index:
-                out.append(",")
-            out.append(_encode_string(str.__str__(key)))
-            out.append(":")
-            _encode(item, out, f"{where}.{key}", sort_keys)
-        out.append("}")
-    elif isinstance(value, (list, tuple)):
-        out.append("[")
-        for index, item in enumerate(value):
-            if index:
-                out.append(",")
-            _encode(item, out, f"{where}[{index}]", sort_keys)
-        out.append("]")
-    elif value is None:
-        raise ValueError(
-            f"{where}: None is not allowed (the engine's null fails every comparison; "
-            "leave the field out or give it a value)"
-        )
-    else:
-        raise ValueError(f"{where}: {type(value).__name__} is not a JSON value")
-
-
-def _plain(value: Any) -> bool:
-    """True when the standard encoder writes ``value`` exactly as :func:`_encode` would.
-
-    That is: only dicts with string keys, lists, tuples, exact strings of valid text, booleans,
-    64-bit integers and finite floats whose ``repr`` has no exponent. Anything else goes
-    through the careful encoder, which also reports what is wrong.
-    """
-    kind = type(value)
-    if kind is str:
-        return bool(value.isascii()) or _encodable(value)
-    if kind is int:
-        return bool(_INT64_MIN <= value <= _INT64_MAX)
-    if kind is float:
-        return math.isfinite(value) and "e" not in float.__repr__(value)
-    if kind is bool:
-        return True
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _plain(item):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        return all(_plain(item) for item in value)
-    return False
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def to_engine_json(value: Any, *, sort_keys: bool = False, where: str = "value") -> str:
-    """Serialise ``value`` as JSON the engine reads correctly.
-
-    Floats are written in plain decimal with the shortest digits that read back to the same
-    float (never with an exponent); NaN, infinity, ``None``, integers outside the signed 64-bit
-    range and non-JSON types raise :class:`ValueError`. Strings are written as UTF-8, the way
-    rule definitions and facts must both be written since the engine compares string texts.
-    The text is compact and, with ``sort_keys``, canonical.
-    """
-    if _plain(value):
-        return (_SORTED_ENCODER if sort_keys else _ENCODER).encode(value)
-    out: list[str] = []
-    _encode(value, out, where, sort_keys)
-    return "".join(out)
-
-
-# --------------------------------------------------------------------------------------------
-# Public values
-
-
-@dataclass(frozen=True)
-class Firing:
-    """One firing of a rule: its name and the facts it matched, by alias.
-
-    The matched facts are fresh copies without the engine's ``sid``/``id`` keys. Valid only
-    while the rule's handler runs.
-    """
-
-    rule: str
-    matched: Mapping[str, Mapping[str, Any]]
-    _session: _Session = field(repr=False, compare=False)
-
-    def assert_fact(self, fact: Mapping[str, Any]) -> None:
-        """Chain ``fact`` into the evaluation this firing belongs to.
-
-        Raises :class:`ValueError` for a malformed fact and :class:`EngineError` when the engine
-        would not store it. Either failure also fails the whole evaluation, even if the handler
-        catches the exception.
-        """
-        self._session.assert_from_handler(self, fact)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """The outcome of one evaluation."""
-
-    facts: tuple[Mapping[str, Any], ...]
-    """Every fact the session held at the end, in assertion order, without ``sid``/``id``."""
-    fired: tuple[str, ...]
-    """Names of the rules that fired, in firing order (catch-all rules excluded)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Validation helpers
-
-
-def _check_fact_shape(fact: Any, origin: str) -> str:
-    """Check the caller-visible shape of a fact; return its kind."""
-    if not isinstance(fact, Mapping):
-        raise ValueError(f"{origin}: a fact must be a mapping, not {type(fact).__name__}")
-    for key in fact:
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"{origin}: fact key {key!r} is not a non-empty string")
-        if key in _RESERVED_KEYS:
-            raise ValueError(f"{origin}: fact key {key!r} is reserved for the engine")
-        if "." in key or key.startswith("$"):
-            raise ValueError(f"{origin}: fact key {key!r} may not contain '.' or start with '$'")
-    kind = fact.get("t")
-    if not isinstance(kind, str) or not kind:
-        raise ValueError(f"{origin}: a fact needs a non-empty string field 't' naming its kind")
-    return kind
-
-
-def _pattern_chains(pattern: Any) -> int:
-    """Upper bound of the chains of tests the engine builds for one pattern.
-
-    The engine expands a pattern into alternatives (``$or``), each a chain of tests from the
-    root of its network. A pattern whose value nests further structure (array operators) is
-    counted as one chain per scalar in it.
-    """
-    if isinstance(pattern, Mapping) and len(pattern) == 1:
-        ((key, value),) = pattern.items()
-        if key in ("$and", "$or") and isinstance(value, (list, tuple)):
-            parts = [_pattern_chains(item) for item in value]
-            if key == "$or":
-                return max(1, sum(parts))
-            product = 1
-            for part in parts:
-                product *= part
-            return product
-        if not isinstance(value, (Mapping, list, tuple)):
-            return 1  # equality on one field
-        if isinstance(value, Mapping) and len(value) == 1:
-            (inner,) = value.values()
-            if not isinstance(inner, (Mapping, list, tuple)):
-                return 1  # one operator on one field
-    return max(1, _count_scalars(pattern))
-
-
-def _count_scalars(value: Any) -> int:
-    if isinstance(value, Mapping):
-        return sum(_count_scalars(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_count_scalars(item) for item in value)
-    return 1
-
-
-def _rule_chains(rule: Mapping[str, Any]) -> int:
-    total = 0
-    for key in ("all", "any"):
-        for element in rule.get(key) or ():
-            if not isinstance(element, Mapping):
-                continue
-            for alias, pattern in element.items():
-                if isinstance(alias, str) and alias.endswith(("$all", "$any")):
-                    nested = pattern if isinstance(pattern, (list, tuple)) else ()
-                    total += _rule_chains({"all": nested})
-                else:
-                    total += _pattern_chains(pattern)
-    return total
-
-
-def ruleset_chain_bound(rules: Mapping[str, Mapping[str, Any]], fact_kinds: Iterable[str]) -> int:
-    """Upper bound of the test chains the engine builds for ``rules`` and their catch-alls.
-
-    No engine node can have more tests under it than there are chains passing through it, so
-    when this is at most :data:`MAX_ENGINE_TESTS` the engine cannot hang while compiling.
-    """
-    return sum(_rule_chains(rule) for rule in rules.values()) + len(tuple(fact_kinds))
-
-
-def _count_properties(value: Any) -> int:
-    if isinstance(value, Mapping):
-        return len(value) + sum(_count_properties(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_count_properties(item) for item in value)
-    return 0
-
-
-def _engine_failure(action: str, exc: BaseException) -> EngineError:
-    message = str(exc)
-    code = re.search(r"error code: (\d+)", message)
-    hint = _ENGINE_HINTS.get(code.group(1), "") if code else ""
-    return EngineError(f"{action}: {message}" + (f" ({hint})" if hint else ""))
-
-
-# --------------------------------------------------------------------------------------------
 # Compiled ruleset
 
 
@@ -501,42 +143,7 @@ class CompiledRuleset:
         if max_firings < 1:
             raise ValueError("max_firings must be at least 1")
         kinds = tuple(fact_kinds)
-        for kind in kinds:
-            if not isinstance(kind, str) or not kind:
-                raise ValueError(f"{label}: fact kind {kind!r} is not a non-empty string")
-        if len(set(kinds)) != len(kinds):
-            raise ValueError(f"{label}: fact kinds are listed more than once: {kinds!r}")
-        for name, rule in rules.items():
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"{label}: rule name {name!r} is not a non-empty string")
-            if name.startswith("__"):
-                raise ValueError(f"{label}: rule name {name!r} is reserved (starts with '__')")
-            if not isinstance(rule, Mapping) or not ("all" in rule or "any" in rule):
-                raise ValueError(f"{label}: rule {name!r} needs an 'all' or 'any' list")
-            if "run" in rule:
-                raise ValueError(f"{label}: rule {name!r}: give its action in handlers, not 'run'")
-            if not callable(handlers.get(name)):
-                raise ValueError(f"{label}: rule {name!r} has no handler")
-        extra = sorted(set(handlers) - set(rules))
-        if extra:
-            raise ValueError(f"{label}: handlers without a rule: {extra}")
-
-        definition_parts = [
-            f"{json.dumps(name, ensure_ascii=False)}:"
-            + to_engine_json(rule, where=f"{label}: rule {name}")
-            for name, rule in rules.items()
-        ]
-        for kind in kinds:
-            hold_name = json.dumps(_HOLD_PREFIX + kind, ensure_ascii=False)
-            pattern = to_engine_json({"all": [{"m": {"t": kind}}]})
-            definition_parts.append(f"{hold_name}:{pattern}")
-        bound = ruleset_chain_bound(rules, kinds)
-        if bound > MAX_ENGINE_TESTS:
-            raise ValueError(
-                f"{label}: the rules and catch-alls may build up to {bound} chains of engine "
-                f"tests; more than {MAX_ENGINE_TESTS} tests under one node make the engine hang "
-                f"while compiling, so at most {MAX_ENGINE_TESTS} chains are accepted"
-            )
+        definition = ruleset_definition(rules, handlers, kinds, label, _HOLD_PREFIX)
 
         safe_label = re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:64]
         self.label = label
@@ -552,15 +159,21 @@ class CompiledRuleset:
         # exception cut short is finished by the next run (see _run_locked).
         self._open: _Session | None = None
         self._session_counter = itertools.count(1)
-        _rulesets.add(self)
+        # The shapes of the actions already read (see engine_values.parse_action).
+        self._action_shapes: dict[str, tuple[str, tuple[str, ...]]] = {}
+        track_after_fork(self)
         try:
-            definition = "{" + ",".join(definition_parts) + "}"
             self._handle: Any = _dre.create_ruleset(self.name, definition)
         except _dre.error as exc:
-            raise _engine_failure(f"{label}: creating the engine ruleset failed", exc) from exc
+            raise engine_failure(f"{label}: creating the engine ruleset failed", exc) from exc
 
     def __repr__(self) -> str:
         return f"CompiledRuleset({self.name!r}, rules={len(self._rule_names)})"
+
+    def _knows_rule(self, rule: str) -> bool:
+        """A rule of this ruleset, or the catch-all of one of its fact kinds."""
+        return rule in self._rule_names or (
+            rule.startswith(_HOLD_PREFIX) and rule[len(_HOLD_PREFIX):] in self.fact_kinds)
 
     def run(self, facts: Sequence[Mapping[str, Any]]) -> RunResult:
         """Evaluate ``facts`` in a fresh session and return what the session holds at the end.
@@ -595,14 +208,14 @@ class CompiledRuleset:
         # module docstring). Reading the mask first changes nothing, so a handler that runs in
         # that call raises before anything started; from there on the mask is restored by the
         # finally, and the signals that arrived meanwhile are delivered there, after cleanup.
-        previous = _signal_mask()
+        previous = signal_mask()
         try:
-            if previous is not None and _pthread_sigmask is not None:
-                _pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
+            if previous is not None and pthread_sigmask is not None:
+                pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
             return self._run_locked(prepared)
         finally:
-            if previous is not None and _pthread_sigmask is not None:
-                _pthread_sigmask(signal.SIG_SETMASK, previous)
+            if previous is not None and pthread_sigmask is not None:
+                pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def _run_locked(self, prepared: list[tuple[str, str]]) -> RunResult:
         with self._lock:
@@ -658,7 +271,9 @@ class CompiledRuleset:
 
     def _prepare(self, fact: Any, origin: str) -> tuple[str, str]:
         """Validate ``fact``; return its kind and canonical JSON text."""
-        kind = _check_fact_shape(fact, origin)
+        if type(fact) is PreparedFact:
+            return fact.kind, fact.text
+        kind = check_fact_shape(fact, origin)
         text = to_engine_json(fact, sort_keys=True, where=f"{origin} (kind {kind!r})")
         return kind, text
 
@@ -686,6 +301,8 @@ class _Session:
         self.handle = ruleset._handle
         self.sid = sid
         self.sid_json = json.dumps(sid)
+        # Every fact of this session starts its engine text with this, then its id and a comma.
+        self.fact_prefix = f'{{"sid":{self.sid_json},"id":'
         self.state: Any = None
         self.texts: dict[int | str, str] = {}  # fact id -> text given to the engine, in order
         self.kinds: dict[int | str, str] = {}
@@ -751,7 +368,7 @@ class _Session:
                     self.closed = True
                     return
             except _dre.error as exc:
-                self.close_error = _engine_failure(
+                self.close_error = engine_failure(
                     f"{self.ruleset.label}: closing the session failed", exc
                 )
                 self.closed = True
@@ -764,7 +381,7 @@ class _Session:
                 # Error 309 (nothing to delete) when delete_state already ran before an
                 # interruption; any other error is reported after a successful evaluation.
                 if "309" not in str(exc) and self.close_error is None:
-                    self.close_error = _engine_failure(
+                    self.close_error = engine_failure(
                         f"{self.ruleset.label}: deleting the session failed", exc
                     )
         self.closed = True
@@ -798,7 +415,7 @@ class _Session:
                 else None
             )
         except _dre.error as exc:
-            raise _engine_failure(f"{label}: starting the first action failed", exc) from exc
+            raise engine_failure(f"{label}: starting the first action failed", exc) from exc
         action: str | None = None if started is None else started[1]
         while action is not None:
             if action.startswith(self.ruleset._hold_action_prefix):
@@ -819,37 +436,14 @@ class _Session:
                 action = _dre.complete_and_start_action(self.handle, self.state)
             except _dre.error as exc:
                 action_name = f"{label}: completing the action of {rule}"
-                raise _engine_failure(f"{action_name} failed", exc) from exc
+                raise engine_failure(f"{action_name} failed", exc) from exc
 
-    def _parse_action(self, action: str) -> tuple[str, dict[str, dict[str, Any]]]:
-        label = self.ruleset.label
-        message = json.loads(action)
-        if not isinstance(message, dict) or len(message) != 1:
-            raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
-        ((rule, raw),) = message.items()
-        if not isinstance(raw, dict):
-            raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
-        if rule not in self.ruleset._rule_names and not (
-            rule.startswith(_HOLD_PREFIX) and rule[len(_HOLD_PREFIX):] in self.ruleset.fact_kinds
-        ):
-            raise EngineError(f"{label}: the engine fired an unknown rule {rule!r}")
-        matched: dict[str, dict[str, Any]] = {}
-        for alias, fact in raw.items():
-            if (
-                not isinstance(fact, dict)
-                or fact.get("sid") != self.sid
-                or fact.get("id") not in self.texts
-            ):
-                raise EngineError(
-                    f"{label}: rule {rule} matched something that is not a fact of this "
-                    f"evaluation (a pattern that only tests $nex matches the engine's session "
-                    f"record): {json.dumps(fact)[:200]}"
-                )
-            del fact["sid"], fact["id"]
-            matched[alias] = fact
-        return rule, matched
+    def _parse_action(self, action: str) -> tuple[str, Mapping[str, Mapping[str, Any]]]:
+        ruleset = self.ruleset
+        return parse_action(action, self.fact_prefix, self.texts, ruleset.label, ruleset._knows_rule,
+                            ruleset._action_shapes)
 
-    def _run_handler(self, rule: str, matched: dict[str, dict[str, Any]]) -> None:
+    def _run_handler(self, rule: str, matched: Mapping[str, Mapping[str, Any]]) -> None:
         label = self.ruleset.label
         firing = Firing(rule, matched, self)
         self.current = firing
@@ -874,7 +468,7 @@ class _Session:
 
     # -- asserting -----------------------------------------------------------------------------
 
-    def assert_from_handler(self, firing: Firing, fact: Mapping[str, Any]) -> None:
+    def assert_from_handler(self, firing: Firing, fact: Mapping[str, Any] | PreparedFact) -> None:
         if self.current is not firing:
             raise EngineError(
                 f"{self.ruleset.label}: assert_fact of rule {firing.rule} called after its "
@@ -915,9 +509,9 @@ class _Session:
                 code, state = _recorded(self.first_assert, _dre.assert_fact, self.handle,
                                         engine_text)
         except _dre.error as exc:
-            raise _engine_failure(
+            raise engine_failure(
                 f"{self.ruleset.label}: {origin}: the engine refused a fact of kind {kind!r} "
-                f"with {_count_properties(json.loads(text))} properties", exc
+                f"with {count_properties(json.loads(text))} properties", exc
             ) from exc
         if code == 1:
             self._fail(f"{origin}: the engine did not handle a fact of kind {kind!r} (code 1)")
@@ -945,24 +539,6 @@ class _Session:
         try:
             raw = _dre.get_facts(self.handle, self.sid)
         except _dre.error as exc:
-            raise _engine_failure(f"{label}: reading the session's facts failed", exc) from exc
-        by_id: dict[int | str, dict[str, Any]] = {}
-        for fact in json.loads(raw):
-            fact_id = fact.get("id")
-            if fact.get("sid") != self.sid or fact_id not in self.texts or fact_id in by_id:
-                self._fail(f"the session holds an unexpected fact: {json.dumps(fact)[:200]}")
-            del fact["sid"], fact["id"]
-            by_id[fact_id] = fact
-        missing = [fact_id for fact_id in self.texts if fact_id not in by_id]
-        if missing:
-            kinds = sorted({self.kinds[fact_id] for fact_id in missing})
-            self._fail(
-                f"the engine lost {len(missing)} of {len(self.texts)} asserted facts "
-                f"(kinds {kinds}); no result is given"
-            )
-        # The engine keeps each fact as the exact text it was given and lists them separated
-        # by commas: the listing must be exactly those texts, in the engine's order.
-        if raw != "[" + ",".join(self.texts[fact_id] for fact_id in by_id) + "]":
-            self._fail("the engine changed the text of a stored fact; no result is given")
-        facts = tuple(by_id[fact_id] for fact_id in self.texts)
+            raise engine_failure(f"{label}: reading the session's facts failed", exc) from exc
+        facts = stored_facts(raw, self.sid, self.texts, self.kinds, label)
         return RunResult(facts=facts, fired=tuple(self.fired))

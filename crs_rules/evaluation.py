@@ -13,7 +13,7 @@ import sys
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
 from .conditions import compare, comparisons
@@ -28,7 +28,7 @@ from .pack import load_protocol
 from .patient import Medication, PatientState, accepted, parse_patient, state_input
 from .vocabulary import normalise, unrecognised
 
-__all__ = ["evaluate", "compiled"]
+__all__ = ["evaluate", "evaluate_many", "compiled"]
 
 _lock = threading.Lock()
 renew_after_fork(sys.modules[__name__], _lock=threading.Lock)  # a forked child starts with it free
@@ -69,18 +69,49 @@ def evaluate(state: PatientState | Mapping[str, Any], protocol: Protocol | None 
     Raises :class:`~crs_rules.errors.InvalidInputError` naming every bad field, or
     :class:`~crs_rules.errors.EngineError` if the engine misbehaves; never returns a partial decision.
     """
-    if isinstance(state, PatientState):
-        patient = state if accepted(state) else parse_patient(state_input(state))
-    else:
-        patient = parse_patient(state)
+    patient = _accept(state)  # bad input is reported before a protocol that is not active
     protocol = protocol or _default_protocol()
     if protocol.status != "active" and not allow_draft:
         raise _not_active(protocol)
+    return _decide(patient, protocol, compiled(protocol))
+
+
+def evaluate_many(states: Iterable[PatientState | Mapping[str, Any]], protocol: Protocol | None = None, *,
+                  allow_draft: bool = False) -> Iterator[Decision]:
+    """Evaluate many patients' states against one protocol: the decisions, one per state, in order.
+
+    Each decision is exactly the one :func:`evaluate` gives for that state; what is done once per
+    call instead of once per state is finding the protocol (the shipped pack by default), checking
+    that it is active (``allow_draft`` as for :func:`evaluate`) and finding its compiled form. The
+    states are read and the decisions given lazily, one at a time, so a stream of any length takes
+    the memory of one decision. The protocol is checked at the first ``next()``.
+
+    Raises, at the state concerned, what :func:`evaluate` raises for it
+    (:class:`~crs_rules.errors.InvalidInputError`, :class:`~crs_rules.errors.EngineError`); the
+    states before it have their decisions. To go on past bad input, catch the error per state
+    (``crs-rules evaluate --ndjson`` reports it as a line and goes on).
+    """
+    protocol = protocol or _default_protocol()
+    if protocol.status != "active" and not allow_draft:
+        raise _not_active(protocol)
+    program = compiled(protocol)
+    for state in states:
+        yield _decide(_accept(state), protocol, program)
+
+
+def _accept(state: PatientState | Mapping[str, Any]) -> PatientState:
+    """The one door: a state the input contract accepted (see :func:`evaluate`)."""
+    if isinstance(state, PatientState):
+        return state if accepted(state) else parse_patient(state_input(state))
+    return parse_patient(state)
+
+
+def _decide(patient: PatientState, protocol: Protocol, program: CompiledProtocol) -> Decision:
     written = patient
     patient = normalise(patient, protocol)  # every later stage sees the pack's drug ids
-    program = compiled(protocol)
-    result, trace, failed = program.run(patient)
-    return _assemble(protocol, patient, result.facts, trace, failed, written)
+    known = flat_facts(patient, protocol)  # derived once: the observation and the explanations read it
+    result, trace, failed = program.run(patient, known)
+    return _assemble(protocol, patient, result.facts, trace, failed, written, known)
 
 
 def _not_active(protocol: Protocol) -> InvalidPackError:
@@ -121,7 +152,7 @@ def _possible_values(protocol: Protocol, by_kind: Mapping[str, list[Mapping[str,
     for fact in by_kind.get(FactKind.EXCLUDED.value, []):
         excluded.setdefault(str(fact["name"]), []).append(fact["value"])
     possible: dict[str, tuple[Any, ...]] = {}
-    for name, domain in finding_domains(protocol).items():
+    for name, domain in _domains(protocol).items():
         gone = excluded.get(name, [])
         # Compare with types: a boolean finding's True is not a grade's 1.
         possible[name] = tuple(v for v in domain if not any(type(v) is type(g) and v == g for g in gone))
@@ -131,27 +162,45 @@ def _possible_values(protocol: Protocol, by_kind: Mapping[str, list[Mapping[str,
     return possible
 
 
+# Per-pack tables, derived once per protocol object (a Protocol hashes by identity).
+@lru_cache(maxsize=64)
+def _domains(protocol: Protocol) -> Mapping[str, tuple[Any, ...]]:
+    return finding_domains(protocol)
+
+
+@lru_cache(maxsize=1024)
+def _finding_conditions(protocol: Protocol, name: str) -> tuple[Condition, ...]:
+    """The conditions that decide a finding's (or the grade's) value."""
+    if name == GRADE_FINDING:
+        conditions = [g.when for g in protocol.grades]
+        if protocol.applies_when is not None:
+            conditions.append(protocol.applies_when)
+        return tuple(conditions)
+    finding = protocol.finding(name)
+    assert finding is not None, "validated packs name existing findings"
+    return (finding.when,) if finding.when is not None else tuple(level.when for level in finding.levels)
+
+
+@lru_cache(maxsize=1024)
+def _action_conditions(protocol: Protocol, action: str) -> tuple[Condition, ...]:
+    """The conditions of the rules proposing an action."""
+    return tuple(r.when for r in protocol.action_rules if r.action == action)
+
+
 class _Unknowns:
     """Which unknown inputs keep a condition open: the explanation of a pending rule (the decision
     itself comes from the chain). A part of a condition already decided by the data is not waited for."""
 
     def __init__(self, protocol: Protocol, patient: PatientState, possible: Mapping[str, tuple[Any, ...]],
-                 proposed_actions: set[str], open_actions: set[str]) -> None:
+                 proposed_actions: set[str], open_actions: set[str], known: Mapping[str, Any] | None = None) -> None:
         self.protocol, self.patient, self.possible = protocol, patient, possible
         self.proposed_actions, self.open_actions = proposed_actions, open_actions
-        self.known = flat_facts(patient, protocol)
+        self.known = flat_facts(patient, protocol) if known is None else known
 
-    def finding_conditions(self, name: str) -> list[Condition]:
-        if name == GRADE_FINDING:
-            conditions = [g.when for g in self.protocol.grades]
-            if self.protocol.applies_when is not None:
-                conditions.append(self.protocol.applies_when)
-            return conditions
-        finding = self.protocol.finding(name)
-        assert finding is not None, "validated packs name existing findings"
-        return [finding.when] if finding.when is not None else [level.when for level in finding.levels]
+    def finding_conditions(self, name: str) -> tuple[Condition, ...]:
+        return _finding_conditions(self.protocol, name)
 
-    def of(self, conditions: list[Condition], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    def of(self, conditions: Sequence[Condition], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
         paths: dict[str, None] = {}
         for condition in conditions:
             value, waiting = self._read(condition, seen)
@@ -187,8 +236,7 @@ class _Unknowns:
                 return True, ()
             if name not in self.open_actions:
                 return False, ()
-            rules = [r.when for r in self.protocol.action_rules if r.action == name]
-            return None, () if name in seen else self.of(rules, seen | {name})
+            return None, () if name in seen else self.of(_action_conditions(self.protocol, name), seen | {name})
         if condition.fact in self.known:
             return compare(condition, self.known[condition.fact]), ()
         return None, input_paths(condition.fact, self.patient)
@@ -229,7 +277,7 @@ def _alert_details(protocol: Protocol, patient: PatientState, written: PatientSt
 
 def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[str, Any], ...],
               trace: tuple[str, ...], failed: frozenset[str] = frozenset(),
-              written: PatientState | None = None) -> Decision:
+              written: PatientState | None = None, known: Mapping[str, Any] | None = None) -> Decision:
     by_kind: dict[str, list[Mapping[str, Any]]] = {}
     for fact in facts:
         by_kind.setdefault(str(fact.get("t")), []).append(fact)
@@ -258,7 +306,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     decided |= {str(a["rule"]) for a in by_kind.get(FactKind.ALERT.value, [])}
     open_actions = {r.action for r in protocol.action_rules
                     if r.rule_id not in decided} - {rules[r].action for r in proposed_rules}
-    unknowns = _Unknowns(protocol, patient, possible, {rules[r].action for r in proposed_rules}, open_actions)
+    unknowns = _Unknowns(protocol, patient, possible, {rules[r].action for r in proposed_rules}, open_actions, known)
 
     recommendations: list[Recommendation] = []
     withheld: list[Withheld] = []

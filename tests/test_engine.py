@@ -22,7 +22,7 @@ import durable_rules_engine
 import pytest
 
 import crs_rules.engine as engine
-from crs_rules.engine import CompiledRuleset, Firing, RunResult, ruleset_chain_bound
+from crs_rules.engine import CompiledRuleset, Firing, RunResult, prepare_fact, ruleset_chain_bound
 from crs_rules.errors import EngineError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +105,41 @@ def test_a_rule_fires_on_a_fact_that_another_rules_handler_asserted() -> None:
 
     assert result.fired == ("fever", "escalate")
     assert result.facts == (obs(38.5), {"t": "alert", "temp": 38.5}, {"t": "page", "temp": 38.5})
+
+
+def test_a_prepared_fact_chains_and_is_stored_like_the_mapping_it_was_prepared_from() -> None:
+    page = prepare_fact({"temp": 0, "t": "page"})
+    result = fever_ruleset(escalate=lambda firing: firing.assert_fact(page)).run([obs(38.5)])
+
+    assert result.fired == ("fever", "escalate")
+    assert result.facts == (obs(38.5), {"t": "alert", "temp": 38.5}, {"t": "page", "temp": 0})
+
+
+def test_a_prepared_fact_is_checked_when_prepared_and_its_kind_when_asserted() -> None:
+    with pytest.raises(ValueError, match="reserved for the engine"):
+        prepare_fact({"t": "page", "id": 3})
+    with pytest.raises(ValueError, match="is not a finite number"):
+        prepare_fact({"t": "page", "temp": float("nan")})
+    stray = prepare_fact({"t": "unknown_kind"})
+    ruleset = fever_ruleset(escalate=lambda firing: firing.assert_fact(stray))
+    with pytest.raises(EngineError, match="undeclared kind 'unknown_kind'"):
+        ruleset.run([obs(38.5)])
+    assert ruleset.run([obs(37)]).facts == (obs(37),)  # the next evaluation is whole
+
+
+def test_a_handler_reads_the_facts_it_matched_as_fresh_copies_in_every_firing() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def keep(firing: Firing) -> None:
+        fact = firing.matched["o"]
+        seen.append(json.loads(json.dumps(fact)))
+        fact["vitals"]["temp"] = 0  # changing a copy changes nothing in the engine or later firings
+        firing.assert_fact({"t": "alert", "temp": 1})
+
+    ruleset = fever_ruleset(fever=keep)
+    first, second = ruleset.run([obs(38.5)]), ruleset.run([obs(38.5)])
+    assert seen == [obs(38.5), obs(38.5)]
+    assert first.facts[0] == second.facts[0] == obs(38.5)
 
 
 def test_facts_come_back_in_assertion_order_without_engine_keys() -> None:

@@ -1,0 +1,186 @@
+"""JSON for the rule engine: what durable_rules reads correctly, checked before it gets there.
+
+The engine refuses floats written with an exponent (``1e-05``), clamps integers outside the signed
+64-bit range (so comparisons on them are wrong) and its ``null`` fails every comparison. Facts and rule
+definitions are serialised here: floats in plain decimal that reads back to the same float;
+out-of-range integers, NaN, infinity and ``None`` refused, naming the place of the bad value. A fact
+a handler asserts every time can be checked and serialised once (:func:`prepare_fact`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from json.encoder import encode_basestring as _encode_string  # the ensure_ascii=False form
+from typing import Any
+
+__all__ = ["to_engine_json", "PreparedFact", "prepare_fact", "check_fact_shape", "count_properties", "RESERVED_KEYS"]
+
+#: Keys the engine keeps for itself inside a fact.
+RESERVED_KEYS = frozenset({"sid", "id"})
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_SORTED_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True
+)
+
+
+def _float_text(value: float, where: str) -> str:
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{where}: {value!r} is not a finite number")
+    text = float.__repr__(value)
+    if "e" in text or "E" in text:
+        # The engine refuses exponent notation: write the same digits in plain decimal.
+        text = format(Decimal(text), "f")
+    if "." not in text:
+        text += ".0"  # keep it a float when read back
+    return text
+
+
+def _encode(value: Any, out: list[str], where: str, sort_keys: bool) -> None:
+    """The careful encoder: validates everything and names the place of a bad value."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{where}: string is not valid Unicode text") from exc
+        out.append(_encode_string(str.__str__(value)))
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError(
+                f"{where}: integer {value} is outside the signed 64-bit range (the engine "
+                "clamps it, so comparisons on it would be wrong)"
+            )
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(_float_text(value, where))
+    elif isinstance(value, Mapping):
+        items = list(value.items())
+        for key, _ in items:
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: key {key!r} is not a string")
+        if sort_keys:
+            items.sort(key=lambda item: str.__str__(item[0]))
+        out.append("{")
+        for index, (key, item) in enumerate(items):
+            if index:
+                out.append(",")
+            out.append(_encode_string(str.__str__(key)))
+            out.append(":")
+            _encode(item, out, f"{where}.{key}", sort_keys)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _encode(item, out, f"{where}[{index}]", sort_keys)
+        out.append("]")
+    elif value is None:
+        raise ValueError(
+            f"{where}: None is not allowed (the engine's null fails every comparison; "
+            "leave the field out or give it a value)"
+        )
+    else:
+        raise ValueError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+def _plain(value: Any) -> bool:
+    """True when the standard encoder writes ``value`` exactly as :func:`_encode` would.
+
+    That is: only dicts with string keys, lists, tuples, exact strings of valid text, booleans,
+    64-bit integers and finite floats whose ``repr`` has no exponent. Anything else goes
+    through the careful encoder, which also reports what is wrong.
+    """
+    kind = type(value)
+    if kind is str:
+        return bool(value.isascii()) or _encodable(value)
+    if kind is int:
+        return bool(_INT64_MIN <= value <= _INT64_MAX)
+    if kind is float:
+        return math.isfinite(value) and "e" not in float.__repr__(value)
+    if kind is bool:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def to_engine_json(value: Any, *, sort_keys: bool = False, where: str = "value") -> str:
+    """Serialise ``value`` as JSON the engine reads correctly.
+
+    Floats are written in plain decimal with the shortest digits that read back to the same
+    float (never with an exponent); NaN, infinity, ``None``, integers outside the signed 64-bit
+    range and non-JSON types raise :class:`ValueError`. Strings are written as UTF-8, the way
+    rule definitions and facts must both be written since the engine compares string texts.
+    The text is compact and, with ``sort_keys``, canonical.
+    """
+    if _plain(value):
+        return (_SORTED_ENCODER if sort_keys else _ENCODER).encode(value)
+    out: list[str] = []
+    _encode(value, out, where, sort_keys)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class PreparedFact:
+    """A fact already checked and serialised (:func:`prepare_fact`): its kind and canonical JSON."""
+
+    kind: str
+    text: str
+
+
+def prepare_fact(fact: Mapping[str, Any], origin: str = "fact") -> PreparedFact:
+    """Check ``fact`` as :meth:`Firing.assert_fact` would and serialise it once.
+
+    Raises :class:`ValueError` for a malformed fact, naming ``origin``. The fact's kind is checked
+    against the ruleset's when it is asserted.
+    """
+    kind = check_fact_shape(fact, origin)
+    return PreparedFact(kind, to_engine_json(fact, sort_keys=True, where=f"{origin} (kind {kind!r})"))
+
+
+def check_fact_shape(fact: Any, origin: str) -> str:
+    """Check the caller-visible shape of a fact; return its kind."""
+    if not isinstance(fact, Mapping):
+        raise ValueError(f"{origin}: a fact must be a mapping, not {type(fact).__name__}")
+    for key in fact:
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{origin}: fact key {key!r} is not a non-empty string")
+        if key in RESERVED_KEYS:
+            raise ValueError(f"{origin}: fact key {key!r} is reserved for the engine")
+        if "." in key or key.startswith("$"):
+            raise ValueError(f"{origin}: fact key {key!r} may not contain '.' or start with '$'")
+    kind = fact.get("t")
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"{origin}: a fact needs a non-empty string field 't' naming its kind")
+    return kind
+
+
+def count_properties(value: Any) -> int:
+    if isinstance(value, Mapping):
+        return len(value) + sum(count_properties(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(count_properties(item) for item in value)
+    return 0

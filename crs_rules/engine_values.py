@@ -1,0 +1,186 @@
+"""The values an evaluation hands out: a rule's firing (with the facts it matched) and the result.
+
+The facts a firing matched are decoded from the engine's text only when a handler reads them
+(:class:`Matched`); :func:`parse_action` reads which rule an action names and which facts of the
+evaluation it matched without decoding those facts at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .engine_json import PreparedFact
+from .errors import EngineError
+
+__all__ = ["Firing", "RunResult", "Handler", "Matched", "parse_action", "stored_facts"]
+
+Handler = Callable[["Firing"], None]
+
+
+class _Asserting(Protocol):
+    def assert_from_handler(self, firing: Firing, fact: Mapping[str, Any] | PreparedFact, /) -> None: ...
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One firing of a rule: its name and the facts it matched, by alias.
+
+    The matched facts are fresh copies without the engine's ``sid``/``id`` keys. Valid only
+    while the rule's handler runs.
+    """
+
+    rule: str
+    matched: Mapping[str, Mapping[str, Any]]
+    _session: _Asserting = field(repr=False, compare=False)
+
+    def assert_fact(self, fact: Mapping[str, Any] | PreparedFact) -> None:
+        """Chain ``fact`` into the evaluation this firing belongs to.
+
+        ``fact`` is a mapping, or a :class:`PreparedFact` (checked and serialised once, ahead of
+        time, by :func:`prepare_fact`: the fast path for a fact a handler asserts every time).
+        Raises :class:`ValueError` for a malformed fact and :class:`EngineError` when the engine
+        would not store it. Either failure also fails the whole evaluation, even if the handler
+        catches the exception.
+        """
+        self._session.assert_from_handler(self, fact)
+
+
+class Matched(Mapping[str, Mapping[str, Any]]):
+    """The facts a firing matched, by alias, each decoded from its engine text on first reading:
+    a fresh copy per firing, without ``sid``/``id``. A handler that never reads a fact (most
+    never read the observation) never pays for decoding it."""
+
+    __slots__ = ("_texts", "_decoded")
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self._texts = texts
+        self._decoded: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, alias: str) -> dict[str, Any]:
+        found = self._decoded.get(alias)
+        if found is None:
+            found = json.loads(self._texts[alias])
+            del found["sid"], found["id"]
+            self._decoded[alias] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __contains__(self, alias: object) -> bool:
+        return alias in self._texts
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one evaluation."""
+
+    facts: tuple[Mapping[str, Any], ...]
+    """Every fact the session held at the end, in assertion order, without ``sid``/``id``."""
+    fired: tuple[str, ...]
+    """Names of the rules that fired, in firing order (catch-all rules excluded)."""
+
+
+#: Bound on the action shapes remembered per ruleset (one per rule and set of aliases in practice).
+MAX_ACTION_SHAPES = 4096
+
+
+def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
+                 known_rule: Callable[[str], bool],
+                 shapes: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> tuple[str, Matched]:
+    """The rule an action names and the facts it matched (decoded when a handler reads them).
+
+    The engine writes each matched fact as the exact text it was given, which begins with the
+    session's ``prefix`` and the fact's id (text inside a fact is JSON-escaped, so that
+    prefix cannot occur in it). Each such text is found and checked to be exactly the one
+    asserted under that id, and replaced by ``0``; the rest, the action's shape
+    (``{"rule":{"o":0,"a":0}}``), is decoded, or found in ``shapes`` (the ruleset's shapes already
+    read: their rule and aliases) if it was seen before. Anything else the action holds stays as
+    the engine wrote it and is refused below.
+    """
+    pieces: list[str] = []
+    found: list[str] = []
+    start = 0
+    position = action.find(prefix)
+    while position >= 0:
+        digits = position + len(prefix)
+        end = action.find(",", digits)
+        token = action[digits:end] if end > 0 else ""
+        fact_id = int(token) if token.isascii() and token.isdigit() else None
+        text = texts.get(fact_id) if fact_id is not None else None
+        if fact_id is None or text is None or not action.startswith(text, position):
+            raise EngineError(
+                f"{label}: an action holds a fact of this evaluation whose text is not the one "
+                f"asserted: {action[position:position + 200]}"
+            )
+        found.append(text)
+        pieces.append(action[start:position])
+        pieces.append("0")
+        start = position + len(text)
+        position = action.find(prefix, start)
+    pieces.append(action[start:])
+    shape = "".join(pieces)
+    known = shapes.get(shape) if shapes is not None else None
+    if known is None:
+        rule, aliases = _read_shape(shape, action, len(found), label, known_rule)
+        if shapes is not None and len(shapes) < MAX_ACTION_SHAPES:
+            shapes[shape] = (rule, aliases)
+    else:
+        rule, aliases = known
+    return rule, Matched(dict(zip(aliases, found)))
+
+
+def _read_shape(shape: str, action: str, facts: int, label: str,
+                known_rule: Callable[[str], bool]) -> tuple[str, tuple[str, ...]]:
+    """The rule and the aliases of an action's shape, each alias holding one of the ``facts`` found
+    (a ``0``), or :class:`EngineError`."""
+    message = json.loads(shape)
+    if not isinstance(message, dict) or len(message) != 1:
+        raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
+    ((rule, raw),) = message.items()
+    if not isinstance(raw, dict):
+        raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
+    if not known_rule(rule):
+        raise EngineError(f"{label}: the engine fired an unknown rule {rule!r}")
+    for fact in raw.values():
+        if type(fact) is not int or fact != 0:
+            raise EngineError(
+                f"{label}: rule {rule} matched something that is not a fact of this "
+                f"evaluation (a pattern that only tests $nex matches the engine's session "
+                f"record): {json.dumps(fact)[:200]}"
+            )
+    if len(raw) != facts:
+        raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
+    return rule, tuple(raw)
+
+
+def stored_facts(raw: str, sid: str, texts: Mapping[Any, str], kinds: Mapping[Any, str],
+                 label: str) -> tuple[dict[str, Any], ...]:
+    """The facts of a session's listing ``raw`` (the engine's ``get_facts``), in assertion order and
+    without ``sid``/``id``: exactly the facts asserted (``texts``, by id), each with exactly the text
+    asserted, or :class:`EngineError` (a fact lost, changed or not of this evaluation)."""
+    by_id: dict[Any, dict[str, Any]] = {}
+    for fact in json.loads(raw):
+        fact_id = fact.get("id")
+        if fact.get("sid") != sid or fact_id not in texts or fact_id in by_id:
+            raise EngineError(f"{label}: the session holds an unexpected fact: {json.dumps(fact)[:200]}")
+        del fact["sid"], fact["id"]
+        by_id[fact_id] = fact
+    missing = [fact_id for fact_id in texts if fact_id not in by_id]
+    if missing:
+        lost = sorted({kinds[fact_id] for fact_id in missing})
+        raise EngineError(
+            f"{label}: the engine lost {len(missing)} of {len(texts)} asserted facts (kinds {lost}); "
+            "no result is given"
+        )
+    # The engine keeps each fact as the exact text it was given and lists them separated
+    # by commas: the listing must be exactly those texts, in the engine's order.
+    if raw != "[" + ",".join(texts[fact_id] for fact_id in by_id) + "]":
+        raise EngineError(f"{label}: the engine changed the text of a stored fact; no result is given")
+    return tuple(by_id[fact_id] for fact_id in texts)

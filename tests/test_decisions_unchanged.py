@@ -1,0 +1,60 @@
+"""Every decision is unchanged by the engine's fast path and batch evaluation (issue 13).
+
+The reference digests below were computed by the code before the fast path (merge base
+9caab2f): the SHA-256 of every decision's JSON, in population order, over the diff's generated
+population of the shipped pack. The population is deterministic (``population_inputs`` with a fixed
+seed), so the digests change only if a decision changes, or the pack does: a pack release needs
+the digests computed again from the code before any change to the evaluation, never from the code
+under test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from crs_rules import evaluate, evaluate_many
+from crs_rules.impact import population_inputs
+from crs_rules.model import Protocol
+
+#: The pack the digests were computed with (its release digest).
+PACK_DIGEST = "sha256:c347a8fc4abe705a4ace70b0b07375439c7e2573af241f41ae8987186d237096"
+SEED = 13
+#: population size -> SHA-256 of the decisions' JSON, one line each, computed before the change.
+REFERENCE = {
+    400: "fe8f0530dcb819ed79b4cec622440672069d5dec8dc61e468af2d9ffd9843709",
+    10_000: "c0ae34fd9e56af5a103c4bfb4439192fb8a460e7df9d3c3e367c6be129793569",
+}
+
+
+def decisions_digest(decisions: Any) -> str:
+    digest = hashlib.sha256()
+    for decision in decisions:
+        digest.update(json.dumps(decision.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _inputs(protocol: Protocol, size: int) -> list[dict[str, Any]]:
+    assert protocol.digest == PACK_DIGEST, (
+        "the shipped pack changed: compute REFERENCE again with the evaluation code of before the change")
+    return [data for _, data in population_inputs((protocol,), size, SEED)]
+
+
+def test_decisions_of_400_generated_patients_are_unchanged_one_by_one(protocol: Protocol) -> None:
+    inputs = _inputs(protocol, 400)
+    assert decisions_digest(evaluate(data, protocol) for data in inputs) == REFERENCE[400]
+
+
+def test_decisions_of_400_generated_patients_are_unchanged_in_a_batch(protocol: Protocol) -> None:
+    inputs = _inputs(protocol, 400)
+    assert decisions_digest(evaluate_many(inputs, protocol)) == REFERENCE[400]
+
+
+@pytest.mark.slow
+def test_decisions_of_10_000_generated_patients_are_unchanged(protocol: Protocol) -> None:
+    inputs = _inputs(protocol, 10_000)
+    assert decisions_digest(evaluate_many(inputs, protocol)) == REFERENCE[10_000]
