@@ -21,7 +21,7 @@ from crs_rules.patient import PatientState
 ASSESSED_AT = "2026-03-10T12:00:00Z"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def protocol(seed_protocol: Protocol) -> Protocol:
     """The numbers reasoned with here are the seed's (conftest.SEED_NUMBERS), written into a copy of
     the pack under test when it says others; the pack's own exact doses are checked by its scenarios."""

@@ -28,7 +28,7 @@ EXAMPLES = ROOT / "examples"
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def protocol(seed_protocol: Protocol) -> Protocol:
     """The numbers reasoned with here are the seed's (conftest.SEED_NUMBERS), written into a copy of
     the pack under test when it says others; the pack's own exact doses are checked by its scenarios."""

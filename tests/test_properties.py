@@ -206,6 +206,13 @@ def tocilizumab_entries(decision: Decision) -> tuple[list[Any], list[Any]]:
     return recommended, withheld
 
 
+@pytest.fixture(scope="session")
+def protocol(seed_protocol: Protocol) -> Protocol:
+    """The numbers reasoned with here are the seed's (conftest.SEED_NUMBERS), written into a copy of
+    the pack under test when it says others; the pack's own exact doses are checked by its scenarios."""
+    return seed_protocol
+
+
 @pytest.fixture(scope="module")
 def decision_validator() -> jsonschema.protocols.Validator:
     schema = json.loads((ROOT / "schemas" / "decision.schema.json").read_text(encoding="utf-8"))
