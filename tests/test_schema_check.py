@@ -64,7 +64,7 @@ def edited_examples(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def test_the_patient_schema_is_compiled_and_every_example_takes_the_fast_path() -> None:
-    assert patient_module._validator().compiled  # type: ignore[attr-defined]
+    assert _patient_checks._validator().compiled  # type: ignore[attr-defined]
     assert len(EXAMPLES) >= 7
     for example in EXAMPLES:
         assert ACCEPTS(example)
