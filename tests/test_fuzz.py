@@ -51,7 +51,7 @@ from strategies import patient_states
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = max(1, int(os.environ.get("CRS_FUZZ_SCALE", "1") or "1"))
 #: The share of the CI example counts tried: all of them with Hypothesis's ``ci`` profile, else a quarter.
-SHARE = 1.0 if settings.default.max_examples >= 2000 else 0.25
+SHARE = 1.0 if settings().max_examples >= 2000 else 0.25
 HANG_SECONDS = 60
 FIGURES: collections.Counter[str] = collections.Counter()
 VALID: dict[str, Any] = {
