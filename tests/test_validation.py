@@ -7,7 +7,6 @@ The copy is made a draft without a recorded digest, so editing it raises no rele
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ from crs_rules.conditions import MAX_DNF_TERMS
 from crs_rules.errors import CrsRulesError, InvalidPackError, Problem
 from crs_rules.pack import load_protocol
 from crs_rules.validation import SEMANTIC_CHECKS
+
+from packing import at, draft_copy, edit, only, problems, where
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -30,49 +31,7 @@ REFERENCES = "expected one of ref1, ref10, ref2, ref4, ref5, ref6, ref7, ref8, r
 @pytest.fixture
 def pack(tmp_path: Path) -> Path:
     """A draft copy of the shipped pack, without its recorded digest."""
-    folder = tmp_path / "pack"
-    shutil.copytree(RULES, folder)
-    manifest = folder / "manifest.yaml"
-    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
-    text = "".join(line for line in lines if not line.startswith("digest:"))
-    assert text.count("status: active\n") == 1
-    manifest.write_text(text.replace("status: active\n", "status: draft\n"), encoding="utf-8")
-    load_protocol(folder)  # the unedited copy is valid
-    return folder
-
-
-def edit(pack: Path, name: str, old: str, new: str) -> None:
-    path = pack / name
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} is not written exactly once in {name}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-
-
-def at(pack: Path, name: str, needle: str, occurrence: int = 1) -> tuple[str, int, int]:
-    """(file as reported, 1-based line, 1-based column) of an occurrence of ``needle``."""
-    text = (pack / name).read_text(encoding="utf-8")
-    index = -1
-    for _ in range(occurrence):
-        index = text.index(needle, index + 1)
-    line = text.count("\n", 0, index) + 1
-    column = index - (text.rfind("\n", 0, index) + 1) + 1
-    return str(pack / name), line, column
-
-
-def problems(pack: Path) -> tuple[Problem, ...]:
-    with pytest.raises(InvalidPackError) as caught:
-        load_protocol(pack)
-    return caught.value.problems
-
-
-def only(pack: Path) -> Problem:
-    found = problems(pack)
-    assert len(found) == 1, [str(p) for p in found]
-    return found[0]
-
-
-def where(problem: Problem) -> tuple[str, int, int]:
-    return problem.file, problem.line, problem.column
+    return draft_copy(tmp_path / "pack")
 
 
 FEVER = ("    when:\n      all:\n        - {fact: vitals.temperature_c, at_least: 38.0}\n"
