@@ -653,3 +653,45 @@ def test_a_rule_no_statement_encodes_and_no_addition_declares_is_refused(pack: P
     assert problem.subject == "alert.sepsis_protocol"
     assert "additions: [{rule: alert.sepsis_protocol, reason: ...}]" in problem.expected
     assert problem.check == "traced-both-ways"
+
+
+# --------------------------------------------------------------------------- words for the rarer schema errors
+
+
+def test_an_empty_value_is_called_empty(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "      max_dose_mg: 800\n", "      max_dose_mg:\n")
+    problem = only(pack)
+    assert (problem.file, problem.line) == at(pack, "dosing.yaml", "max_dose_mg:")[:2]
+    assert problem.subject == "tocilizumab"
+    assert problem.message == "'max_dose_mg' is empty (null)"
+    assert problem.check.startswith("schema.")
+
+
+def test_a_constant_is_named_by_its_value(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.temperature_c, exists: false}")
+    problem = only(pack)
+    assert problem.subject == "fever"
+    assert problem.message == "'exists' is false (true/false)"
+    assert problem.expected == "expected true"
+    assert problem.check.startswith("schema.") and problem.check.endswith("const")
+
+
+def test_a_citation_listed_twice_is_refused(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "    citations: [ref1, ref6, ref7]\n", "    citations: [ref1, ref6, ref1]\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "[ref1, ref6, ref1]")
+    assert problem.subject == "tocilizumab"
+    assert problem.expected == "expected each item only once"
+    assert problem.check.startswith("schema.") and problem.check.endswith("uniqueItems")
+
+
+@pytest.mark.parametrize("replaced", ["low_dose", "twice_daily_if_not_improving"])
+def test_a_regimen_replacing_no_other_regimen_of_its_drug_is_refused(pack: Path, replaced: str) -> None:
+    edit(pack, "dosing.yaml", "        replaces: high_dose\n", f"        replaces: {replaced}\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "id: twice_daily_if_not_improving")
+    assert problem.subject == "dosing.methylprednisolone"
+    assert problem.message == (f"regimen twice_daily_if_not_improving replaces '{replaced}', "
+                               "which is no other regimen of the drug")
+    assert problem.expected.endswith("the id of another regimen of the same drug")
+    assert problem.check == "vocabulary"
