@@ -222,7 +222,7 @@ def test_a_changed_oxygen_threshold_regrades_only_nasal_cannula_between_the_two_
     folder = changed_copy(tmp_path / "rules-flow", "grading.yaml", "{fact: vitals.oxygen.flow_l_min, above: 6}",
                           "{fact: vitals.oxygen.flow_l_min, above: 5}", "High-flow oxygen from above 5 L/min.")
     lowered = load_protocol(folder)
-    report = compare_packs(shipped, lowered, population_size=600, workers=1)
+    report = compare_packs(shipped, lowered, population_size=300, workers=1)
     assert [c.describe() for c in report.pack_changes] == [
         "grading: findings.hypoxia_grade.levels[1].when.all[0].any[1].all[1].above: 6 -> 5"
     ]
@@ -255,7 +255,7 @@ def test_a_changed_oxygen_threshold_regrades_only_nasal_cannula_between_the_two_
 
 
 def test_identical_packs_give_no_differences_at_all(shipped: Protocol) -> None:
-    report = compare_packs(shipped, load_protocol(RULES), population_size=300, workers=1)
+    report = compare_packs(shipped, load_protocol(RULES), population_size=100, workers=1)
     assert report.pack_changes == () and report.kinds == () and report.differing == ()
     assert "no patient gets a different decision" in report.render()
     assert "nothing, the content is the same" in report.render()
