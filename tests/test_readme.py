@@ -182,6 +182,7 @@ def test_the_changing_the_protocol_walkthrough_shows_real_output(
     assert_shown_in_order(shown_diff(), outputs["crs-rules diff rules rules-next"])
 
 
+@pytest.mark.slow  # the slow test above checks the same lines, and the rest of the shown output
 def test_the_changing_the_protocol_walkthrough_shows_the_real_pack_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
