@@ -1,4 +1,4 @@
-"""Conditions as data: reading them from YAML, their meaning, and their disjunctive normal form.
+"""Conditions as data: reading them from YAML, and their meaning.
 
 Meaning (shared by the compiler and the validator): a comparison on a fact that is absent is
 false; ``not`` is plain negation, so it is true when the fact is absent. The compiler turns each
@@ -8,19 +8,17 @@ the engine matches conjunctions of patterns.
 
 from __future__ import annotations
 
-from itertools import product
 from typing import Any, Callable, Iterator, Mapping
 
 from .model import AllOf, AnyOf, Comparison, Condition, Not, Source
 from .operators import OPERATORS, operator
 
-__all__ = ["build_condition", "holds", "to_dnf", "Literal", "comparisons", "MAX_DNF_TERMS"]
+__all__ = ["build_condition", "holds", "comparisons", "MAX_DNF_TERMS"]
 
 #: A rule whose condition expands to more conjunctions than this is refused as too complex
 #: (the engine slows down and, past a few hundred tests under one node, hangs).
 MAX_DNF_TERMS = 64
 
-Literal = tuple[Comparison, bool]  # (comparison, negated)
 Positioner = Callable[[tuple[str | int, ...]], Source]
 
 
@@ -85,21 +83,3 @@ def holds(condition: Condition, facts: Mapping[str, Any]) -> bool:
         return all(holds(c, facts) for c in condition.conditions)
     return any(holds(c, facts) for c in condition.conditions)
 
-
-def to_dnf(condition: Condition, negated: bool = False) -> list[list[Literal]]:
-    """Disjunctive normal form: a list of conjunctions of (comparison, negated) literals."""
-    if isinstance(condition, Comparison):
-        return [[(condition, negated)]]
-    if isinstance(condition, Not):
-        return to_dnf(condition.condition, not negated)
-    parts = [to_dnf(c, negated) for c in condition.conditions]
-    conjunctive = isinstance(condition, AllOf) != negated  # De Morgan
-    if not conjunctive:
-        return [term for part in parts for term in part]
-    terms: list[list[Literal]] = []
-    for combination in product(*parts):
-        term = [literal for piece in combination for literal in piece]
-        terms.append(term)
-        if len(terms) > MAX_DNF_TERMS:
-            break
-    return terms

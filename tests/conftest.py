@@ -1,6 +1,6 @@
 """Shared test set-up.
 
-Hypothesis runs 2,000 examples per property in CI (``CI`` set) and 200 locally; set
+Hypothesis runs 2,000 examples per property in CI (``CI`` set) and 100 locally; set
 ``HYPOTHESIS_PROFILE=ci`` to run the CI amount locally.
 
 The pack under test: the tests that load the shipped pack load :func:`pack_under_test`, which is
@@ -25,7 +25,7 @@ from crs_rules import load_protocol
 from crs_rules.model import Protocol
 
 settings.register_profile("ci", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -77,6 +77,21 @@ def interrupted(exc: BaseException) -> bool:
     return False
 
 
+def attempt(index: int, states: list[Any], reference: list[Any], protocol: Any, stats: dict[str, Any]) -> None:
+    """Evaluate ``states[index]``, which may be interrupted: counted as interrupted inside the
+    evaluation, or as completed (and wrong unless it gives the reference decision)."""
+    try:
+        decision = evaluate(states[index], protocol)
+    except (Interrupt, Timeout, EngineError) as exc:
+        if not interrupted(exc):
+            raise
+        stats["in_evaluate"] += 1
+    else:
+        stats["completed"] += 1
+        if decision != reference[index]:
+            stats["wrong"] += 1
+
+
 def main() -> None:
     mode, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     rng = random.Random(seed)
@@ -147,16 +162,7 @@ def run_itimer(mode: str, count: int, rng: random.Random, states: list[Any], ref
         try:
             armed.append(Interrupt if stats["attempts"] % 2 else Timeout)
             signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, 1.2 * mean))
-            try:
-                decision = evaluate(states[index], protocol)
-            except (Interrupt, Timeout, EngineError) as exc:
-                if not interrupted(exc):
-                    raise
-                stats["in_evaluate"] += 1
-            else:
-                stats["completed"] += 1
-                if decision != reference[index]:
-                    stats["wrong"] += 1
+            attempt(index, states, reference, protocol, stats)
             deadline = time.perf_counter() + 0.05
             while armed and time.perf_counter() < deadline:
                 pass  # let a late timer fire here rather than in the next evaluation
@@ -201,15 +207,7 @@ def run_trace(count: int, rng: random.Random, states: list[Any], reference: list
         counter[:] = [0, rng.randint(1, total)]
         sys.settrace(tracer)
         try:
-            decision = evaluate(states[index], protocol)
-        except (Interrupt, Timeout, EngineError) as exc:
-            if not interrupted(exc):
-                raise
-            stats["in_evaluate"] += 1
-        else:
-            stats["completed"] += 1
-            if decision != reference[index]:
-                stats["wrong"] += 1
+            attempt(index, states, reference, protocol, stats)
         finally:
             sys.settrace(None)
         check(rng.randrange(len(states)))
@@ -241,15 +239,7 @@ def run_profile(rounds: int, states: list[Any], reference: list[Any], protocol: 
             counter[:] = [0, k]
             sys.setprofile(hook)
             try:
-                decision = evaluate(states[0], protocol)
-            except (Interrupt, EngineError) as exc:
-                if not interrupted(exc):
-                    raise
-                stats["in_evaluate"] += 1
-            else:
-                stats["completed"] += 1
-                if decision != reference[0]:
-                    stats["wrong"] += 1
+                attempt(0, states, reference, protocol, stats)
             finally:
                 sys.setprofile(None)
             check(k % len(states))

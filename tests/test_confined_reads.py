@@ -9,7 +9,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -17,12 +16,13 @@ from typing import Iterator
 import pytest
 
 from crs_rules import InvalidInputError, read_patient
-from crs_rules.cli import run
 from crs_rules.errors import InvalidPackError
 from crs_rules.loading import MAX_FILE_BYTES
 from crs_rules.pack import MAX_PACK_BYTES, load_protocol
 from crs_rules.scenarios import load_scenarios
 from crs_rules.traceability import SEED, trace
+
+from packing import cli, hang_fails_after
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "TOP-SECRET-LINE-OF-ANOTHER-FILE"
@@ -37,30 +37,11 @@ def pack(tmp_path: Path) -> Path:
     return folder
 
 
-class Hung(BaseException):
-    """Not an OSError (as TimeoutError is), so that no handler of the code under test catches it."""
-
-
 @pytest.fixture
 def deadline() -> Iterator[None]:
     """Turn a hang (a FIFO opened for reading blocks forever) into a failure after 10 s."""
-    def hung(signum: int, frame: object) -> None:
-        raise Hung("the read hung")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(10)
-    try:
+    with hang_fails_after(10):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def cli(*arguments: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = run(list(arguments), out, err)
-    assert "Traceback" not in out.getvalue() + err.getvalue()
-    return code, out.getvalue(), err.getvalue()
 
 
 def scenario_problems(pack: Path) -> list[str]:

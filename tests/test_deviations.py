@@ -10,19 +10,17 @@ makes the copy valid again.
 
 from __future__ import annotations
 
-import io
-import shutil
 from pathlib import Path
 
 import pytest
 from conftest import seed_numbers_pack
 
-from crs_rules.cli import run
-from crs_rules.errors import InvalidPackError, Problem
 from crs_rules.model import Protocol
 from crs_rules.pack import load_protocol
 from crs_rules.traceability import TABLE, render_table, trace
 from crs_rules.validation import SEMANTIC_CHECKS, check_traced_both_ways
+
+from packing import at, cli, draft_copy, edit, only, problems, where
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = seed_numbers_pack()  # a copy of the pack under test with the seed's numbers
@@ -49,22 +47,7 @@ NEW_ADDITION = """  - rule: alert.fluid_balance_review
 @pytest.fixture
 def pack(tmp_path: Path) -> Path:
     """A draft copy of the shipped pack, without its recorded digest."""
-    folder = tmp_path / "pack"
-    shutil.copytree(RULES, folder)
-    manifest = folder / "manifest.yaml"
-    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
-    text = "".join(line for line in lines if not line.startswith("digest:"))
-    assert text.count("status: active\n") == 1
-    manifest.write_text(text.replace("status: active\n", "status: draft\n"), encoding="utf-8")
-    load_protocol(folder)  # the unedited copy is valid
-    return folder
-
-
-def edit(pack: Path, name: str, old: str, new: str) -> None:
-    path = pack / name
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} is not written exactly once in {name}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
+    return draft_copy(tmp_path / "pack")
 
 
 def item(pack: Path, name: str, first_line: str) -> str:
@@ -84,38 +67,6 @@ def item(pack: Path, name: str, first_line: str) -> str:
 
 def remove_item(pack: Path, name: str, first_line: str) -> None:
     edit(pack, name, item(pack, name, first_line), "")
-
-
-def at(pack: Path, name: str, needle: str) -> tuple[str, int, int]:
-    """(file as reported, 1-based line, 1-based column) of the first occurrence of ``needle``."""
-    text = (pack / name).read_text(encoding="utf-8")
-    index = text.index(needle)
-    line = text.count("\n", 0, index) + 1
-    column = index - (text.rfind("\n", 0, index) + 1) + 1
-    return str(pack / name), line, column
-
-
-def problems(pack: Path) -> tuple[Problem, ...]:
-    with pytest.raises(InvalidPackError) as caught:
-        load_protocol(pack)
-    return caught.value.problems
-
-
-def only(pack: Path) -> Problem:
-    found = problems(pack)
-    assert len(found) == 1, [str(p) for p in found]
-    return found[0]
-
-
-def where(problem: Problem) -> tuple[str, int, int]:
-    return problem.file, problem.line, problem.column
-
-
-def cli(*arguments: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = run(list(arguments), out, err)
-    assert "Traceback" not in out.getvalue() + err.getvalue()
-    return code, out.getvalue(), err.getvalue()
 
 
 def add_to_list(pack: Path, key: str, entry: str) -> None:

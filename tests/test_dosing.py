@@ -7,6 +7,7 @@ Amounts, limits and reasons are written here from ``rules/dosing.yaml``.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 
 from crs_rules import parse_patient
-from crs_rules.dosing import check_dose
+from crs_rules.dosing import check_dose, largest_allowed_mg
+from crs_rules.envelope import default_envelope
 from crs_rules.model import Drug, Protocol, Regimen
 from crs_rules.patient import PatientState
 
@@ -96,3 +98,68 @@ def test_a_fixed_dose_above_its_fixed_amount_is_withheld(protocol: Protocol) -> 
     assert verdict.limits == ("max_dose_mg",)
     assert verdict.reasons == ("11 mg is above the 10 mg this patient may receive in one dose",)
     assert check_dose(drug, regimen, 10, patient(70)).allowed
+
+
+def child_or_adult(age_years: float | None, weight_kg: float) -> PatientState:
+    data: dict[str, Any] = {"assessed_at": ASSESSED_AT, "patient": {"weight_kg": weight_kg}, "medications": []}
+    if age_years is not None:
+        data["patient"]["age_years"] = age_years
+    return parse_patient(data)
+
+
+@pytest.mark.parametrize(("age_years", "weight_kg"), [(17, 70), (10, 35), (None, 29.9)])
+def test_a_fixed_adult_amount_is_never_given_to_a_child(protocol: Protocol, age_years: float | None,
+                                                       weight_kg: float) -> None:
+    # A child: under 18 years, or (the age not recorded) under 30 kg (rules/dosing.yaml, pediatric).
+    drug, regimen = drug_and_regimen(protocol, "dexamethasone", "every_6_hours")
+    verdict = check_dose(drug, regimen, 10, child_or_adult(age_years, weight_kg), protocol)
+    assert not verdict.allowed
+    assert verdict.limits == ("pediatric_fixed_dose",)
+    assert verdict.reasons == ("10 mg is a fixed adult amount and this patient is a child: dose by the pediatric protocol",)
+    assert verdict.next_eligible_at is None  # waiting does not make a child an adult
+
+
+@pytest.mark.parametrize(("age_years", "weight_kg"), [(18, 25), (54, 82), (None, 30)])
+def test_an_adult_gets_the_fixed_amount(protocol: Protocol, age_years: float | None, weight_kg: float) -> None:
+    drug, regimen = drug_and_regimen(protocol, "dexamethasone", "every_6_hours")
+    verdict = check_dose(drug, regimen, 10, child_or_adult(age_years, weight_kg), protocol)
+    assert verdict.allowed and verdict.limits == ()
+
+
+def test_without_the_protocol_the_pediatric_refusal_does_not_apply(protocol: Protocol) -> None:
+    # The pediatric ages live in the pack: a check called without it has none to apply.
+    drug, regimen = drug_and_regimen(protocol, "dexamethasone", "every_6_hours")
+    assert check_dose(drug, regimen, 10, child_or_adult(10, 35)).allowed
+
+
+def test_a_per_kg_amount_is_never_larger_than_the_cap_nor_than_the_weight_band(protocol: Protocol) -> None:
+    drug, regimen = drug_and_regimen(protocol, "tocilizumab", "weight_based")
+    assert largest_allowed_mg(drug, regimen, 29.9) == Fraction(358)  # 12 mg/kg of 29.9 kg, rounded down
+    assert largest_allowed_mg(drug, regimen, 30) == Fraction(240)  # 8 mg/kg from 30 kg
+    assert largest_allowed_mg(drug, regimen, 150) == Fraction(800)
+
+
+def test_a_weight_below_every_band_or_a_regimen_without_amount_allows_nothing(protocol: Protocol) -> None:
+    drug, regimen = drug_and_regimen(protocol, "tocilizumab", "weight_based")
+    assert regimen.amount is not None
+    from_30_kg = dataclasses.replace(regimen, amount=dataclasses.replace(
+        regimen.amount, per_kg=tuple(b for b in regimen.amount.per_kg if b.from_weight_kg >= 30)))
+    assert largest_allowed_mg(drug, from_30_kg, 20) == 0
+    verdict = check_dose(drug, from_30_kg, 1, patient(20))
+    assert not verdict.allowed and verdict.limits == ("max_dose_mg",)
+    assert verdict.reasons == ("1 mg is above the 0 mg this patient may receive in one dose",)
+    no_amount = dataclasses.replace(regimen, amount=None)
+    assert largest_allowed_mg(drug, no_amount, 70) == 0
+
+
+def test_a_drug_the_envelope_does_not_bound_is_never_proposed(protocol: Protocol) -> None:
+    drug, regimen = drug_and_regimen(protocol, "dexamethasone", "every_6_hours")
+    shipped = default_envelope()
+    assert shipped.drug("dexamethasone") is not None
+    without = dataclasses.replace(shipped, drugs=tuple(d for d in shipped.drugs if d.drug != "dexamethasone"))
+    verdict = check_dose(drug, regimen, 10, patient(70), protocol, without)
+    assert not verdict.allowed
+    assert verdict.limits == ("envelope_unknown_drug",)
+    assert verdict.reasons == ("dexamethasone has no hard limits in the safety envelope, so no dose of it is proposed",)
+    assert verdict.next_eligible_at is None
+    assert check_dose(drug, regimen, 10, patient(70), protocol, shipped).allowed

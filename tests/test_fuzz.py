@@ -14,8 +14,9 @@ Properties, for every input Hypothesis makes up:
   valid, evaluating a patient gives a decision or an input error;
 * nothing takes more than :data:`HANG_SECONDS` (a hang fails the example).
 
-Sized for CI (about a minute for the file); ``CRS_FUZZ_SCALE=N`` multiplies every example count for a
-longer local run. The figures (inputs tried, errors, decisions, tracebacks, crashes, hangs) are
+The example counts written below are CI's (about a minute for the file; Hypothesis's ``ci`` profile,
+see conftest.py); a local run tries a quarter of them. ``CRS_FUZZ_SCALE=N`` multiplies every example
+count for a longer run. The figures (inputs tried, errors, decisions, tracebacks, crashes, hangs) are
 printed at the end of the module: run with ``-s -p no:xdist`` to see them for the whole file.
 """
 
@@ -49,6 +50,8 @@ from strategies import patient_states
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = max(1, int(os.environ.get("CRS_FUZZ_SCALE", "1") or "1"))
+#: The share of the CI example counts tried: all of them with Hypothesis's ``ci`` profile, else a quarter.
+SHARE = 1.0 if settings().max_examples >= 2000 else 0.25
 HANG_SECONDS = 60
 FIGURES: collections.Counter[str] = collections.Counter()
 VALID: dict[str, Any] = {
@@ -64,7 +67,7 @@ VALID: dict[str, Any] = {
 
 
 def fuzz(examples: int) -> settings:
-    return settings(max_examples=examples * SCALE, deadline=None, database=None,
+    return settings(max_examples=max(10, round(examples * SHARE)) * SCALE, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +20,8 @@ from crs_rules.loading import MAX_FILE_BYTES, load_yaml_file
 from crs_rules.pack import MAX_PACK_BYTES, load_protocol, read_pack_documents
 from crs_rules.validation import MAX_CONDITION_DEPTH, MAX_RULES
 
+from packing import at, draft_copy, edit, hang_fails_after, where
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES = seed_numbers_pack()  # a copy of the pack under test with the seed's numbers
 SECRET = "TOP-SECRET-LINE-OF-ANOTHER-FILE"
@@ -32,14 +33,7 @@ SECRET = "TOP-SECRET-LINE-OF-ANOTHER-FILE"
 @pytest.fixture
 def pack(tmp_path: Path) -> Path:
     """A draft copy of the shipped pack, without its recorded digest, in tmp/pack."""
-    folder = tmp_path / "pack"
-    shutil.copytree(RULES, folder)
-    manifest = folder / "manifest.yaml"
-    text = "".join(line for line in manifest.read_text(encoding="utf-8").splitlines(keepends=True)
-                   if not line.startswith("digest:"))
-    manifest.write_text(text.replace("status: active\n", "status: draft\n"), encoding="utf-8")
-    load_protocol(folder)
-    return folder
+    return draft_copy(tmp_path / "pack")
 
 
 @pytest.fixture
@@ -54,23 +48,8 @@ def secret(tmp_path: Path) -> Path:
 @pytest.fixture
 def deadline() -> Iterator[None]:
     """Turn a hang (a FIFO opened for reading blocks forever) into a failure after 10 s."""
-    def hung(signum: int, frame: object) -> None:
-        raise TimeoutError("loading the pack hung")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(10)
-    try:
+    with hang_fails_after(10):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def edit(pack: Path, name: str, old: str, new: str) -> None:
-    path = pack / name
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} is not written exactly once in {name}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 def problems_of(pack: Path) -> list[Problem]:
@@ -84,16 +63,6 @@ def only(pack: Path) -> Problem:
     problems = problems_of(pack)
     assert len(problems) == 1, "\n".join(map(str, problems))
     return problems[0]
-
-
-def at(pack: Path, name: str, needle: str) -> tuple[str, int, int]:
-    text = (pack / name).read_text(encoding="utf-8")
-    index = text.index(needle)
-    return str(pack / name), text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
-
-
-def where(problem: Problem) -> tuple[str, int, int]:
-    return problem.file, problem.line, problem.column
 
 
 # --------------------------------------------------------------------------- the manifest first

@@ -230,7 +230,10 @@ def check(stats: dict[str, Any], interrupts: int) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "count"),
-    [("itimer", 1200), ("itimer-thread", 800), ("trace", 300), ("profile", 1)],
+    # The profile mode (every call and C return of one evaluation in turn) runs only with the slow
+    # tests below: test_an_interrupt_at_every_call_and_engine_return_of_an_evaluation_leaves_nothing_behind
+    # does the same on a small ruleset in the fast loop.
+    [("itimer", 600), ("itimer-thread", 400), ("trace", 150)],
 )
 def test_random_interrupts_never_crash_leak_or_change_a_decision(mode: str, count: int) -> None:
     stats = run_child(mode, count, seed=12, timeout=50)

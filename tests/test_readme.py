@@ -136,7 +136,7 @@ def run_walkthrough(folder: Path, population: int | None) -> dict[str, str]:
 
 def test_the_changing_the_protocol_walkthrough_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    run_walkthrough(tmp_path, population=300)
+    run_walkthrough(tmp_path, population=20)
     released = (tmp_path / "rules-next" / "manifest.yaml").read_text(encoding="utf-8")
     assert 'version: "3.1.0"' in released and "status: active" in released
     assert 'effective_date: "2027-02-01"' in released and "draft_of" not in released
@@ -185,12 +185,13 @@ def test_the_changing_the_protocol_walkthrough_shows_real_output(
     assert_shown_in_order(shown_diff(), outputs["crs-rules diff rules rules-next"])
 
 
+@pytest.mark.slow  # the slow test above checks the same lines, and the rest of the shown output
 def test_the_changing_the_protocol_walkthrough_shows_the_real_pack_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The same steps; on a small population, only what does not depend on it: the pack's changes.
     monkeypatch.chdir(tmp_path)
-    outputs = run_walkthrough(tmp_path, population=300)
+    outputs = run_walkthrough(tmp_path, population=20)
     shown = shown_diff()
     pack_part = shown[: next(i for i, line in enumerate(shown) if line.startswith("What that does to patients"))]
     assert len(pack_part) >= 2

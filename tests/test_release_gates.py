@@ -245,7 +245,7 @@ def test_scenarios_and_diff_work_on_a_draft(draft: Path) -> None:
     code, out, _ = cli("test", str(draft))
     scenarios = len(load_scenarios(draft, load_protocol(draft)))
     assert code == 0 and out.startswith(f"{scenarios} passed, 0 failed")
-    code, out, _ = cli("diff", str(RULES), str(draft), "--population", "50")
+    code, out, _ = cli("diff", str(RULES), str(draft), "--population", "10")
     assert code == 0 and "status active -> draft" in out
 
 

@@ -242,7 +242,7 @@ def _grade_outcomes(decision: Decision) -> set[object]:
 
 
 #: At least 10^4 patients with unknowns in CI (about 5 minutes); a quick sample locally.
-EXAMPLES = 10_000 if os.environ.get("CI") else 150
+EXAMPLES = 10_000 if os.environ.get("CI") else 60
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,7 +7,6 @@ The copy is made a draft without a recorded digest, so editing it raises no rele
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from crs_rules.model import Protocol
 from crs_rules.pack import load_protocol
 from crs_rules.validation import SEMANTIC_CHECKS
 
+from packing import at, draft_copy, edit, only, problems, where
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES = seed_numbers_pack()  # a copy of the pack under test with the seed's numbers
 
@@ -36,49 +37,7 @@ REFERENCES = "expected one of ref1, ref10, ref2, ref4, ref5, ref6, ref7, ref8, r
 @pytest.fixture
 def pack(tmp_path: Path) -> Path:
     """A draft copy of the shipped pack, without its recorded digest."""
-    folder = tmp_path / "pack"
-    shutil.copytree(RULES, folder)
-    manifest = folder / "manifest.yaml"
-    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
-    text = "".join(line for line in lines if not line.startswith("digest:"))
-    assert text.count("status: active\n") == 1
-    manifest.write_text(text.replace("status: active\n", "status: draft\n"), encoding="utf-8")
-    load_protocol(folder)  # the unedited copy is valid
-    return folder
-
-
-def edit(pack: Path, name: str, old: str, new: str) -> None:
-    path = pack / name
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} is not written exactly once in {name}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-
-
-def at(pack: Path, name: str, needle: str, occurrence: int = 1) -> tuple[str, int, int]:
-    """(file as reported, 1-based line, 1-based column) of an occurrence of ``needle``."""
-    text = (pack / name).read_text(encoding="utf-8")
-    index = -1
-    for _ in range(occurrence):
-        index = text.index(needle, index + 1)
-    line = text.count("\n", 0, index) + 1
-    column = index - (text.rfind("\n", 0, index) + 1) + 1
-    return str(pack / name), line, column
-
-
-def problems(pack: Path) -> tuple[Problem, ...]:
-    with pytest.raises(InvalidPackError) as caught:
-        load_protocol(pack)
-    return caught.value.problems
-
-
-def only(pack: Path) -> Problem:
-    found = problems(pack)
-    assert len(found) == 1, [str(p) for p in found]
-    return found[0]
-
-
-def where(problem: Problem) -> tuple[str, int, int]:
-    return problem.file, problem.line, problem.column
+    return draft_copy(tmp_path / "pack")
 
 
 FEVER = ("    when:\n      all:\n        - {fact: vitals.temperature_c, at_least: 38.0}\n"
@@ -736,3 +695,45 @@ def test_a_rule_no_statement_encodes_and_no_addition_declares_is_refused(pack: P
     assert problem.subject == "alert.sepsis_protocol"
     assert "additions: [{rule: alert.sepsis_protocol, reason: ...}]" in problem.expected
     assert problem.check == "traced-both-ways"
+
+
+# --------------------------------------------------------------------------- words for the rarer schema errors
+
+
+def test_an_empty_value_is_named_null(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "      max_dose_mg: 800\n", "      max_dose_mg:\n")
+    problem = only(pack)
+    assert (problem.file, problem.line) == at(pack, "dosing.yaml", "max_dose_mg:")[:2]
+    assert problem.subject == "tocilizumab"
+    assert problem.message == "'max_dose_mg' is null"
+    assert problem.check.startswith("schema.")
+
+
+def test_a_constant_is_named_by_its_value(pack: Path) -> None:
+    fever_when(pack, "{fact: vitals.temperature_c, exists: false}")
+    problem = only(pack)
+    assert problem.subject == "fever"
+    assert problem.message == "'exists' is false (a boolean)"
+    assert problem.expected == "expected true"
+    assert problem.check.startswith("schema.") and problem.check.endswith("const")
+
+
+def test_a_citation_listed_twice_is_refused(pack: Path) -> None:
+    edit(pack, "dosing.yaml", "    citations: [ref1, ref6, ref7]\n", "    citations: [ref1, ref6, ref1]\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "[ref1, ref6, ref1]")
+    assert problem.subject == "tocilizumab"
+    assert problem.expected == "expected each item only once"
+    assert problem.check.startswith("schema.") and problem.check.endswith("uniqueItems")
+
+
+@pytest.mark.parametrize("replaced", ["low_dose", "twice_daily_if_not_improving"])
+def test_a_regimen_replacing_no_other_regimen_of_its_drug_is_refused(pack: Path, replaced: str) -> None:
+    edit(pack, "dosing.yaml", "        replaces: high_dose\n", f"        replaces: {replaced}\n")
+    problem = only(pack)
+    assert where(problem) == at(pack, "dosing.yaml", "id: twice_daily_if_not_improving")
+    assert problem.subject == "dosing.methylprednisolone"
+    assert problem.message == (f"regimen twice_daily_if_not_improving replaces '{replaced}', "
+                               "which is no other regimen of the drug")
+    assert problem.expected.endswith("the id of another regimen of the same drug")
+    assert problem.check == "vocabulary"

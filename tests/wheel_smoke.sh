@@ -10,6 +10,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${1:-$root/.venv/bin/python}
+case $python in */*) python=$(cd "$(dirname "$python")" && pwd)/$(basename "$python") ;; esac  # used after cd
 work=$(mktemp -d "${TMPDIR:-/tmp}/crs-rules-wheel.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
@@ -22,11 +23,14 @@ run() { "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; fail "$*"; }; }
 started=$SECONDS
 
 cd "$root"
+# The venvs are made without pip (ensurepip takes most of a venv's creation time); PYTHON's pip
+# installs into them with --python, as the venv's own pip would.
+pip() { "$python" -m pip --python "$@"; }
 step "build environment with the build-system requirements of pyproject.toml"
-run "$python" -m venv "$work/build-env"
+run "$python" -m venv --without-pip "$work/build-env"
 "$python" -c 'import sys, tomllib; print(*tomllib.load(open(sys.argv[1], "rb"))["build-system"]["requires"], sep="\n")' \
   pyproject.toml >"$work/build-requires.txt"
-run "$work/build-env/bin/python" -m pip install --quiet -r "$work/build-requires.txt"
+run pip "$work/build-env/bin/python" install --quiet -r "$work/build-requires.txt"
 
 # Build from a copy of the working tree as a fresh checkout has it (tracked and new files, none
 # ignored): leftovers of local builds (*.egg-info/SOURCES.txt, build/) would hide a broken sdist.
@@ -44,15 +48,15 @@ step "sdist"
 run "$work/build-env/bin/python" -c 'import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])' "$work/sdist"
 sdist=$(ls "$work"/sdist/*.tar.gz)
 step "wheel from the sdist"
-run "$work/build-env/bin/python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$work/wheel" "$sdist"
+run pip "$work/build-env/bin/python" wheel --quiet --no-deps --no-build-isolation -w "$work/wheel" "$sdist"
 step "wheel from the tree"
-run "$work/build-env/bin/python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$work/tree-wheel" .
+run pip "$work/build-env/bin/python" wheel --quiet --no-deps --no-build-isolation -w "$work/tree-wheel" .
 cd "$root"
 wheel=$(ls "$work"/wheel/*.whl)
 
 step "install $(basename "$wheel") into a fresh venv"
-run "$python" -m venv "$work/venv"
-run "$work/venv/bin/python" -m pip install --quiet "$wheel"
+run "$python" -m venv --without-pip "$work/venv"
+run pip "$work/venv/bin/python" install --quiet "$wheel"
 
 # From here on nothing may come from the clone: another folder, with an example copied into it.
 mkdir "$work/elsewhere"
