@@ -162,18 +162,19 @@ def _expected(error: Any) -> str:
 
 def _subject(data: Any, path: Iterable[str | int]) -> str:
     """The id of the innermost element around ``path`` that has one (a rule id), else ``-``."""
+    def own_id(node: Any) -> str | None:
+        found = node.get("id") if isinstance(node, dict) else None
+        return found if isinstance(found, str) and found else None  # an empty id names nothing
+
     subject = "-"
     node = data
     for key in path:
-        if isinstance(node, dict) and isinstance(node.get("id"), str):
-            subject = node["id"]
+        subject = own_id(node) or subject
         try:
             node = node[key]
         except (KeyError, IndexError, TypeError):
             break
-    if isinstance(node, dict) and isinstance(node.get("id"), str):
-        subject = node["id"]
-    return subject
+    return own_id(node) or subject
 
 
 def _schema_problem(doc: LoadedDocument, error: Any) -> Problem:

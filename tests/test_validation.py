@@ -737,3 +737,11 @@ def test_a_regimen_replacing_no_other_regimen_of_its_drug_is_refused(pack: Path,
                                "which is no other regimen of the drug")
     assert problem.expected.endswith("the id of another regimen of the same drug")
     assert problem.check == "vocabulary"
+
+
+def test_an_empty_id_names_no_subject(pack: Path) -> None:
+    # Found by the fuzz suite: an empty id was reported as the problem's subject (an empty name).
+    edit(pack, "grading.yaml", "  - id: fever\n", "  - id: ''\n")
+    found = problems(pack)
+    assert found and all(problem.subject for problem in found)
+    assert any((problem.file, problem.line) == at(pack, "grading.yaml", "id: ''")[:2] for problem in found)
