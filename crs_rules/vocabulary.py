@@ -54,7 +54,7 @@ def unrecognised(patient: PatientState, protocol: Protocol) -> tuple[str, ...]:
     as written, in order of first appearance."""
     known = canonical_names(protocol)
     written = [m.drug for m in patient.medications or ()] + list(patient.proposed_orders)
-    return tuple(dict.fromkeys(n for n in written if n not in known))
+    return tuple(dict.fromkeys(n for n in written if key(n) not in known))
 
 
 _VASOPRESSORS = ("vitals", "vasopressors")

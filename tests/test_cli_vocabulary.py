@@ -86,6 +86,18 @@ def test_unknown_medication_names_give_the_warning_and_still_a_decision(tmp_path
     assert [r["dose"]["amount_mg"] for r in decision["recommendations"] if r["action"] == "tocilizumab"] == [560]
 
 
+def test_only_the_unknown_names_are_listed_beside_known_names_in_any_case(tmp_path: Path) -> None:
+    # A name the vocabulary knows, in another letter case, is counted: listing it as "not
+    # recognised" would tell the clinician its dose was not counted.
+    medications = ("[{drug: ACTEMRA, given_at: 2026-03-10T08:00:00Z}, {drug: Actemra, given_at: 2026-03-09T08:00:00Z}, "
+                   "{drug: zzfoo, given_at: 2026-03-10T09:00:00Z}]")
+    code, out, err = evaluate(tmp_path, "norepinephrine", medications, "--format", "json")
+    assert (code, err) == (0, "")
+    text = {a["id"]: a["text"] for a in json.loads(out)["alerts"]}["unrecognised_medication"]
+    assert "zzfoo" in text
+    assert "ACTEMRA" not in text and "Actemra" not in text
+
+
 def test_a_brand_name_in_any_case_counts_as_its_drug_on_the_command_line(tmp_path: Path) -> None:
     medications = "[{drug: ACTEMRA, given_at: 2026-03-10T08:00:00Z}]"
     code, out, err = evaluate(tmp_path, "Noradrenaline", medications, "--format", "json")
