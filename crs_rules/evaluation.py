@@ -196,6 +196,10 @@ class _Unknowns:
         self.protocol, self.patient, self.possible = protocol, patient, possible
         self.proposed_actions, self.open_actions = proposed_actions, open_actions
         self.known = flat_facts(patient, protocol) if known is None else known
+        # What each finding or action waits for, once per evaluation: many conditions read the same
+        # finding. An answer cut short by a cycle (``seen``) depends on the path and is not kept.
+        self._waits_for: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._cut = False
 
     def finding_conditions(self, name: str) -> tuple[Condition, ...]:
         return _finding_conditions(self.protocol, name)
@@ -207,6 +211,21 @@ class _Unknowns:
             if value is None:
                 paths.update(dict.fromkeys(waiting))
         return tuple(paths)
+
+    def _waiting_for(self, family: str, name: str, seen: frozenset[str]) -> tuple[str, ...]:
+        if name in seen:
+            self._cut = True
+            return ()
+        found = self._waits_for.get((family, name))
+        if found is None:
+            conditions = (self.finding_conditions(name) if family == "finding"
+                          else _action_conditions(self.protocol, name))
+            cut_before, self._cut = self._cut, False
+            found = self.of(conditions, seen | {name})
+            if not self._cut:
+                self._waits_for[(family, name)] = found
+            self._cut = self._cut or cut_before
+        return found
 
     def _read(self, condition: Condition, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
         """(True, False or None for open, the inputs an open part waits for)."""
@@ -230,13 +249,13 @@ class _Unknowns:
             passing = [compare(condition, v) if not isinstance(v, str) else False for v in self.possible[name]]
             if all(passing) or not any(passing):
                 return all(passing), ()
-            return None, () if name in seen else self.of(self.finding_conditions(name), seen | {name})
+            return None, self._waiting_for("finding", name, seen)
         if family == "action":
             if name in self.proposed_actions:
                 return True, ()
             if name not in self.open_actions:
                 return False, ()
-            return None, () if name in seen else self.of(_action_conditions(self.protocol, name), seen | {name})
+            return None, self._waiting_for("action", name, seen)
         if condition.fact in self.known:
             return compare(condition, self.known[condition.fact]), ()
         return None, input_paths(condition.fact, self.patient)

@@ -34,6 +34,10 @@ def _load_bench() -> ModuleType:
 bench = _load_bench()
 
 
+# Each test runs the benchmark script in a subprocess (seconds each): with the slow tests.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def quick_run() -> dict[str, Any]:
     # The timeout only keeps a hang from blocking the suite; the run takes a few seconds.
