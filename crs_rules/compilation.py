@@ -41,6 +41,7 @@ from .certainty import (
     possibly,
 )
 from .conditions import MAX_DNF_TERMS, comparisons
+from .decision import TraceEntry
 from .dose_rules import add_dose_rules, compute_amount
 from .engine import CompiledRuleset, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
 from .fact_kinds import FACT_KINDS, HISTORY_UNKNOWN, NOT_APPLICABLE, FactKind
@@ -184,7 +185,7 @@ class CompiledProtocol:
     """(list fact, name) for every name a condition tests with ``includes``."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _applied: dict[str, None] = field(default_factory=dict)
-    _trace: list[str] = field(default_factory=list)
+    _trace: list[TraceEntry] = field(default_factory=list)
     _failed: list[str] = field(default_factory=list)
 
     _lists: dict[str, tuple[tuple[str, ...], tuple[tuple[str, frozenset[str]], ...]]] = field(
@@ -224,7 +225,7 @@ class CompiledProtocol:
         return fact
 
     def run(self, patient: PatientState, known: Mapping[str, Any] | None = None
-            ) -> tuple[RunResult, tuple[str, ...], frozenset[str]]:
+            ) -> tuple[RunResult, tuple[TraceEntry, ...], frozenset[str]]:
         """Run the chain for one patient: the engine's result, the rules that took effect in order,
         and the rules the chain found certainly failing. ``known``: the patient's flat facts, when
         already derived. The lock keeps the once-per-evaluation bookkeeping of one patient whole."""
@@ -240,14 +241,14 @@ class CompiledProtocol:
         """Record that a rule certainly fails in this evaluation."""
         self._failed.append(rule_id)
 
-    def once(self, key: str, traced: bool = True) -> bool:
-        """True the first time a conclusion is drawn in this evaluation, False after. ``traced``
-        conclusions are the rule taking effect, and enter the trace."""
+    def once(self, key: str, rule: str | None = None) -> bool:
+        """True the first time a conclusion is drawn in this evaluation, False after. A conclusion
+        with a ``rule`` is that pack rule taking effect, and enters the trace."""
         if key in self._applied:
             return False
         self._applied[key] = None
-        if traced:
-            self._trace.append(key)
+        if rule is not None:
+            self._trace.append(TraceEntry(key, rule))
         return True
 
 
@@ -291,7 +292,8 @@ def engine_program(
                 list_members.add((comparison.fact, str(comparison.value)))
         return certainly(condition, holding, domains)
 
-    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: bool) -> None:
+    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: str | None) -> None:
+        # traced: the pack rule the conclusion is the effect of, when it enters the trace
         alternatives = _alternatives(formula, MAX_DNF_TERMS)
         if alternatives is None:
             raise ConditionTooComplex(name, MAX_DNF_TERMS)
@@ -299,7 +301,7 @@ def engine_program(
             engine_name = f"{name}#{index}"
             rules[engine_name] = _rule_definition(alternative)
 
-            def handler(firing: Firing, key: str = key, traced: bool = traced) -> None:
+            def handler(firing: Firing, key: str = key, traced: str | None = traced) -> None:
                 if holder[0].once(key, traced):
                     effect(firing)
 
@@ -318,7 +320,7 @@ def engine_program(
             for value in (True, False):
                 # A boolean finding cannot be true when its condition certainly fails, and so on.
                 add(f"{rule_id}.not.{_value_key(value)}", certain(finding.when, not value),
-                    f"{rule_id}.not.{_value_key(value)}", exclude(finding.id, value, rule_id), traced=True)
+                    f"{rule_id}.not.{_value_key(value)}", exclude(finding.id, value, rule_id), traced=rule_id)
             continue
         # A level's value is excluded when its condition certainly fails or an earlier level
         # certainly holds; the otherwise value, when some level certainly holds.
@@ -326,22 +328,22 @@ def engine_program(
         for level in finding.levels:
             key = f"{rule_id}.not.{_value_key(level.value)}"
             add(key, either([certain(level.when, False), *earlier]), key,
-                exclude(finding.id, level.value, rule_id), traced=True)
+                exclude(finding.id, level.value, rule_id), traced=rule_id)
             earlier.append(certain(level.when, True))
         assert finding.otherwise_value is not None
         key = f"{rule_id}.not.{_value_key(finding.otherwise_value)}"
-        add(key, either(earlier), key, exclude(finding.id, finding.otherwise_value, rule_id), traced=True)
+        add(key, either(earlier), key, exclude(finding.id, finding.otherwise_value, rule_id), traced=rule_id)
 
     applies = protocol.applies_when
     not_applicable = certain(applies, False) if applies is not None else FALSE
     for grade in protocol.grades:
         key = f"{GRADE_FINDING}.not.{grade.grade}"
         add(f"{grade.rule_id}.not", either([certain(grade.when, False), not_applicable]), key,
-            exclude(GRADE_FINDING, grade.grade, grade.rule_id), traced=False)
+            exclude(GRADE_FINDING, grade.grade, grade.rule_id), traced=None)
     if applies is not None:
         key = f"{GRADE_FINDING}.not.{NOT_APPLICABLE}"
         add(f"{protocol.definition_id}.applies", certain(applies, True), key,
-            exclude(GRADE_FINDING, NOT_APPLICABLE, protocol.definition_id), traced=False)
+            exclude(GRADE_FINDING, NOT_APPLICABLE, protocol.definition_id), traced=None)
 
     def fails(rule_id: str, in_engine: bool) -> Callable[[Firing], None]:
         # A failing rule is recorded for the decision (neither proposed nor pending); it becomes an
@@ -360,9 +362,9 @@ def engine_program(
                                 "strength": rule.strength}
         if rule.dose is not None:
             fact.update(drug=rule.dose.drug, regimen=rule.dose.regimen)
-        add(rule.rule_id, certain(rule.when, True), rule.rule_id, assert_copy(fact), traced=True)
+        add(rule.rule_id, certain(rule.when, True), rule.rule_id, assert_copy(fact), traced=rule.rule_id)
         add(f"{rule.rule_id}~fails", certain(rule.when, False), f"{rule.rule_id}~fails",
-            fails(rule.rule_id, rule.action in read_actions), traced=False)
+            fails(rule.rule_id, rule.action in read_actions), traced=None)
 
     for alert in protocol.alerts:
         raised = certain(alert.when, True)
@@ -372,9 +374,9 @@ def engine_program(
             raised = possibly(alert.when, True)
         add(alert.rule_id, raised, alert.rule_id,
             assert_copy({"t": FactKind.ALERT.value, "alert": alert.id, "rule": alert.rule_id,
-                         "severity": alert.severity}), traced=True)
+                         "severity": alert.severity}), traced=alert.rule_id)
         add(f"{alert.rule_id}~fails", certain(alert.when, False), f"{alert.rule_id}~fails",
-            fails(alert.rule_id, False), traced=False)
+            fails(alert.rule_id, False), traced=None)
 
     _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
@@ -403,7 +405,7 @@ def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],
         prepared = prepare_fact({"t": FactKind.RULED_OUT.value, "action": action})
 
         def handler(firing: Firing, name: str = name, prepared: PreparedFact = prepared) -> None:
-            if holder[0].once(name, traced=False):
+            if holder[0].once(name):
                 firing.assert_fact(prepared)
 
         handlers[name] = handler

@@ -16,6 +16,7 @@ GradeStatus = Literal["graded", "indeterminate", "not_applicable"]
 
 __all__ = [
     "ProtocolRef",
+    "TraceEntry",
     "Citation",
     "Dose",
     "Recommendation",
@@ -34,6 +35,22 @@ def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a Z, to the second."""
     return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
+
+
+class TraceEntry(str):
+    """One step of a decision's trace: the text shown (``dosing.tocilizumab.max_doses_in_window@
+    grade2_up.tocilizumab``) and, as a value, the pack rule it is the effect of (``rule``), so no
+    reader has to take the text apart. It is a ``str``: the trace reads and renders as before."""
+
+    rule: str
+
+    def __new__(cls, text: str, rule: str) -> TraceEntry:
+        entry = super().__new__(cls, text)
+        entry.rule = rule
+        return entry
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # pickled with its rule
+        return (str(self), self.rule)
 
 @dataclass(frozen=True)
 class ProtocolRef:
@@ -155,7 +172,7 @@ class Decision:
     recommendations: tuple[Recommendation, ...]
     withheld: tuple[Withheld, ...]
     alerts: tuple[Alert, ...]
-    trace: tuple[str, ...]
+    trace: tuple[TraceEntry, ...]
     grade_status: GradeStatus = "graded"
     possible_grades: tuple[int, ...] = ()
     missing: tuple[str, ...] = ()

@@ -22,7 +22,7 @@ Test = dict[str, Any]
 class Bookkeeping(Protocol):
     """The once-per-evaluation record of conclusions (:class:`~crs_rules.compilation.CompiledProtocol`)."""
 
-    def once(self, key: str, traced: bool = True) -> bool: ...
+    def once(self, key: str, rule: str | None = None) -> bool: ...
 
 
 def compute_amount(regimen: Regimen, drug: Drug, weight_kg: float) -> tuple[int | float, str]:
@@ -60,7 +60,7 @@ def add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[
         def handler(firing: Firing) -> None:
             # Once per dose: a drug proposed by two rules gets two doses, each checked.
             key = f"{name}@{firing.matched['a' if 'a' in firing.matched else 'd']['rule']}"
-            if holder[0].once(key):
+            if holder[0].once(key, drug.rule_id):
                 effect(firing)
 
         return handler

@@ -17,7 +17,19 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
 from .conditions import compare, comparisons
-from .decision import Alert, Citation, Decision, Dose, GradeStatus, Pending, ProtocolRef, Recommendation, Withheld, iso
+from .decision import (
+    Alert,
+    Citation,
+    Decision,
+    Dose,
+    GradeStatus,
+    Pending,
+    ProtocolRef,
+    Recommendation,
+    TraceEntry,
+    Withheld,
+    iso,
+)
 from .dosing import check_dose
 from .engine import renew_after_fork
 from .errors import EngineError, InvalidInputError, InvalidPackError, Problem
@@ -295,7 +307,7 @@ def _alert_details(protocol: Protocol, patient: PatientState, written: PatientSt
 
 
 def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[str, Any], ...],
-              trace: tuple[str, ...], failed: frozenset[str] = frozenset(),
+              trace: tuple[TraceEntry, ...], failed: frozenset[str] = frozenset(),
               written: PatientState | None = None, known: Mapping[str, Any] | None = None) -> Decision:
     by_kind: dict[str, list[Mapping[str, Any]]] = {}
     for fact in facts:
@@ -423,7 +435,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
         missing.update(dict.fromkeys(item.waits_for))
     grade_rule = next((g.rule_id for g in protocol.grades if g.grade == grade), None) if status == "graded" else None
     if grade_rule is not None:
-        trace = (*trace, grade_rule)
+        trace = (*trace, TraceEntry(grade_rule, grade_rule))
     ordered_findings = tuple((f.id, values[f.id]) for f in protocol.findings) + ((GRADE_FINDING, grade),)
     return Decision(
         protocol=ProtocolRef(protocol.id, protocol.version, protocol.digest, protocol.status),

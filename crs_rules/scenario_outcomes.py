@@ -112,13 +112,9 @@ def fired_rules(decision: Decision, protocol: Protocol) -> frozenset[str]:
     known = set(protocol.rule_ids())
     fired: set[str] = set()
 
-    def take(entry: str) -> None:
-        parts = entry.split("@", 1)[0].split(".")
-        for size in range(len(parts), 0, -1):
-            candidate = ".".join(parts[:size])
-            if candidate in known:
-                fired.add(candidate)
-                return
+    def take(rule_id: str) -> None:
+        if rule_id in known:
+            fired.add(rule_id)
 
     def dose_rule(rule_id: str) -> None:
         rule = next((r for r in protocol.action_rules if r.rule_id == rule_id), None)
@@ -127,7 +123,7 @@ def fired_rules(decision: Decision, protocol: Protocol) -> frozenset[str]:
             fired.add(drug.rule_id)
 
     for entry in decision.trace:
-        take(entry)
+        take(entry.rule)
     for recommendation in decision.recommendations:
         take(recommendation.rule)
         if recommendation.dose is not None:
