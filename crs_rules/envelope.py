@@ -3,13 +3,16 @@
 Smart infusion pumps keep hard limits (never overridden) apart from the drug library that is edited
 day to day; this library does the same. The envelope (``schemas/safety-envelope.yaml``, package data
 next to the schemas, never inside a pack folder) holds the most any pack may allow: a cap per dose
-and per kg, the shortest interval, the most doses in a window and in a course, per drug and,
-tighter, per regimen. It is reviewed as code: its sha256 is recorded here (:data:`ENVELOPE_SHA256`)
+and per kg (by weight band), the shortest interval, the most doses in a window and in a course, per
+drug and, tighter, per regimen; and who is a child (a fixed amount is an adult dose), which a pack
+may widen, never narrow. It is reviewed as code: its sha256 is recorded here (:data:`ENVELOPE_SHA256`)
 and checked every time it is read, so an envelope changed without this line changed stops every
 command with :class:`EnvelopeError`.
 
 Two readers use it. :func:`envelope_problems` makes ``crs-rules validate`` refuse a pack whose
-limits or amounts go beyond it, each problem at the pack's number and naming both numbers; the
+limits or amounts go beyond it (each per-kg band against every envelope band it covers), or whose
+pediatric definition is missing or counts fewer children, each problem at the pack's number and
+naming both numbers; the
 independent dose check (``dosing``) withholds any dose beyond it, whatever the pack says.
 """
 

@@ -356,6 +356,20 @@ def test_a_pack_without_children_still_gives_a_child_no_adult_methylprednisolone
     assert withheld.next_eligible_at is None
 
 
+@pytest.mark.parametrize("drug,dose_mg,flagged", [
+    ("dexamethasone", 100, True), ("dexamethasone", 10, False),
+    ("methylprednisolone", 10000, True), ("methylprednisolone", 1000, False),
+    ("tocilizumab", 5000, True), ("tocilizumab", 800, False),
+])
+def test_a_recorded_dose_above_the_envelope_cap_is_flagged(protocol: Protocol, drug: str, dose_mg: float,
+                                                           flagged: bool) -> None:
+    # The pack caps only tocilizumab (800 mg); the envelope caps dexamethasone at 10 mg and
+    # methylprednisolone at 1,000 mg a dose: a record above either is flagged.
+    given = {"drug": drug, "dose_mg": dose_mg, "given_at": "2026-03-09T12:00:00Z"}
+    decision = evaluate({**GRADE_3, "medications": [given]}, protocol, allow_draft=True)
+    assert ("recorded_dose_above_limit" in {a.id for a in decision.alerts}) is flagged
+
+
 def test_the_envelope_is_not_named_twice_when_the_pack_already_stops_the_dose(protocol: Protocol) -> None:
     drug = protocol.drug("tocilizumab")
     assert drug is not None
