@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from conftest import seed_numbers_pack
 
@@ -354,6 +356,9 @@ def test_a_pack_without_children_still_gives_a_child_no_adult_methylprednisolone
     [withheld] = [w for w in decision.withheld if w.action == "methylprednisolone"]
     assert withheld.limits == ("envelope_pediatric_fixed_dose",)
     assert withheld.next_eligible_at is None
+    schema = json.loads((ROOT / "schemas" / "decision.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    assert [e.message for e in validator.iter_errors(decision.to_dict())] == []
 
 
 @pytest.mark.parametrize("drug,dose_mg,flagged", [
