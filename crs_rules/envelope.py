@@ -28,6 +28,7 @@ from ._resources import schema_dir
 from .checks.base import CheckId
 from .errors import CrsRulesError, Problem
 from .loading import LoadedDocument, load_yaml_bytes
+from .schema_words import schema_problems
 
 __all__ = [
     "ENVELOPE_FILE",
@@ -142,8 +143,6 @@ def _number(value: Any) -> float | None:
 def load_envelope(path: str | Path | None = None, recorded: str = ENVELOPE_SHA256) -> Envelope:
     """Read the envelope (the shipped one by default), check its digest against ``recorded``, then
     its YAML and schema. Raises :class:`EnvelopeError` naming what is wrong."""
-    from .validation import schema_problems  # validation imports this module's readers
-
     file = Path(path) if path is not None else schema_dir() / ENVELOPE_FILE
     try:
         raw = file.read_bytes()

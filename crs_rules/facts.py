@@ -155,7 +155,7 @@ def duplicate_records(patient: PatientState) -> tuple[Medication, ...]:
 def doses_above_limit(patient: PatientState, protocol: Protocol) -> tuple[Medication, ...]:
     """Each recorded dose above its drug's per-dose cap: the pack's ``max_dose_mg`` or the safety
     envelope's, the lower (the envelope caps the steroids the pack gives no cap)."""
-    from .envelope import default_envelope  # the envelope's module imports the checks, which import this one
+    from .envelope import default_envelope  # importing the checks' package, which imports this module
 
     caps: dict[str, float] = {}
     hard = {d.drug: d.max_dose_mg for d in default_envelope().drugs if d.max_dose_mg is not None}
