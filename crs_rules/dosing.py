@@ -95,9 +95,11 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float | None, patient: P
                protocol: Protocol | None = None, envelope: Envelope | None = None) -> DoseCheck:
     """Check one proposed dose against every limit of its drug and regimen. ``amount_mg`` is None
     for a dose proposed without an amount (a child's steroid, a taper). With ``protocol``, the
-    drug's class spacing by escalation step and the pediatric refusal of fixed amounts apply too.
-    Every dose is also checked against the safety envelope's hard limits (the shipped envelope by
-    default), whatever the pack says."""
+    drug's class spacing by escalation step and the pack's pediatric refusal of fixed amounts apply
+    too. Every dose is also checked against the safety envelope's hard limits (the shipped envelope by
+    default), whatever the pack says: its caps, its mg/kg of the patient's weight band, its spacing
+    and counts, and its own definition of a child (a fixed amount for a child by the envelope's or the
+    pack's definition is refused)."""
     limits = drug.limits
     reached: list[str] = []
     reasons: list[str] = []
@@ -230,13 +232,22 @@ class _EnvelopeCheck:
                                 f"{amount_mg:g} mg is above the safety envelope's hard limit of {cap:g} mg a dose "
                                 f"of {drug.id}"))
             self.never = True
-        if hard.max_mg_per_kg is not None:
-            per_kg = _exact(hard.max_mg_per_kg) * _exact(patient.weight_kg)
+        band = hard.mg_per_kg_band(patient.weight_kg)
+        if band is not None:
+            per_kg = _exact(band.max_mg_per_kg) * _exact(patient.weight_kg)
             if amount > per_kg:
                 self.limits.append(("max_dose_mg", "envelope_max_mg_per_kg",
                                     f"{amount_mg:g} mg is above the safety envelope's hard limit of "
-                                    f"{hard.max_mg_per_kg:g} mg/kg ({float(per_kg):g} mg for {patient.weight_kg:g} kg)"))
+                                    f"{band.max_mg_per_kg:g} mg/kg from {band.from_weight_kg:g} kg "
+                                    f"({float(per_kg):g} mg for {patient.weight_kg:g} kg)"))
                 self.never = True
+        fixed = regimen.amount is not None and regimen.amount.fixed_mg is not None
+        if amount_mg is not None and fixed and envelope.pediatric.is_child(patient.age_years, patient.weight_kg):
+            # The envelope's own definition of a child, whatever the pack's (a pack may only widen it).
+            self.limits.append(("pediatric_fixed_dose", "envelope_pediatric_fixed_dose",
+                                f"{amount_mg:g} mg is a fixed adult amount and this patient is a child by the safety "
+                                "envelope's definition: dose by the pediatric protocol"))
+            self.never = True
         if patient.medications is None:
             return
         now = patient.assessed_at

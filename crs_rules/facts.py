@@ -81,7 +81,8 @@ RECORD_FACTS: dict[str, FactType] = {
     "record.unrecognised_names": FactType(
         "boolean", description="a name in medications or proposed_orders that the pack's vocabulary does not know"),
     "record.duplicate_doses": FactType("boolean", description="two records of the same drug at the same time"),
-    "record.dose_above_limit": FactType("boolean", description="a recorded dose above its drug's max_dose_mg"),
+    "record.dose_above_limit": FactType(
+        "boolean", description="a recorded dose above its drug's max_dose_mg (the pack's or the safety envelope's)"),
     "patient.child": FactType(
         "boolean", description="under the pack's pediatric age; with the age not recorded, under its weight"),
 }
@@ -152,8 +153,16 @@ def duplicate_records(patient: PatientState) -> tuple[Medication, ...]:
 
 
 def doses_above_limit(patient: PatientState, protocol: Protocol) -> tuple[Medication, ...]:
-    """Each recorded dose above its drug's per-dose cap (``max_dose_mg``)."""
-    caps = {d.id: d.limits.max_dose_mg for d in protocol.drugs if d.limits.max_dose_mg is not None}
+    """Each recorded dose above its drug's per-dose cap: the pack's ``max_dose_mg`` or the safety
+    envelope's, the lower (the envelope caps the steroids the pack gives no cap)."""
+    from .envelope import default_envelope  # importing the checks' package, which imports this module
+
+    caps: dict[str, float] = {}
+    hard = {d.drug: d.max_dose_mg for d in default_envelope().drugs if d.max_dose_mg is not None}
+    for drug in protocol.drugs:
+        found = [c for c in (drug.limits.max_dose_mg, hard.get(drug.id)) if c is not None]
+        if found:
+            caps[drug.id] = min(found)
     return tuple(m for m in patient.medications or ()
                  if m.drug in caps and m.dose_mg is not None and m.dose_mg > caps[m.drug])
 

@@ -17,7 +17,7 @@ import pytest
 from crs_rules import parse_patient
 from crs_rules.dosing import check_dose, largest_allowed_mg
 from crs_rules.envelope import default_envelope
-from crs_rules.model import Drug, Protocol, Regimen
+from crs_rules.model import Drug, Pediatric, Protocol, Regimen
 from crs_rules.patient import PatientState
 
 ASSESSED_AT = "2026-03-10T12:00:00Z"
@@ -126,10 +126,50 @@ def test_an_adult_gets_the_fixed_amount(protocol: Protocol, age_years: float | N
     assert verdict.allowed and verdict.limits == ()
 
 
-def test_without_the_protocol_the_pediatric_refusal_does_not_apply(protocol: Protocol) -> None:
-    # The pediatric ages live in the pack: a check called without it has none to apply.
+ENVELOPE_CHILD = ("10 mg is a fixed adult amount and this patient is a child by the safety envelope's definition: "
+                  "dose by the pediatric protocol")
+
+
+def test_without_the_protocol_the_envelope_still_refuses_a_fixed_amount_for_a_child(protocol: Protocol) -> None:
+    # The safety envelope holds its own definition of a child (under 18 years; under 30 kg with the
+    # age not recorded): a check called without the pack still applies it.
     drug, regimen = drug_and_regimen(protocol, "dexamethasone", "every_6_hours")
-    assert check_dose(drug, regimen, 10, child_or_adult(10, 35)).allowed
+    verdict = check_dose(drug, regimen, 10, child_or_adult(10, 35))
+    assert not verdict.allowed and verdict.next_eligible_at is None
+    assert verdict.limits == ("envelope_pediatric_fixed_dose",)
+    assert verdict.reasons == (ENVELOPE_CHILD,)
+    assert check_dose(drug, regimen, 10, child_or_adult(None, 29.9)).limits == ("envelope_pediatric_fixed_dose",)
+    assert check_dose(drug, regimen, 10, child_or_adult(18, 25)).allowed
+    assert check_dose(drug, regimen, 10, child_or_adult(None, 30)).allowed
+
+
+@pytest.mark.parametrize("pediatric", [None, Pediatric(1, 3)], ids=["no pediatric block", "age below 1 year"])
+def test_a_pack_that_defines_fewer_children_cannot_give_a_child_an_adult_steroid(protocol: Protocol,
+                                                                                 pediatric: Pediatric | None) -> None:
+    # A pack (bypassing validation) with no pediatric block or "under 1 year": a 3-year-old of 10 kg
+    # is still a child by the envelope's definition; methylprednisolone 500 mg is refused.
+    loose = dataclasses.replace(protocol, pediatric=pediatric)
+    drug, regimen = drug_and_regimen(loose, "methylprednisolone", "high_dose")
+    verdict = check_dose(drug, regimen, 500, child_or_adult(3, 10), loose)
+    assert not verdict.allowed and verdict.next_eligible_at is None
+    assert verdict.limits == ("envelope_pediatric_fixed_dose",)
+    assert verdict.reasons == ("500 mg is a fixed adult amount and this patient is a child by the safety envelope's "
+                               "definition: dose by the pediatric protocol",)
+
+
+def test_a_pack_that_defines_more_children_is_followed_too(protocol: Protocol) -> None:
+    # Child if the envelope OR the pack says so: a pack counting under 21 years refuses a 19-year-old.
+    wider = dataclasses.replace(protocol, pediatric=Pediatric(21, 30))
+    drug, regimen = drug_and_regimen(wider, "dexamethasone", "every_6_hours")
+    verdict = check_dose(drug, regimen, 10, child_or_adult(19, 70), wider)
+    assert verdict.limits == ("pediatric_fixed_dose",)
+    assert check_dose(drug, regimen, 10, child_or_adult(19, 70), protocol).allowed
+
+
+def test_the_pack_and_the_envelope_name_a_child_once(protocol: Protocol) -> None:
+    # Both definitions agree on the shipped pack: the refusal is named once, as the pack's.
+    drug, regimen = drug_and_regimen(protocol, "dexamethasone", "every_6_hours")
+    assert check_dose(drug, regimen, 10, child_or_adult(3, 10), protocol).limits == ("pediatric_fixed_dose",)
 
 
 def test_a_per_kg_amount_is_never_larger_than_the_cap_nor_than_the_weight_band(protocol: Protocol) -> None:

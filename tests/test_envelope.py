@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from conftest import seed_numbers_pack
 
@@ -75,7 +77,71 @@ def test_a_tenfold_tocilizumab_amount_per_kg_fails_validate_naming_both_numbers(
     [problem] = envelope_problems_of(draft)
     assert problem.check == "safety-envelope"
     assert (problem.file, problem.line) == (str(draft / "dosing.yaml"), line)
-    assert problem.message == "mg_per_kg 80 mg/kg is above the safety envelope's 12 mg/kg for tocilizumab"
+    assert problem.message == ("mg_per_kg 80 mg/kg from 30 kg is above the safety envelope's 8 mg/kg from 30 kg "
+                               "for tocilizumab")
+
+
+def test_the_adult_band_at_the_childs_rate_fails_validate_band_by_band(draft: Path) -> None:
+    # 12 mg/kg is the label's rate below 30 kg only: from 30 kg it is 8 mg/kg (a 50 kg adult: 400 mg, not 600).
+    line = edit(draft, "dosing.yaml", "{from_weight_kg: 30, mg_per_kg: 8}", "{from_weight_kg: 30, mg_per_kg: 12}")
+    [problem] = envelope_problems_of(draft)
+    assert problem.check == "safety-envelope"
+    assert (problem.file, problem.line) == (str(draft / "dosing.yaml"), line)
+    assert problem.message == ("mg_per_kg 12 mg/kg from 30 kg is above the safety envelope's 8 mg/kg from 30 kg "
+                               "for tocilizumab")
+    assert problem.expected.startswith("expected at most 8 mg/kg from 30 kg")
+
+
+def test_a_pack_band_reaching_into_the_adult_weights_fails_validate(draft: Path) -> None:
+    # The child band moved to 40 kg: 12 mg/kg would then apply from 30 to 40 kg, above the envelope's 8.
+    edit(draft, "dosing.yaml", "{from_weight_kg: 30, mg_per_kg: 8}", "{from_weight_kg: 40, mg_per_kg: 8}")
+    [problem] = envelope_problems_of(draft)
+    assert problem.message == ("mg_per_kg 12 mg/kg below 40 kg is above the safety envelope's 8 mg/kg from 30 kg "
+                               "for tocilizumab")
+
+
+def test_a_tighter_band_split_passes(draft: Path) -> None:
+    # Bands within the envelope's for every weight they cover: 12 mg/kg below 20 kg, 8 from 20 kg.
+    edit(draft, "dosing.yaml", "{from_weight_kg: 30, mg_per_kg: 8}", "{from_weight_kg: 20, mg_per_kg: 8}")
+    drug = load_protocol(draft).drug("tocilizumab")
+    assert drug is not None and drug.regimens[0].amount is not None
+    assert [(b.from_weight_kg, b.mg_per_kg) for b in drug.regimens[0].amount.per_kg] == [(0, 12), (20, 8)]
+
+
+PEDIATRIC = "pediatric:\n  age_below_years: 18\n  weight_below_kg_if_age_unknown: 30\n"
+
+
+def test_a_pack_without_a_pediatric_definition_fails_validate(draft: Path) -> None:
+    edit(draft, "dosing.yaml", PEDIATRIC, "")
+    [problem] = envelope_problems_of(draft)
+    assert problem.check == "safety-envelope"
+    assert problem.subject == "dosing.pediatric"
+    assert problem.message == "the pack does not define who is a child (pediatric)"
+    assert problem.expected.startswith(
+        "expected pediatric with age_below_years at least 18 and weight_below_kg_if_age_unknown at least 30")
+
+
+@pytest.mark.parametrize("old,new,column,message", [
+    ("  age_below_years: 18\n", "  age_below_years: 1\n", 20,
+     "age_below_years 1 years is below the safety envelope's 18 years: the pack would count fewer patients as children"),
+    ("  weight_below_kg_if_age_unknown: 30\n", "  weight_below_kg_if_age_unknown: 3\n", 35,
+     "weight_below_kg_if_age_unknown 3 kg is below the safety envelope's 30 kg: the pack would count fewer patients "
+     "as children"),
+])
+def test_a_looser_pediatric_definition_fails_validate_naming_both_numbers(draft: Path, old: str, new: str, column: int,
+                                                                         message: str) -> None:
+    line = edit(draft, "dosing.yaml", old, new)
+    [problem] = envelope_problems_of(draft)
+    assert problem.check == "safety-envelope"
+    assert (problem.file, problem.line, problem.column) == (str(draft / "dosing.yaml"), line, column)
+    assert problem.subject == "dosing.pediatric"
+    assert problem.message == message
+
+
+def test_a_wider_pediatric_definition_passes(draft: Path) -> None:
+    edit(draft, "dosing.yaml", "  age_below_years: 18\n", "  age_below_years: 21\n")
+    protocol = load_protocol(draft)
+    assert protocol.pediatric is not None and protocol.pediatric.age_below_years == 21
 
 
 def test_a_tenfold_dexamethasone_dose_fails_validate_naming_both_numbers(draft: Path) -> None:
@@ -149,7 +215,11 @@ def test_the_envelope_ships_with_the_library_apart_from_the_pack() -> None:
     assert not Path(envelope.file).resolve().is_relative_to(default_pack_dir().resolve())
     tocilizumab = envelope.drug("tocilizumab")
     assert tocilizumab is not None
-    assert (tocilizumab.max_dose_mg, tocilizumab.max_mg_per_kg, tocilizumab.min_interval_h) == (800, 12, 8)
+    assert (tocilizumab.max_dose_mg, tocilizumab.min_interval_h) == (800, 8)
+    assert [(b.from_weight_kg, b.max_mg_per_kg) for b in tocilizumab.max_mg_per_kg] == [(0, 12), (30, 8)]
+    bands = [tocilizumab.mg_per_kg_band(weight) for weight in (29.9, 30, 150)]
+    assert [band.max_mg_per_kg if band else None for band in bands] == [12, 8, 8]
+    assert (envelope.pediatric.age_below_years, envelope.pediatric.weight_below_kg_if_age_unknown) == (18, 30)
     assert (tocilizumab.max_doses_in_window, tocilizumab.window_h, tocilizumab.max_doses_per_course) == (3, 24, 4)
     dexamethasone = envelope.drug("dexamethasone")
     assert dexamethasone is not None
@@ -197,8 +267,9 @@ def loosened(protocol: Protocol, **limits: Any) -> Protocol:
         if drug.id == "tocilizumab":
             regimen = drug.regimens[0]
             assert regimen.amount is not None
-            bands = tuple(WeightBand(b.from_weight_kg, limits.pop("mg_per_kg", b.mg_per_kg)) for b in regimen.amount.per_kg[:1])
-            amount = dataclasses.replace(regimen.amount, per_kg=bands)
+            amount = regimen.amount
+            if "mg_per_kg" in limits:  # one band for every weight
+                amount = dataclasses.replace(amount, per_kg=(WeightBand(0, limits.pop("mg_per_kg")),))
             drug = dataclasses.replace(drug, regimens=(dataclasses.replace(regimen, amount=amount),),
                                        limits=dataclasses.replace(drug.limits, **limits))
         drugs.append(drug)
@@ -223,7 +294,8 @@ def test_a_dose_above_the_envelope_is_withheld_even_when_the_pack_allows_it(prot
     pack_only = check_dose(drug, drug.regimens[0], 6560, adult)
     assert pack_only.limits == ("envelope_max_dose_mg", "envelope_max_mg_per_kg")
     assert pack_only.reasons[0] == "6560 mg is above the safety envelope's hard limit of 800 mg a dose of tocilizumab"
-    assert pack_only.reasons[1] == "6560 mg is above the safety envelope's hard limit of 12 mg/kg (984 mg for 82 kg)"
+    assert pack_only.reasons[1] == ("6560 mg is above the safety envelope's hard limit of 8 mg/kg from 30 kg "
+                                    "(656 mg for 82 kg)")
     assert not pack_only.allowed and pack_only.next_eligible_at is None
 
     decision = evaluate(GRADE_3, wrong, allow_draft=True)
@@ -243,6 +315,64 @@ def test_a_repeat_dose_sooner_than_the_envelope_allows_is_withheld_until_the_env
     assert withheld.limits == ("envelope_min_interval_h",)
     assert withheld.reason == "last dose 2.0 h ago (the safety envelope requires at least 8 h between doses)"
     assert withheld.next_eligible_at == datetime(2026, 3, 10, 18, 0, tzinfo=timezone.utc)
+
+
+def test_the_adult_rate_of_the_envelope_holds_when_the_pack_gives_adults_the_childs_rate(protocol: Protocol) -> None:
+    # A pack (bypassing validation) with 12 mg/kg for every weight: a 50 kg adult would get 600 mg;
+    # the label's 8 mg/kg from 30 kg allows 400 mg.
+    wrong = loosened(protocol, mg_per_kg=12.0)
+    drug = wrong.drug("tocilizumab")
+    assert drug is not None
+    adult = parse_patient({**GRADE_3, "patient": {"weight_kg": 50, "age_years": 40}})
+    verdict = check_dose(drug, drug.regimens[0], 600, adult)
+    assert verdict.limits == ("envelope_max_mg_per_kg",)
+    assert verdict.reasons == ("600 mg is above the safety envelope's hard limit of 8 mg/kg from 30 kg (400 mg for 50 kg)",)
+    assert not verdict.allowed and verdict.next_eligible_at is None
+    assert check_dose(drug, drug.regimens[0], 400, adult).allowed
+    child = parse_patient({**GRADE_3, "patient": {"weight_kg": 29.9, "age_years": 8}})
+    assert check_dose(drug, drug.regimens[0], 358, child).allowed  # 12 mg/kg below 30 kg
+    steeper = loosened(protocol, mg_per_kg=20.0).drug("tocilizumab")
+    assert steeper is not None
+    verdict = check_dose(steeper, steeper.regimens[0], 400, child)
+    assert verdict.limits == ("envelope_max_mg_per_kg",)
+    assert verdict.reasons == ("400 mg is above the safety envelope's hard limit of 12 mg/kg from 0 kg "
+                               "(358.8 mg for 29.9 kg)",)
+
+    decision = evaluate({**GRADE_3, "patient": {"weight_kg": 50, "age_years": 40}}, wrong, allow_draft=True)
+    assert "tocilizumab" not in decision.actions()
+    [withheld] = [w for w in decision.withheld if w.action == "tocilizumab"]
+    assert withheld.limits == ("envelope_max_mg_per_kg",)
+
+
+def test_a_pack_without_children_still_gives_a_child_no_adult_methylprednisolone(protocol: Protocol) -> None:
+    # A pack (bypassing validation) without its pediatric block: the rules see an adult and propose
+    # methylprednisolone 500 mg for a 3-year-old of 10 kg at grade 4; the envelope's child refuses it.
+    wrong = dataclasses.replace(protocol, pediatric=None)
+    grade_4 = {**GRADE_3, "patient": {"weight_kg": 10, "age_years": 3},
+               "vitals": {**GRADE_3["vitals"], "vasopressors": ["norepinephrine", "epinephrine"]}}
+    decision = evaluate(grade_4, wrong, allow_draft=True)
+    assert decision.crs_grade == 4
+    assert "methylprednisolone" not in decision.actions()
+    [withheld] = [w for w in decision.withheld if w.action == "methylprednisolone"]
+    assert withheld.limits == ("envelope_pediatric_fixed_dose",)
+    assert withheld.next_eligible_at is None
+    schema = json.loads((ROOT / "schemas" / "decision.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    assert [e.message for e in validator.iter_errors(decision.to_dict())] == []
+
+
+@pytest.mark.parametrize("drug,dose_mg,flagged", [
+    ("dexamethasone", 100, True), ("dexamethasone", 10, False),
+    ("methylprednisolone", 10000, True), ("methylprednisolone", 1000, False),
+    ("tocilizumab", 5000, True), ("tocilizumab", 400, False),
+])
+def test_a_recorded_dose_above_the_envelope_cap_is_flagged(protocol: Protocol, drug: str, dose_mg: float,
+                                                           flagged: bool) -> None:
+    # The pack caps only tocilizumab (800 mg); the envelope caps dexamethasone at 10 mg and
+    # methylprednisolone at 1,000 mg a dose: a record above either is flagged.
+    given = {"drug": drug, "dose_mg": dose_mg, "given_at": "2026-03-09T12:00:00Z"}
+    decision = evaluate({**GRADE_3, "medications": [given]}, protocol, allow_draft=True)
+    assert ("recorded_dose_above_limit" in {a.id for a in decision.alerts}) is flagged
 
 
 def test_the_envelope_is_not_named_twice_when_the_pack_already_stops_the_dose(protocol: Protocol) -> None:
