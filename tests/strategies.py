@@ -146,7 +146,9 @@ def _render(draw: Draw, moment: datetime) -> str | datetime:
 
 
 def _before(moment: datetime, age: timedelta) -> datetime:
-    """``age`` before ``moment``, or the first instant of the calendar if that is later."""
+    """``age`` before ``moment``, or the first instant of the calendar if that is later. In UTC: a
+    moment read back with its offset (year 1 at -05:00) cannot be compared near the calendar's edge."""
+    moment = moment.astimezone(timezone.utc)
     return moment - age if moment - _EARLIEST >= age else _EARLIEST
 
 

@@ -37,7 +37,8 @@ def rows(text: str) -> dict[str, list[str]]:
 def test_facts_prints_one_row_per_input_field_with_type_unit_range_and_meaning() -> None:
     code, out, err = cli("facts")
     assert (code, err) == (0, "")
-    assert out.splitlines()[0] == "Input fields of a patient state for severe-crs-and-sepsis 3.0.0 (schemas/patient.schema.json)."
+    version = load_protocol().version  # the pack it reads: the shipped one
+    assert out.splitlines()[0] == f"Input fields of a patient state for severe-crs-and-sepsis {version} (schemas/patient.schema.json)."
     table = rows(out)
     assert list(table) == [f.path for f in FIELDS]
     assert table["patient.weight_kg"] == ["patient.weight_kg", "number, required", "kg", "from 0.2 to 650",
@@ -60,7 +61,7 @@ def test_facts_as_json_gives_every_field_with_its_bounds_and_the_packs_vasopress
     code, out, err = cli("facts", "--format", "json")
     assert (code, err) == (0, "")
     data = json.loads(out)
-    assert data["protocol"] == {"id": "severe-crs-and-sepsis", "version": "3.0.0"}
+    assert data["protocol"] == {"id": "severe-crs-and-sepsis", "version": load_protocol().version}
     fields = {f["field"]: f for f in data["fields"]}
     assert list(fields) == [f.path for f in FIELDS]
     assert {k: fields["patient.weight_kg"][k] for k in ("type", "unit", "minimum", "maximum", "required")} == {

