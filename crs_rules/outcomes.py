@@ -107,16 +107,18 @@ def _paired(before: list[Dose | None], after: list[Dose | None]) -> list[tuple[D
     return list(zip(olds, news))
 
 
+def _doses(outcome: Outcome) -> dict[tuple[str, str], list[Dose | None]]:
+    """The doses of an outcome's proposed actions, by (action, strength)."""
+    proposed: dict[tuple[str, str], list[Dose | None]] = {}
+    for action, strength, _, dose in outcome.recommendations:
+        proposed.setdefault((action, strength), []).append(dose)
+    return proposed
+
+
 def dose_pairs(old: Outcome, new: Outcome) -> list[tuple[Dose | None, Dose | None]]:
     """The doses that differ between two outcomes of one patient, as (old, new) pairs of the same
     proposed action (a dose counted as :data:`DOSE_CHANGED` by :func:`outcome_differences`)."""
-    def doses(outcome: Outcome) -> dict[tuple[str, str], list[Dose | None]]:
-        proposed: dict[tuple[str, str], list[Dose | None]] = {}
-        for action, strength, _, dose in outcome.recommendations:
-            proposed.setdefault((action, strength), []).append(dose)
-        return proposed
-
-    before, after = doses(old), doses(new)
+    before, after = _doses(old), _doses(new)
     return [pair for key in before if key in after and before[key] != after[key]
             for pair in _paired(before[key], after[key])]
 
@@ -131,13 +133,7 @@ def outcome_differences(old: Outcome, new: Outcome) -> list[tuple[str, str]]:
     if old.grade != new.grade:
         found.append((GRADE_CHANGED, f"grade {old.grade} -> {new.grade}"))
 
-    def doses(outcome: Outcome) -> dict[tuple[str, str], list[Dose | None]]:
-        proposed: dict[tuple[str, str], list[Dose | None]] = {}
-        for action, strength, _, dose in outcome.recommendations:
-            proposed.setdefault((action, strength), []).append(dose)
-        return proposed
-
-    before, after = doses(old), doses(new)
+    before, after = _doses(old), _doses(new)
     for key in after:
         if key not in before:
             found.append((ACTION_ADDED, f"{key[1]} {key[0]}"))

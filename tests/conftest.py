@@ -72,13 +72,25 @@ def _without_deviations_of(text: str, statements: set[str]) -> str:
     return re.sub(r"(?m)^deviations:\n(?![ ]+-)", "deviations: []\n", kept)
 
 
+def record_digest(folder: Path) -> None:
+    """Record the folder's content digest in its manifest (as ``release`` would, without its gates)."""
+    from crs_rules.pack import content_digest, read_pack_documents
+
+    manifest = folder / "manifest.yaml"
+    text = "".join(line for line in manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+                   if not line.startswith("digest:"))
+    manifest.write_text(text, encoding="utf-8")
+    documents, problems = read_pack_documents(folder)
+    assert problems == []
+    manifest.write_text(text.replace("\nstatus:", f"\ndigest: {content_digest(documents)}\nstatus:", 1), encoding="utf-8")
+
+
 @cache
 def seed_numbers_pack() -> Path:
     """The pack under test with the seed's numbers of :data:`SEED_NUMBERS` (and without declared
     deviations from those statements): the fixture for tests that reason with those numbers. The
     pack under test itself when it already says them (the shipped pack); else a copy, its digest
     and traceability table brought up to date."""
-    from crs_rules.pack import content_digest, read_pack_documents
     from crs_rules.traceability import render_table, trace, write_table
 
     source = pack_under_test()
@@ -99,13 +111,7 @@ def seed_numbers_pack() -> Path:
         (folder / name).write_text(text, encoding="utf-8")
     statements = folder / "statements.yaml"
     statements.write_text(_without_deviations_of(statements.read_text(encoding="utf-8"), restored), encoding="utf-8")
-    manifest = folder / "manifest.yaml"
-    text = "".join(line for line in manifest.read_text(encoding="utf-8").splitlines(keepends=True)
-                   if not line.startswith("digest:"))
-    manifest.write_text(text, encoding="utf-8")
-    documents, problems = read_pack_documents(folder)
-    assert problems == []
-    manifest.write_text(text.replace("\nstatus:", f"\ndigest: {content_digest(documents)}\nstatus:", 1), encoding="utf-8")
+    record_digest(folder)
     protocol, rows, _ = trace(folder)
     write_table(folder, render_table(protocol, rows))
     return folder

@@ -18,7 +18,7 @@ from math import floor
 from pathlib import Path
 
 import pytest
-from conftest import pack_under_test
+from conftest import pack_under_test, record_digest
 
 from crs_rules import evaluate, load_protocol, parse_patient, read_patient
 from crs_rules.cli import run
@@ -35,21 +35,10 @@ from crs_rules.impact import (
     state_input,
 )
 from crs_rules.model import Protocol
-from crs_rules.pack import content_digest, read_pack_documents
+from crs_rules.pack import read_pack_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
-
-
-def record_digest(folder: Path) -> None:
-    """Record the folder's content digest in its manifest (as ``release`` would, without its gates)."""
-    manifest = folder / "manifest.yaml"
-    text = "".join(line for line in manifest.read_text(encoding="utf-8").splitlines(keepends=True)
-                   if not line.startswith("digest:"))
-    manifest.write_text(text, encoding="utf-8")
-    documents, problems = read_pack_documents(folder)
-    assert problems == []
-    manifest.write_text(text.replace("\nstatus:", f"\ndigest: {content_digest(documents)}\nstatus:", 1), encoding="utf-8")
 
 
 # The numbers these tests reason with, written here: the fixture pack is a copy of the pack under
