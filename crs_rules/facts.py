@@ -15,13 +15,11 @@ the pack's drugs and drug classes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 from typing import Any, Iterable
 
-from ._resources import schema_dir
+from .fields import FIELDS
 from .model import GRADE_FINDING, Protocol
 from .patient import Medication, PatientState
 
@@ -40,37 +38,25 @@ class FactType:
     description: str = ""
 
 
-@lru_cache(maxsize=1)
-def _oxygen_devices() -> tuple[str, ...]:
-    # One source of truth for the device names: the input contract's schema.
-    schema = json.loads((schema_dir() / "patient.schema.json").read_text(encoding="utf-8"))
-    device = schema["properties"]["vitals"]["properties"]["oxygen"]["properties"]["device"]
-    return tuple(device["enum"])
+#: The engine's type of each kind of input field (a ``records`` field becomes history facts instead).
+_KIND_OF_FIELD: dict[str, str] = {"number": "number", "boolean": "boolean", "choice": "enum", "list": "list"}
+
+#: Facts derived from the input rather than read from one field, and what they say.
+_DERIVED_INPUT_FACTS: dict[str, FactType] = {
+    "crs.days_since_onset": FactType("number", description="days from crs.onset_at to assessed_at"),
+}
 
 
 def _input_facts() -> dict[str, FactType]:
-    number, boolean = FactType("number"), FactType("boolean")
-    return {
-        "patient.weight_kg": number,
-        "patient.age_years": number,
-        "patient.neutropenic": boolean,
-        "patient.significant_comorbidities": boolean,
-        "therapy.car_t": boolean,
-        "crs.days_since_onset": FactType("number", description="days from crs.onset_at to assessed_at"),
-        "crs.antipyretic_or_anticytokine": boolean,
-        "crs.improving": boolean,
-        "crs.suspected_mas": boolean,
-        "sepsis.septic_shock": boolean,
-        "sepsis.improving": boolean,
-        "vitals.temperature_c": FactType("number", description="temperature_f converted exactly"),
-        "vitals.hypotension": boolean,
-        "vitals.refractory_hypotension": boolean,
-        "vitals.vasopressors": FactType("list"),
-        "vitals.attributed_to_other_cause": FactType("list"),
-        "vitals.oxygen.device": FactType("enum", _oxygen_devices()),
-        "vitals.oxygen.flow_l_min": number,
-        "neuro.icans_signs": boolean,
-    }
+    """The facts read from the input: every field of the table that fills the patient's state with one
+    value (not a time, not a record), in the table's order, and the derived ones after their section."""
+    facts: dict[str, FactType] = {}
+    for entry in FIELDS:
+        kind = _KIND_OF_FIELD.get(entry.type)
+        if entry.attribute is None or kind is None:
+            continue
+        facts[entry.path] = FactType(kind, entry.values if kind == "enum" else (), entry.meaning)
+    return {**facts, **_DERIVED_INPUT_FACTS}
 
 
 INPUT_FACTS: dict[str, FactType] = _input_facts()
