@@ -258,7 +258,7 @@ def _trace(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .traceability import TABLE, render_table, trace, write_table
 
     folder = Path(args.pack) if args.pack else default_pack_dir()
-    protocol, rows, problems = trace(folder)
+    protocol, rows, problems = trace(_load(args.pack))  # the pack loaded once: trace reads what was loaded
     table = render_table(protocol, rows)
     target = folder / TABLE
     if args.check:

@@ -16,17 +16,15 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from .dose_effects import dose_effects
 from .errors import InvalidInputError
 from .evaluation import evaluate
 from .impact_report import Example, ImpactReport, KindReport, PackRef, SubChange
-from .loading import LoadedDocument
 from .model import Protocol
 from .outcomes import DIFFERENCE_KINDS, DOSE_CHANGED, Outcome, dose_pairs, outcome_differences
-from .pack import content_digest, read_pack_documents
+from .pack import pack_files
 from .pack_diff import pack_changes
 from .patient import PatientState, parse_patient
 from .population import DEFAULT_POPULATION, DEFAULT_SEED, Patient, describe_patient, population_inputs, scenario_patients
@@ -109,14 +107,6 @@ def _evaluate_all(old: Protocol, new: Protocol, items: Sequence[tuple[str, Mappi
     return [result for part in parts for result in part]
 
 
-def _documents(protocol: Protocol, notes: list[str], which: str) -> dict[str, LoadedDocument]:
-    documents, problems = read_pack_documents(Path(protocol.path))
-    if problems or content_digest(documents) != protocol.digest:
-        notes.append(f"the {which} pack's files ({protocol.path}) changed after it was loaded; "
-                     "the pack changes are read from the files as they are now")
-    return documents
-
-
 def compare_packs(old: Protocol, new: Protocol, population_size: int | None = None,
                   seed: int = DEFAULT_SEED, workers: int | None = None) -> ImpactReport:
     """What changed from ``old`` to ``new`` (by rule id and number), and what that does to patients:
@@ -129,7 +119,8 @@ def compare_packs(old: Protocol, new: Protocol, population_size: int | None = No
     start = time.perf_counter()
     size = DEFAULT_POPULATION if population_size is None else population_size
     notes: list[str] = []
-    changes = pack_changes(_documents(old, notes, "old"), _documents(new, notes, "new"))
+    # The documents as loaded with each pack: what was validated is what is compared.
+    changes = pack_changes(pack_files(old).documents, pack_files(new).documents)
 
     scenarios = scenario_patients((old, new), notes)
     evaluator = _Evaluator(old, new)

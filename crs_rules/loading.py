@@ -77,6 +77,11 @@ class LoadedDocument:
         default_factory=_empty_marks, repr=False, compare=False, kw_only=True
     )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The marks are read-only views, which pickle cannot copy: a document crosses to another
+        # process (``diff``'s workers) as plain dicts, read-only again on arrival.
+        return (_document, (self.file, self.data, dict(self.value_marks), dict(self.key_marks)))
+
     def position(self, path: Sequence[str | int]) -> tuple[int, int]:
         """1-based (line, column) of the value node at `path` (keys and list indexes from the root);
         if the path does not exist, the position of its nearest existing ancestor."""
@@ -102,6 +107,12 @@ class LoadedDocument:
             if found is not None:
                 return found
         return (0, 0)
+
+
+def _document(file: str, data: Any, value_marks: dict[PathKey, Position],
+              key_marks: dict[PathKey, Position]) -> LoadedDocument:
+    return LoadedDocument(file, data, value_marks=MappingProxyType(value_marks),
+                          key_marks=MappingProxyType(key_marks))
 
 
 # --------------------------------------------------------------------------------------------

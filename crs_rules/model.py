@@ -7,8 +7,13 @@ later stage can point back into the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from .pack_files import PackFiles
 
 __all__ = [
     "Source",
@@ -38,6 +43,11 @@ __all__ = [
     "Addition",
     "ChangelogEntry",
     "Protocol",
+    "Definition",
+    "RuleFamily",
+    "RuleFamilyDeclaration",
+    "RULE_FAMILIES",
+    "PackRule",
     "GRADE_FINDING",
     "HOURS_PER_DAY",
 ]
@@ -129,6 +139,17 @@ class Finding:
     def rule_id(self) -> str:
         return f"finding.{self.id}"
 
+    def rule_conditions(self) -> tuple[Condition, ...]:
+        """Its condition (boolean) or its levels' conditions, in file order."""
+        own = () if self.when is None else (self.when,)
+        return (*own, *(level.when for level in self.levels))
+
+    def rule_texts(self) -> tuple[str, ...]:
+        """Its texts for people: description, value texts and level texts."""
+        texts = (self.description, self.true_text, self.false_text, self.otherwise_text,
+                 *(level.text for level in self.levels))
+        return tuple(text for text in texts if text)
+
     @property
     def is_boolean(self) -> bool:
         return self.when is not None
@@ -162,6 +183,12 @@ class GradeCriterion:
     @property
     def rule_id(self) -> str:
         return self.id
+
+    def rule_conditions(self) -> tuple[Condition, ...]:
+        return (self.when,)
+
+    def rule_texts(self) -> tuple[str, ...]:
+        return (self.text,)
 
 
 @dataclass(frozen=True)
@@ -241,6 +268,12 @@ class Drug:
     def rule_id(self) -> str:
         return f"dosing.{self.id}"
 
+    def rule_conditions(self) -> tuple[Condition, ...]:
+        return ()  # a dose rule applies to every proposal of its drug
+
+    def rule_texts(self) -> tuple[str, ...]:
+        return ()  # its name is a name, not a text for people
+
     def regimen(self, regimen_id: str) -> Regimen | None:
         return next((r for r in self.regimens if r.id == regimen_id), None)
 
@@ -306,6 +339,12 @@ class ActionRule:
     def rule_id(self) -> str:
         return self.id
 
+    def rule_conditions(self) -> tuple[Condition, ...]:
+        return (self.when,)
+
+    def rule_texts(self) -> tuple[str, ...]:
+        return (self.description,)
+
 
 @dataclass(frozen=True)
 class AlertRule:
@@ -322,6 +361,12 @@ class AlertRule:
     @property
     def rule_id(self) -> str:
         return f"alert.{self.id}"
+
+    def rule_conditions(self) -> tuple[Condition, ...]:
+        return (self.when,)
+
+    def rule_texts(self) -> tuple[str, ...]:
+        return (self.description, self.text)
 
 
 @dataclass(frozen=True)
@@ -363,6 +408,28 @@ class ChangelogEntry:
     note: str
 
 
+@dataclass(frozen=True)
+class Definition:
+    """The CRS definition (grading.yaml ``definition``): a text, its citations and who it applies to.
+    A rule id of the pack, though not a rule that fires on its own (:attr:`Protocol.definition`)."""
+
+    id: str
+    text: str
+    citations: tuple[str, ...]
+    source: Source
+    applies_when: Condition | None = None
+
+    @property
+    def rule_id(self) -> str:
+        return self.id
+
+    def rule_conditions(self) -> tuple[Condition, ...]:
+        return () if self.applies_when is None else (self.applies_when,)
+
+    def rule_texts(self) -> tuple[str, ...]:
+        return ()  # the seed's words, quoted: the numbers-in-data check does not read it
+
+
 @dataclass(frozen=True, eq=False)
 class Protocol:
     """A validated rule pack. Compare packs by ``digest``; instances compare by identity."""
@@ -402,6 +469,25 @@ class Protocol:
     names: tuple[DrugName, ...] = ()
     #: Who is a child, for the fixed (adult) amounts (dosing.yaml ``pediatric``).
     pediatric: Pediatric | None = None
+    #: The pack's files as loaded (documents with positions, the seed, the scenario files): what
+    #: traceability, scenarios, release and ``diff`` read instead of the folder. None only for a
+    #: protocol built by hand.
+    files: PackFiles | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def definition(self) -> Definition:
+        """The CRS definition as one element, like the pack's other rules."""
+        return Definition(self.definition_id, self.definition_text, self.definition_citations,
+                          self.definition_source or Source(self.path, 0, 0), self.applies_when)
+
+    def rules(self) -> tuple[PackRule, ...]:
+        """THE list of the pack's rules, in file order, one :class:`PackRule` each (see
+        :data:`RULE_FAMILIES`). Every stage that goes over "every rule" iterates this."""
+        return self._rules
+
+    @cached_property
+    def _rules(self) -> tuple[PackRule, ...]:
+        return tuple(rule for family in RULE_FAMILIES for rule in family.rules(self))
 
     def drug(self, drug_id: str) -> Drug | None:
         return next((d for d in self.drugs if d.id == drug_id), None)
@@ -417,25 +503,76 @@ class Protocol:
 
     def conditions(self) -> tuple[tuple[str, Condition], ...]:
         """(rule id, condition) for every condition of the pack, in file order."""
-        found: list[tuple[str, Condition]] = []
-        if self.applies_when is not None:
-            found.append((self.definition_id, self.applies_when))
-        for finding in self.findings:
-            if finding.when is not None:
-                found.append((finding.rule_id, finding.when))
-            found.extend((finding.rule_id, level.when) for level in finding.levels)
-        found.extend((g.rule_id, g.when) for g in self.grades)
-        found.extend((r.rule_id, r.when) for r in self.action_rules)
-        found.extend((a.rule_id, a.when) for a in self.alerts)
-        return tuple(found)
+        return tuple((rule.id, condition) for rule in self.rules() for condition in rule.conditions)
 
     def rule_ids(self) -> tuple[str, ...]:
         """Every rule id of the pack, in file order."""
-        return (
-            self.definition_id,
-            *(f.rule_id for f in self.findings),
-            *(g.rule_id for g in self.grades),
-            *(d.rule_id for d in self.drugs),
-            *(r.rule_id for r in self.action_rules),
-            *(a.rule_id for a in self.alerts),
+        return tuple(rule.id for rule in self.rules())
+
+
+class RuleFamily(StrEnum):
+    """The kinds of rule a pack holds."""
+
+    DEFINITION = "definition"
+    FINDING = "finding"
+    GRADE = "grade"
+    DOSING = "dosing"
+    ACTION_RULE = "action rule"
+    ALERT = "alert"
+
+
+@dataclass(frozen=True)
+class PackRule:
+    """One rule of the pack as every stage sees it: its id and family, where it is written (the
+    file kind and the path within that file, and the 1-based position), what it cites, its
+    conditions (file order) and its texts for people; ``element`` is the model value itself."""
+
+    id: str
+    family: RuleFamily
+    source: Source
+    file_kind: str
+    path: tuple[str | int, ...]
+    citations: tuple[str, ...]
+    conditions: tuple[Condition, ...]
+    texts: tuple[str, ...]
+    element: RuleElement = field(repr=False, compare=False)
+
+
+RuleElement = Union[Definition, Finding, GradeCriterion, Drug, ActionRule, AlertRule]
+
+
+@dataclass(frozen=True)
+class RuleFamilyDeclaration:
+    """Where a family of rules lives: the :class:`Protocol` field holding its elements (a tuple, or
+    one element), and the file kind and key it is written under (``findings`` of ``grading``). Each
+    element has ``rule_id``, ``source``, ``citations``, ``rule_conditions()`` and ``rule_texts()``."""
+
+    family: RuleFamily
+    field: str
+    file_kind: str
+    key: str
+
+    def rules(self, protocol: Protocol) -> tuple[PackRule, ...]:
+        value = getattr(protocol, self.field)
+        if isinstance(value, tuple):
+            placed: list[tuple[RuleElement, tuple[str | int, ...]]] = [
+                (element, (self.key, index)) for index, element in enumerate(value)]
+        else:
+            placed = [(value, (self.key,))]
+        return tuple(
+            PackRule(element.rule_id, self.family, element.source, self.file_kind, path, element.citations,
+                     element.rule_conditions(), element.rule_texts(), element)
+            for element, path in placed
         )
+
+
+#: Every family of rules, in file order: the one list :meth:`Protocol.rules` is built from. A new
+#: family is one line here (and its element class, its field of :class:`Protocol` and its data).
+RULE_FAMILIES: tuple[RuleFamilyDeclaration, ...] = (
+    RuleFamilyDeclaration(RuleFamily.DEFINITION, "definition", "grading", "definition"),
+    RuleFamilyDeclaration(RuleFamily.FINDING, "findings", "grading", "findings"),
+    RuleFamilyDeclaration(RuleFamily.GRADE, "grades", "grading", "grades"),
+    RuleFamilyDeclaration(RuleFamily.DOSING, "drugs", "dosing", "drugs"),
+    RuleFamilyDeclaration(RuleFamily.ACTION_RULE, "action_rules", "actions", "rules"),
+    RuleFamilyDeclaration(RuleFamily.ALERT, "alerts", "alerts", "alerts"),
+)

@@ -14,7 +14,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ._resources import default_pack_dir
 from .conditions import build_condition
@@ -46,11 +46,17 @@ from .model import (
     WeightBand,
 )
 from .operators import OPERATORS
+from .pack_files import PackFiles, ReadFile
+from .scenario_model import SCENARIO_FOLDER
 from .validation import CheckId, schema_problems, semantic_problems
 
 __all__ = [
     "load_protocol",
+    "read_pack",
+    "protocol_from_files",
+    "pack_files",
     "MANIFEST",
+    "SEED",
     "content_digest",
     "read_pack_documents",
     "read_pack_file",
@@ -60,6 +66,8 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.yaml"
+#: The seed protocol, kept beside the pack: traceability checks the pack against it.
+SEED = "seed-protocol.txt"
 FILE_KINDS = ("references", "grading", "dosing", "actions", "alerts", "statements")
 
 #: The most bytes all the files of a pack (manifest included) may hold together (4 MiB); each file
@@ -84,6 +92,7 @@ class _PackReader:
         self.pack = pack
         self.root = pack.resolve()
         self.total = 0
+        self.raw: dict[str, bytes] = {}
 
     def read(self, name: str) -> tuple[bytes | None, list[Problem]]:
         display = _display(self.pack, name)
@@ -122,6 +131,7 @@ class _PackReader:
         raw, problems = self.read(name)
         if raw is None:
             return None, problems
+        self.raw[name] = raw
         return load_yaml_bytes(raw, _display(self.pack, name))
 
 
@@ -137,21 +147,28 @@ def read_pack_documents(pack: Path) -> tuple[dict[str, LoadedDocument], list[Pro
     ``files`` section is not valid, no file is opened at all. Every file is read confined to the
     pack folder (see :class:`_PackReader`).
     """
+    documents, _, problems = _read_documents(pack)
+    return documents, problems
+
+
+def _read_documents(pack: Path) -> tuple[dict[str, LoadedDocument], dict[str, bytes], list[Problem]]:
+    """:func:`read_pack_documents`, with the bytes of each document read, by kind."""
     problems: list[Problem] = []
     if not pack.is_dir():
         problem = Problem(str(pack), 0, 0, "-", "is not a folder", "expected a rule pack folder holding manifest.yaml")
-        return {}, [problem]
+        return {}, {}, [problem]
     reader = _PackReader(pack)
     manifest, found = reader.load(MANIFEST)
     problems.extend(found)
     if manifest is None:
-        return {}, problems
+        return {}, {}, problems
     documents = {"manifest": manifest}
+    names = {"manifest": MANIFEST}
     manifest_problems = schema_problems(manifest, "manifest")
     problems.extend(manifest_problems)
     files = manifest.data.get("files") if isinstance(manifest.data, dict) else None
     if not isinstance(files, dict) or any(p.path[:1] == ("files",) for p in manifest_problems):
-        return documents, problems
+        return documents, _by_kind(reader, names), problems
     for kind in FILE_KINDS:
         name = files.get(kind)
         if not isinstance(name, str):
@@ -161,7 +178,50 @@ def read_pack_documents(pack: Path) -> tuple[dict[str, LoadedDocument], list[Pro
         if document is not None:
             problems.extend(schema_problems(document, kind))
             documents[kind] = document
-    return documents, problems
+            names[kind] = name
+    return documents, _by_kind(reader, names), problems
+
+
+def _by_kind(reader: _PackReader, names: dict[str, str]) -> dict[str, bytes]:
+    return {kind: reader.raw[name] for kind, name in names.items() if name in reader.raw}
+
+
+def _read_file(pack: Path, name: str) -> ReadFile:
+    raw, problems = read_pack_file(pack, name)
+    return ReadFile(name, _display(pack, name), raw, tuple(problems))
+
+
+def read_scenario_files(pack: Path) -> tuple[ReadFile, ...] | None:
+    """The files ``PACK/scenarios/*.yaml`` in name order, each read like the pack's own files (None
+    when the pack has no scenarios folder). Their problems are kept, not raised: scenario files are
+    not protocol content, so they are reported when the scenarios are read."""
+    folder = pack / SCENARIO_FOLDER
+    if not folder.is_dir():
+        return None
+    return tuple(_read_file(pack, f"{SCENARIO_FOLDER}/{path.name}") for path in sorted(folder.glob("*.yaml")))
+
+
+def read_pack(pack: Path) -> tuple[PackFiles | None, list[Problem]]:
+    """Read a pack folder once: the manifest and every file it lists (as :func:`read_pack_documents`),
+    then the seed protocol and the scenario files beside them. Returns ``(files, [])``, or
+    ``(None, problems)`` when a listed file is missing, unreadable or not valid against its schema."""
+    documents, raw, problems = _read_documents(pack)
+    if problems or set(documents) != {"manifest", *FILE_KINDS}:
+        return None, problems or [Problem(str(pack), 0, 0, "-", "the pack is incomplete",
+                                          "expected every file the manifest lists")]
+    seed = _read_file(pack, SEED) if os.path.lexists(pack / SEED) else None
+    return PackFiles(str(pack), documents, raw, seed, read_scenario_files(pack)), []
+
+
+def pack_files(protocol: Protocol) -> PackFiles:
+    """The files ``protocol`` was loaded from, as loaded; read from its folder only for a protocol
+    built by hand (raises :class:`~crs_rules.errors.InvalidPackError` if they cannot be read)."""
+    if protocol.files is not None:
+        return protocol.files
+    files, problems = read_pack(Path(protocol.path))
+    if files is None:
+        raise InvalidPackError(problems)
+    return files
 
 
 def write_pack_file(pack: Path, name: str, text: str) -> Path:
@@ -198,7 +258,7 @@ def write_pack_file(pack: Path, name: str, text: str) -> Path:
     return target
 
 
-def content_digest(documents: dict[str, LoadedDocument]) -> str:
+def content_digest(documents: Mapping[str, LoadedDocument]) -> str:
     """sha256 of the pack's content: every file's data (not its comments or layout), the
     manifest's own recorded digest left out, so the digest can be written into the manifest."""
     content: dict[str, Any] = {}
@@ -260,7 +320,7 @@ class _Builder:
                                              "expected exactly one of " + ", ".join(OPERATORS), path,
                                              CheckId.CONDITION_FORM))
 
-    def build(self, pack: Path, digest: str) -> Protocol:
+    def build(self, files: PackFiles, digest: str) -> Protocol:
         m = self.documents["manifest"].data
         refs = self.documents["references"].data
         grading = self.documents["grading"].data
@@ -352,13 +412,14 @@ class _Builder:
             definition_citations=tuple(definition["citations"]),
             references=references, findings=tuple(findings), grades=grades, drugs=drugs,
             drug_classes=classes, actions=action_list, action_rules=tuple(action_rules), alerts=alert_rules,
-            statements=statement_list, headings=tuple(statements["headings"]), path=str(pack),
+            statements=statement_list, headings=tuple(statements["headings"]), path=files.folder,
             definition_source=at["grading"](("definition",)),
             applies_when=(self.condition("grading", definition["applies_when"], ("definition", "applies_when"),
                                          definition["id"]) if "applies_when" in definition else None),
             deviations=deviations, additions=additions, names=names,
             pediatric=(Pediatric(float(pediatric["age_below_years"]), float(pediatric["weight_below_kg_if_age_unknown"]))
                        if pediatric is not None else None),
+            files=files,
         )
 
     def _amount(self, data: dict[str, Any] | None, path: tuple[str | int, ...]) -> Amount | None:
@@ -435,12 +496,19 @@ def _load_protocol(path: str | Path | None, check_release: bool) -> Protocol:
     """:func:`load_protocol`; without ``check_release``, a recorded digest that no longer matches
     the content is not a problem (``release`` loads a pack it is about to record)."""
     pack = Path(path) if path is not None else default_pack_dir()
-    documents, problems = read_pack_documents(pack)
-    if problems or set(documents) != {"manifest", *FILE_KINDS}:
-        raise InvalidPackError(problems or [Problem(str(pack), 0, 0, "-", "the pack is incomplete",
-                                                    "expected every file the manifest lists")])
+    files, problems = read_pack(pack)
+    if files is None:
+        raise InvalidPackError(problems)
+    return protocol_from_files(files, check_release=check_release)
+
+
+def protocol_from_files(files: PackFiles, *, check_release: bool = True) -> Protocol:
+    """The validated protocol of files already read (:func:`read_pack`): every problem raised
+    together as :class:`~crs_rules.errors.InvalidPackError`, as :func:`load_protocol` does. Without
+    ``check_release``, a recorded digest that no longer matches the content is not a problem."""
+    documents = dict(files.documents)
     builder = _Builder(documents)
-    protocol = builder.build(pack, content_digest(documents))
+    protocol = builder.build(files, content_digest(documents))
     semantic = [p for p in semantic_problems(protocol)
                 if not (p.check == CheckId.OPERATOR_FITS_FACT and (p.file, p.line, p.column) in builder.no_operator)]
     # The safety envelope is owned apart from the pack: a pack may be tighter, never looser.

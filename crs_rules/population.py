@@ -61,15 +61,8 @@ def _near(values: Iterable[float], offsets: Sequence[float], low: float, high: f
 
 
 def _all_conditions(protocol: Protocol) -> list[Condition]:
-    conditions: list[Condition] = []
-    for finding in protocol.findings:
-        if finding.when is not None:
-            conditions.append(finding.when)
-        conditions.extend(level.when for level in finding.levels)
-    conditions.extend(g.when for g in protocol.grades)
-    conditions.extend(r.when for r in protocol.action_rules)
-    conditions.extend(a.when for a in protocol.alerts)
-    return conditions
+    """Every condition of the pack's rules (:meth:`Protocol.conditions`), in file order."""
+    return [condition for _, condition in protocol.conditions()]
 
 
 class _Sweep:

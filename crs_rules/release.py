@@ -28,20 +28,13 @@ import tempfile
 import unicodedata
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .errors import CrsRulesError, InvalidPackError, Problem
 from .loading import LoadedDocument, load_yaml_bytes
 from .model import Protocol
-from .pack import (
-    MANIFEST,
-    _load_protocol,
-    content_digest,
-    load_protocol,
-    read_pack_documents,
-    read_pack_file,
-    write_pack_file,
-)
+from .pack import MANIFEST, content_digest, protocol_from_files, read_pack, write_pack_file
+from .pack_files import PackFiles
 from .validation import schema_problems
 
 __all__ = ["release", "draft", "bump_version", "protocol_digest", "ReleaseRefusedError", "BUMPS", "RELEASE_RECORD"]
@@ -58,7 +51,7 @@ class ReleaseRefusedError(CrsRulesError, ValueError):
         super().__init__("release refused: " + "; ".join(self.reasons))
 
 
-def protocol_digest(documents: dict[str, LoadedDocument]) -> str:
+def protocol_digest(documents: Mapping[str, LoadedDocument]) -> str:
     """sha256 of what the protocol says: every file's data, the manifest without its release
     record (version, status, dates, digests, changelog). Two packs with the same protocol digest
     give every patient the same decision."""
@@ -120,7 +113,7 @@ def _yaml_text(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _gates(folder: Path, documents: dict[str, LoadedDocument], protocol: Protocol) -> list[str]:
+def _gates(documents: Mapping[str, LoadedDocument], protocol: Protocol) -> list[str]:
     """Every reason not to release this (valid) pack; empty when it may be released."""
     from .scenarios import run_scenarios
     from .traceability import trace
@@ -147,7 +140,7 @@ def _gates(folder: Path, documents: dict[str, LoadedDocument], protocol: Protoco
                            + "; ".join(result.differences))
         for rule_id in report.uncovered:
             reasons.append(f"scenarios: no scenario fires rule {rule_id}; expected 100 % rule coverage (crs-rules test)")
-    _, _, problems = trace(folder, protocol)
+    _, _, problems = trace(protocol)
     reasons += [f"traceability: {problem}" for problem in problems]
     return reasons
 
@@ -169,19 +162,15 @@ def release(pack: str | Path, bump: str, note: str, today: date | None = None,
     if problem is not None:
         raise ValueError(problem)
     bump_version("0.0.0", bump)  # an unknown bump fails here, before anything is read
-    documents, problems = read_pack_documents(folder)
-    if problems:
-        raise InvalidPackError(problems)
-    protocol = _load_protocol(folder, check_release=False)
-    reasons = _gates(folder, documents, protocol)
+    files = _read(folder)  # the only read of the folder: every gate reads these files
+    documents = files.documents
+    protocol = protocol_from_files(files, check_release=False)
+    reasons = _gates(documents, protocol)
     if reasons:
         raise ReleaseRefusedError(reasons)
 
     manifest_path = folder / MANIFEST
-    raw, problems = read_pack_file(folder, MANIFEST)
-    if raw is None:
-        raise InvalidPackError(problems)
-    text = raw.decode("utf-8")
+    text = files.raw["manifest"].decode("utf-8")
     old = documents["manifest"].data["version"]
     new = bump_version(old, bump)
     stamp = (today or date.today()).isoformat()
@@ -210,7 +199,17 @@ def release(pack: str | Path, bump: str, note: str, today: date | None = None,
         raise InvalidPackError([Problem(name, 0, 0, "-", "the new digest could not be recorded",
                                         "expected a manifest with one version: line")])
     write_pack_file(folder, MANIFEST, text)
-    return load_protocol(folder)
+    # The released pack as written: the files read above with the new manifest, validated again.
+    released_files = PackFiles(files.folder, {**documents, "manifest": released},
+                               {**files.raw, "manifest": text.encode("utf-8")}, files.seed, files.scenarios)
+    return protocol_from_files(released_files)
+
+
+def _read(folder: Path) -> PackFiles:
+    files, problems = read_pack(folder)
+    if files is None:
+        raise InvalidPackError(problems)
+    return files
 
 
 def _not_copied(folder: str, names: list[str]) -> set[str]:
@@ -227,18 +226,14 @@ def draft(pack: str | Path, dest: str | Path | None = None) -> Path:
     if target.exists() or target.is_symlink():
         raise ValueError(f"{target} already exists; expected a new folder for the draft (crs-rules draft never "
                          "writes over anything)")
-    documents, problems = read_pack_documents(source)
-    if problems:
-        raise InvalidPackError(problems)
+    files = _read(source)
+    documents = files.documents
     manifest = documents["manifest"].data
     if manifest.get("digest") is not None and manifest["digest"] == content_digest(documents):
         started_from: str | None = protocol_digest(documents)  # released and unchanged
     else:
         started_from = manifest.get("draft_of")  # a draft of a draft starts from the same release
-    raw, problems = read_pack_file(source, MANIFEST)
-    if raw is None:
-        raise InvalidPackError(problems)
-    text = raw.decode("utf-8")
+    text = files.raw["manifest"].decode("utf-8")
     text, count = re.subn(r'(?m)^status:.*$', "status: draft", text, count=1)
     if count != 1:
         raise InvalidPackError([Problem(documents["manifest"].file, 0, 0, "-", "no status line found",

@@ -16,9 +16,9 @@ from .checks import CheckId
 from .errors import InvalidInputError, InvalidPackError, Problem
 from .loading import LoadedDocument, load_yaml_bytes, load_yaml_text
 from .model import Protocol, Source
-from .pack import MAX_PACK_BYTES, load_protocol, read_pack_file
+from .pack import MAX_PACK_BYTES, load_protocol, read_scenario_files
 from .patient import PatientState, parse_patient
-from .scenario_model import SCENARIO_FOLDER, Expectation, ExpectedDose, ExpectedWithheld, PathKey, Scenario
+from .scenario_model import Expectation, ExpectedDose, ExpectedWithheld, PathKey, Scenario
 from .validation import schema_problems
 
 __all__ = ["load_scenarios", "ScenarioCheck"]
@@ -44,11 +44,6 @@ _KNOWN = {"action": ScenarioCheck.ACTION_KNOWN, "alert": ScenarioCheck.ALERT_KNO
 _SCHEMA = "scenario"
 _ACTION_LISTS = ("recommended", "considered", "absent")
 _ALERT_LISTS = ("alerts", "alerts_absent")
-
-def _display(pack: Path, name: str) -> str:
-    folder = pack / SCENARIO_FOLDER
-    return str(folder / name) if str(pack) != "." else f"{SCENARIO_FOLDER}/{name}"
-
 
 def _read(raw: bytes, name: str) -> tuple[LoadedDocument | None, list[Problem]]:
     """Load one scenario file's bytes; unquoted date-times stay text (they are checked where they
@@ -250,7 +245,8 @@ def load_scenarios(pack_dir: str | Path, protocol: Protocol | None = None) -> li
     """The scenarios of ``PACK/scenarios/*.yaml`` (files in name order, scenarios in file order).
 
     ``protocol`` is the pack the expectations are checked against (loaded from ``pack_dir`` when not
-    given). A pack without a scenarios folder has no scenarios. Raises
+    given); when it was loaded from ``pack_dir``, its scenario files are the ones read with it
+    (:attr:`Protocol.files`), not read again. A pack without a scenarios folder has no scenarios. Raises
     :class:`~crs_rules.errors.InvalidPackError` with every problem of every scenario file, each at
     its file, line and column: YAML and schema problems, the patient's problems (as
     ``crs-rules evaluate`` words them), ids of actions and alerts the pack does not have, and a
@@ -259,27 +255,27 @@ def load_scenarios(pack_dir: str | Path, protocol: Protocol | None = None) -> li
     pack = Path(pack_dir)
     if protocol is None:
         protocol = load_protocol(pack)
-    folder = pack / SCENARIO_FOLDER
-    if not folder.is_dir():
-        return []
+    files = protocol.files
+    # The pack's own scenario files were read with it; another folder's are read now.
+    read = files.scenarios if files is not None and Path(files.folder) == pack else read_scenario_files(pack)
     problems: list[Problem] = []
     scenarios: list[Scenario] = []
     first: dict[str, Source] = {}
     total = 0
-    for path in sorted(folder.glob("*.yaml")):
+    for item in read or ():
         # Read like the pack's own files: a regular file inside the pack, at most 1 MiB (no FIFO,
         # device or link out of the pack is opened), and at most MAX_PACK_BYTES for all of them.
-        raw, found = read_pack_file(pack, f"{SCENARIO_FOLDER}/{path.name}")
+        raw, found = item.raw, list(item.problems)
         document = None
         if raw is not None and total + len(raw) > MAX_PACK_BYTES:
-            found = [Problem(_display(pack, path.name), 0, 0, "-",
+            found = [Problem(item.display, 0, 0, "-",
                              f"the scenario files reach {total + len(raw)} bytes with this one",
                              f"expected at most {MAX_PACK_BYTES} bytes "
                              f"({MAX_PACK_BYTES // (1024 * 1024)} MiB) for all the scenario files",
                              (), CheckId.PACK_FILE)]
         elif raw is not None:
             total += len(raw)
-            document, found = _read(raw, _display(pack, path.name))
+            document, found = _read(raw, item.display)
         problems.extend(found)
         if document is None:
             continue

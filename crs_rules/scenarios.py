@@ -119,16 +119,8 @@ def run_scenario(scenario: Scenario, protocol: Protocol) -> ScenarioResult:
 
 
 def _rule_sources(protocol: Protocol) -> dict[str, Source]:
-    sources: dict[str, Source] = {}
-    definition = getattr(protocol, "definition_source", None)  # recorded by packs that know it
-    if isinstance(definition, Source):
-        sources[protocol.definition_id] = definition
-    sources.update((f.rule_id, f.source) for f in protocol.findings)
-    sources.update((g.rule_id, g.source) for g in protocol.grades)
-    sources.update((d.rule_id, d.source) for d in protocol.drugs)
-    sources.update((r.rule_id, r.source) for r in protocol.action_rules)
-    sources.update((a.rule_id, a.source) for a in protocol.alerts)
-    return sources
+    """Where each rule of the pack is written (:meth:`Protocol.rules`)."""
+    return {rule.id: rule.source for rule in protocol.rules()}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ for is a declared *addition* with its reason. Loading the pack checks both
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,12 @@ from typing import Any, Iterator
 
 from .loading import LoadedDocument
 from .model import Protocol
-from .pack import load_protocol, read_pack_documents, read_pack_file, write_pack_file
+from .pack import SEED, load_protocol, pack_files, write_pack_file
+from .pack_files import PackFiles
 
 __all__ = ["TraceRow", "trace", "render_table", "write_table", "TABLE", "SEED", "statement_numbers"]
 
 TABLE = "TRACEABILITY.md"
-SEED = "seed-protocol.txt"
 
 # Unit words of the seed, and how the field holding such a number is named.
 _UNITS: tuple[tuple[str, str], ...] = (
@@ -80,14 +79,8 @@ class TraceRow:
 
 
 def _elements(protocol: Protocol) -> dict[str, tuple[str, tuple[str | int, ...]]]:
-    """Where each rule id is written: (file kind, path)."""
-    places: dict[str, tuple[str, tuple[str | int, ...]]] = {protocol.definition_id: ("grading", ("definition",))}
-    places.update({f.rule_id: ("grading", ("findings", i)) for i, f in enumerate(protocol.findings)})
-    places.update({g.rule_id: ("grading", ("grades", i)) for i, g in enumerate(protocol.grades)})
-    places.update({d.rule_id: ("dosing", ("drugs", i)) for i, d in enumerate(protocol.drugs)})
-    places.update({r.rule_id: ("actions", ("rules", i)) for i, r in enumerate(protocol.action_rules)})
-    places.update({a.rule_id: ("alerts", ("alerts", i)) for i, a in enumerate(protocol.alerts)})
-    return places
+    """Where each rule id is written: (file kind, path), from :meth:`Protocol.rules`."""
+    return {rule.id: (rule.file_kind, rule.path) for rule in protocol.rules()}
 
 
 def _numbers(document: LoadedDocument, node: Any, path: tuple[str | int, ...], fact: str = "") -> Iterator[Location]:
@@ -113,12 +106,18 @@ def _matches_unit(location: Location, unit: str) -> bool:
     return marker in key or marker in fact
 
 
-def trace(pack: str | Path, protocol: Protocol | None = None) -> tuple[Protocol, list[TraceRow], list[str]]:
-    """The traceability rows of a pack and every problem with them (in words). ``protocol`` is the
-    pack already loaded from ``pack``, if the caller has it."""
-    folder = Path(pack)
-    protocol = protocol or load_protocol(folder)
-    documents, _ = read_pack_documents(folder)
+def trace(pack: Protocol | str | Path, protocol: Protocol | None = None) -> tuple[Protocol, list[TraceRow], list[str]]:
+    """The traceability rows of a pack and every problem with them (in words).
+
+    ``pack`` is the loaded pack, or a pack folder (loaded here unless ``protocol`` is that folder's
+    pack already loaded). The documents and the seed protocol are the ones loaded with the pack
+    (:attr:`Protocol.files`): nothing is read again."""
+    if isinstance(pack, Protocol):
+        protocol = pack
+    elif protocol is None:
+        protocol = load_protocol(Path(pack))
+    files = pack_files(protocol)
+    documents = files.documents
     places = _elements(protocol)
     rows: list[TraceRow] = []
     problems: list[str] = []
@@ -146,7 +145,7 @@ def trace(pack: str | Path, protocol: Protocol | None = None) -> tuple[Protocol,
             problems.append(f"{statement.id}: no rule encodes this statement and no deviation replaces it; "
                             "expected its rule ids in encoded_by, or a deviation in statements.yaml")
         rows.append(TraceRow(statement.id, statement.text, statement.encoded_by, tuple(numbers)))
-    problems.extend(_seed_coverage(folder, protocol))
+    problems.extend(_seed_coverage(files, protocol))
     return protocol, rows, problems
 
 
@@ -160,15 +159,15 @@ def _normalise(text: str) -> str:
     return " ".join(text.replace("\u2011", "-").split())
 
 
-def _seed_coverage(folder: Path, protocol: Protocol) -> list[str]:
+def _seed_coverage(files: PackFiles, protocol: Protocol) -> list[str]:
     """Every line of the seed protocol kept beside the pack is a heading or a statement."""
-    seed = folder / SEED
-    if not os.path.lexists(seed):
+    seed = Path(files.folder) / SEED
+    if files.seed is None:
         return [f"{seed}: the seed protocol is not beside the pack; expected {SEED} to check coverage against"]
-    # Read like the pack's own files: a regular file inside the pack, at most 1 MiB.
-    raw, refused = read_pack_file(folder, SEED)
+    # Read with the pack, like its own files: a regular file inside the pack, at most 1 MiB.
+    raw = files.seed.raw
     if raw is None:
-        return [str(problem) for problem in refused]
+        return [str(problem) for problem in files.seed.problems]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Callable, Iterator
 
 from ..errors import Problem
-from ..model import Protocol, Source
+from ..model import Protocol, RuleFamily, Source
 
 __all__ = ["CheckId", "Check", "SemanticCheck", "problem", "cited", "rule_sources"]
 
@@ -77,23 +77,15 @@ def problem(source: Source, subject: str, message: str, expected: str, check: Ch
 
 
 def cited(protocol: Protocol) -> Iterator[tuple[str, tuple[str, ...], Source]]:
-    """(rule id, citations, source) for every rule of the pack, the CRS definition first."""
-    yield protocol.definition_id, protocol.definition_citations, protocol.definition_source or Source(protocol.path, 0, 0)
-    for finding in protocol.findings:
-        yield finding.rule_id, finding.citations, finding.source
-    for grade in protocol.grades:
-        yield grade.rule_id, grade.citations, grade.source
-    for drug in protocol.drugs:
-        yield drug.rule_id, drug.citations, drug.source
-    for rule in protocol.action_rules:
-        yield rule.rule_id, rule.citations, rule.source
-    for alert in protocol.alerts:
-        yield alert.rule_id, alert.citations, alert.source
+    """(rule id, citations, source) for every rule of the pack (:meth:`Protocol.rules`), the CRS
+    definition first."""
+    for rule in protocol.rules():
+        yield rule.id, rule.citations, rule.source
 
 
 def rule_sources(protocol: Protocol) -> Iterator[tuple[str, Source]]:
-    """(rule id, source) for every rule of the pack (findings, grades, drugs, action rules, alerts)."""
-    rules = cited(protocol)
-    next(rules)  # the CRS definition: text, not a rule of its own
-    for rule_id, _, source in rules:
-        yield rule_id, source
+    """(rule id, source) for every rule of the pack that takes effect on its own: every family of
+    :meth:`Protocol.rules` but the CRS definition (a text, not a rule of its own)."""
+    for rule in protocol.rules():
+        if rule.family is not RuleFamily.DEFINITION:
+            yield rule.id, rule.source

@@ -18,21 +18,12 @@ _NUMBER_IN_TEXT = re.compile(r"(?<![A-Za-z])(?<!grade )(?<!Grade )\d")
 
 
 def _texts(protocol: Protocol) -> Iterator[tuple[str, str, Source]]:
-    for finding in protocol.findings:
-        for text in (finding.description, finding.true_text, finding.false_text, finding.otherwise_text,
-                     *(level.text for level in finding.levels)):
-            if text:
-                yield finding.rule_id, text, finding.source
-    for grade in protocol.grades:
-        yield grade.rule_id, grade.text, grade.source
+    """Every text for people: the texts of every rule (:meth:`Protocol.rules`) and of every action."""
+    for rule in protocol.rules():
+        for text in rule.texts:
+            yield rule.id, text, rule.source
     for action in protocol.actions:
         yield action.id, action.text, action.source
-    for rule in protocol.action_rules:
-        yield rule.rule_id, rule.description, rule.source
-    for alert in protocol.alerts:
-        yield alert.rule_id, alert.description, alert.source
-        yield alert.rule_id, alert.text, alert.source
-
 
 
 def check_numbers_live_in_data(protocol: Protocol) -> Iterator[Problem]:
