@@ -197,8 +197,17 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.format == "json":
         out.write(json_text({"ok": True, "protocol": _protocol_dict(protocol), "problems": []}) + "\n")
     else:
-        out.write(f"OK {protocol.id} {protocol.version} {protocol.digest}\n")
+        out.write(f"OK {protocol.id} {protocol.version} {protocol.digest}{_not_active_note(protocol)}\n")
     return EXIT_OK
+
+
+def _not_active_note(protocol: Protocol) -> str:
+    """What ``validate`` adds after a pack that is not active: its status, and that it is not for
+    clinical use (nothing for an active pack)."""
+    if protocol.status == "active":
+        return ""
+    until = ", until released" if protocol.status == "draft" else ""
+    return f" ({protocol.status}: not for clinical use{until})"
 
 
 def _evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -94,6 +94,13 @@ def test_draft_copies_the_pack_as_a_draft_recording_where_it_started(draft: Path
     assert shipped.count("\n") == (draft / "manifest.yaml").read_text(encoding="utf-8").count("\n")
 
 
+def test_validate_says_a_draft_is_a_draft(draft: Path) -> None:
+    protocol = load_protocol(draft)
+    code, out, err = cli("validate", str(draft))
+    assert (code, err) == (0, "")
+    assert out == (f"OK {protocol.id} {VERSION} {protocol.digest} (draft: not for clinical use, until released)\n")
+
+
 def test_draft_defaults_to_pack_draft_and_never_writes_over_a_folder(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -239,6 +246,8 @@ def test_a_retired_pack_needs_the_opt_in_on_the_command_line(tmp_path: Path) -> 
     assert f"the protocol is retired (version {VERSION}), not for clinical use" in err
     code, out, err = cli("evaluate", str(patient), "--rules", str(retired), "--allow-draft")
     assert code == 0 and out.startswith("RETIRED protocol, not for clinical use")
+    code, out, err = cli("validate", str(retired))
+    assert (code, err) == (0, "") and out.endswith(" (retired: not for clinical use)\n")
 
 
 def test_scenarios_and_diff_work_on_a_draft(draft: Path) -> None:
