@@ -3,6 +3,12 @@
 The stages run in order and collect every problem before raising: load each YAML file with
 positions (``loading``), check it against its schema (``validation``), build the frozen model,
 then run the semantic checks. :func:`load_protocol` is the public entry point.
+
+The folder is read once (:func:`read_pack`): the files the manifest lists, the seed protocol and
+the scenario files, kept on the protocol as :class:`~crs_rules.pack_files.PackFiles`
+(``Protocol.files``) for the stages that read them later. :func:`protocol_from_files` validates
+files already read (a release validates the manifest it is about to write without reading the
+folder again).
 """
 
 from __future__ import annotations
