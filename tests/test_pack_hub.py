@@ -131,7 +131,7 @@ def test_no_stage_reads_the_files_again_once_the_pack_is_loaded(tmp_path: Path,
     def refuse(*arguments: object, **keywords: object) -> bytes:
         raise AssertionError("a pack file was read again")
 
-    monkeypatch.setattr("crs_rules.pack.read_bounded", refuse)
+    monkeypatch.setattr("crs_rules.pack_reading.read_bounded", refuse)
     _, rows, problems = trace(protocol)
     assert problems == [] and rows
     from crs_rules.scenario_reading import load_scenarios
@@ -154,7 +154,7 @@ def test_a_release_reads_each_file_of_the_folder_once(tmp_path: Path, monkeypatc
         reads[str(Path(file).relative_to(target))] += 1
         return real(file, *arguments, **keywords)
 
-    monkeypatch.setattr("crs_rules.pack.read_bounded", counted)
+    monkeypatch.setattr("crs_rules.pack_reading.read_bounded", counted)
     released = release(target, "patch", "Vasopressors titrated to effect.")
     assert released.status == "active" and released.recorded_digest == released.digest
     assert reads and set(reads.values()) == {1}, reads
