@@ -190,7 +190,8 @@ class ScenarioReport:
 
 
 def run_scenarios(protocol: Protocol) -> ScenarioReport:
-    """Run every scenario of the protocol's own folder (``protocol.path``) against it.
+    """Run every scenario of the protocol's own folder (``protocol.path``) against it: the scenario
+    files read when the pack was loaded (:attr:`Protocol.files`), not read again.
 
     Raises :class:`~crs_rules.errors.InvalidPackError` when a scenario file is not valid.
     """
