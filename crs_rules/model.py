@@ -7,6 +7,7 @@ later stage can point back into the file.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -48,6 +49,7 @@ __all__ = [
     "RuleFamilyDeclaration",
     "RULE_FAMILIES",
     "PackRule",
+    "RuleElement",
     "GRADE_FINDING",
     "HOURS_PER_DAY",
 ]
@@ -538,7 +540,24 @@ class PackRule:
     element: RuleElement = field(repr=False, compare=False)
 
 
-RuleElement = Union[Definition, Finding, GradeCriterion, Drug, ActionRule, AlertRule]
+class RuleElement(typing.Protocol):
+    """What an element of a rule family offers the registry (every family's class has these)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def rule_id(self) -> str: ...
+
+    @property
+    def source(self) -> Source: ...
+
+    @property
+    def citations(self) -> tuple[str, ...]: ...
+
+    def rule_conditions(self) -> tuple[Condition, ...]: ...
+
+    def rule_texts(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
