@@ -471,6 +471,8 @@ class Protocol:
     names: tuple[DrugName, ...] = ()
     #: Who is a child, for the fixed (adult) amounts (dosing.yaml ``pediatric``).
     pediatric: Pediatric | None = None
+    #: Where the manifest's ``status`` is written (what a refusal of a draft or retired pack points at).
+    status_source: Source | None = None
     #: The pack's files as loaded (documents with positions, the seed, the scenario files): what
     #: traceability, scenarios, release and ``diff`` read instead of the folder. None only for a
     #: protocol built by hand.

@@ -251,6 +251,7 @@ class _Builder:
             deviations=deviations, additions=additions, names=names,
             pediatric=(Pediatric(float(pediatric["age_below_years"]), float(pediatric["weight_below_kg_if_age_unknown"]))
                        if pediatric is not None else None),
+            status_source=at["manifest"](("status",)),
             files=files,
         )
 

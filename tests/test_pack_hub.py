@@ -160,3 +160,10 @@ def test_a_release_reads_each_file_of_the_folder_once(tmp_path: Path, monkeypatc
     assert reads and set(reads.values()) == {1}, reads
     assert {"manifest.yaml", "actions.yaml", "seed-protocol.txt"} <= set(reads)
     assert load_protocol(target).digest == released.digest  # what it returns is what it wrote
+
+
+def test_the_protocol_knows_where_its_status_is_written(shipped: Protocol) -> None:
+    assert shipped.status_source is not None
+    lines = Path(shipped.status_source.file).read_text(encoding="utf-8").splitlines()
+    line = lines[shipped.status_source.line - 1]
+    assert line.startswith("status:") and line[shipped.status_source.column - 1:] == shipped.status
