@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import weakref
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -23,8 +22,6 @@ from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 
-from ._resources import schema_dir
-from .errors import CrsRulesError
 from .fields import FIELDS, SCHEMA_PATH, Field, field, read_schema
 from .loading import LoadedDocument
 

@@ -1,15 +1,19 @@
-"""The input fields: every field of the patient contract, declared once.
+"""The input fields: every field of the patient contract, declared once, in its JSON Schema.
 
-Each :class:`Field` names a field by its path in the input (``vitals.temperature_c``; ``[]`` for
-the items of a list: ``medications[].given_at``), its type, its unit, what it accepts (a range, a
-closed list of values, or the rule pack's vocabulary) and what it means, in the words of the data
-dictionary ``crs-rules facts`` prints. ``attribute`` names the :class:`~crs_rules.patient.PatientState`
-attribute the field is read into.
+``schemas/patient.schema.json`` declares each field: its type, range, closed values, list bound,
+whether it is required, its title and description (the words of input errors), and, as ``x-``
+annotations JSON Schema ignores, its meaning in the data dictionary's words (``x-meaning``), its
+unit (``x-unit``), the rule pack's class whose members are its only names (``x-vocabulary``) and
+the field it is converted into (``x-reads-into``). This module reads it into a table of typed
+:class:`Field` values, :data:`FIELDS`: each names a field by its path in the input
+(``vitals.temperature_c``; ``[]`` for the items of a list: ``medications[].given_at``).
 
 Derived from this table: the reading of a valid input into a ``PatientState`` and back
-(:mod:`crs_rules.patient`), the bounds of the lists, and the data dictionary. The JSON Schema
-(``schemas/patient.schema.json``), which carries the longer descriptions and the error wording,
-is tested to agree with it field by field: type, unit, range, values, list bounds, required.
+(:mod:`crs_rules.patient`), the bounds of the lists, the engine's input facts
+(:mod:`crs_rules.facts`), the data dictionary ``crs-rules facts`` prints, and the generated
+patients of ``crs-rules diff``. A field the library's code reads by name has an attribute of its
+own on ``PatientState`` (:data:`ATTRIBUTES`); any other is kept by path (``PatientState.inputs``),
+so adding a field to the contract is adding its property to the schema.
 
 The ranges are plausibility bounds of the input contract (values no living human has), not
 protocol numbers: the protocol's thresholds live in the rule pack.
@@ -220,12 +224,12 @@ def fields_of(schema: Mapping[str, Any]) -> tuple[tuple[Field, ...], frozenset[s
     return tuple(found), frozenset(required_mappings)
 
 
+_TABLE: Final = fields_of(read_schema())
 #: Every field of the contract, in the order of the schema. A mapping (``patient``, ``vitals``,
 #: ``vitals.oxygen``) is not a field: its fields are.
-FIELDS: Final[tuple[Field, ...]]
+FIELDS: Final[tuple[Field, ...]] = _TABLE[0]
 #: The mappings the input must hold (``patient``); every other mapping may be left out.
-REQUIRED_MAPPINGS: Final[frozenset[str]]
-FIELDS, REQUIRED_MAPPINGS = fields_of(read_schema())
+REQUIRED_MAPPINGS: Final[frozenset[str]] = _TABLE[1]
 
 _BY_PATH: Final = {f.path: f for f in FIELDS}
 

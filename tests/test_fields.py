@@ -1,8 +1,10 @@
-"""The table of input fields (``crs_rules/fields.py``) is the contract: the JSON Schema, the parsed
-state and the engine's input facts agree with it field by field."""
+"""The table of input fields (``crs_rules/fields.py``) is read from the contract's JSON Schema: it
+has the schema's fields with their type, range, values and requirement, and the parsed state and
+the engine's input facts agree with it field by field."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -11,7 +13,8 @@ from typing import Any, Iterator
 import pytest
 
 from crs_rules.facts import INPUT_FACTS
-from crs_rules.fields import FIELDS, REQUIRED_MAPPINGS, Field, field
+from crs_rules.errors import CrsRulesError
+from crs_rules.fields import FIELDS, REQUIRED_MAPPINGS, Field, field, fields_of
 from crs_rules.patient import MAX_LIST_ITEMS, PatientState, parse_patient, state_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,3 +157,23 @@ def test_a_full_input_is_read_and_given_back_through_the_table() -> None:
     assert again["vitals"]["temperature_c"] == 38.0 and "temperature_f" not in again["vitals"]
     assert "improving" not in again["crs"]  # unknown: left out
     assert parse_patient(again) == state
+
+
+def test_a_field_the_schema_adds_is_kept_by_path_with_its_meaning() -> None:
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"]["vitals"]["properties"]["capillary_leak"] = {
+        "x-meaning": "the patient has capillary leak", "$ref": "#/$defs/boolean_or_unknown",
+        "description": "Whether the patient has capillary leak."}
+    table, _ = fields_of(schema)
+    added = next(f for f in table if f.path == "vitals.capillary_leak")
+    assert (added.type, added.meaning, added.attribute, added.by_path, added.in_state) == (
+        "boolean", "the patient has capillary leak", None, True, True)
+    assert [f.path for f in table if f.path != added.path] == [f.path for f in FIELDS]
+    assert not any(f.by_path for f in FIELDS)  # today every field has an attribute of its own
+
+
+def test_a_field_without_its_meaning_is_refused_by_name() -> None:
+    schema = copy.deepcopy(SCHEMA)
+    del schema["properties"]["vitals"]["properties"]["temperature_c"]["x-meaning"]
+    with pytest.raises(CrsRulesError, match="vitals.temperature_c needs x-meaning"):
+        fields_of(schema)
