@@ -70,6 +70,17 @@ class Field:
     records), or a field kept by path (:attr:`by_path`)."""
     reads_into: str | None = None
     """The field this one is converted into when given (``temperature_f`` into ``temperature_c``)."""
+    requires: str | None = None
+    """The boolean field that must be true for this one to be given (listing vasopressors
+    requires ``vitals.hypotension``); while it is not true, this one is not asked for."""
+    observed: str | None = None
+    """How a known value reads among the observed values behind a grade (``temperature {value}
+    °C``); None: not shown. The fields of one mapping inside a section (``vitals.oxygen``) read
+    as one phrase."""
+    unrecorded: str | None = None
+    """How an unknown value reads there (``temperature not recorded``); None: not shown."""
+    decimals: int = 0
+    """The fewest decimals a number is shown with (``38.0`` °C: 1)."""
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -161,7 +172,8 @@ SCHEMA_PATH: Final = schema_dir() / "patient.schema.json"
 #: meaning in the data dictionary's words (required), its unit, the pack's class whose members are
 #: its only names, the field it is converted into.
 _ANNOTATIONS: Final = {"x-meaning": "meaning", "x-unit": "unit", "x-vocabulary": "vocabulary",
-                       "x-reads-into": "reads_into"}
+                       "x-reads-into": "reads_into", "x-requires": "requires", "x-observed": "observed",
+                       "x-unrecorded": "unrecorded", "x-decimals": "decimals"}
 _REFS: Final[Mapping[str, FieldType]] = {"#/$defs/date_time": "date-time", "#/$defs/boolean_or_unknown": "boolean",
                                          "#/$defs/generic_name": "name"}
 
@@ -207,9 +219,12 @@ def fields_of(schema: Mapping[str, Any]) -> tuple[tuple[Field, ...], frozenset[s
                 walk(sub, f"{path}.", key in required and required_here)
                 continue
             extra: dict[str, Any] = {name: sub[key_] for key_, name in _ANNOTATIONS.items() if key_ in sub}
-            if not isinstance(extra.get("meaning"), str) or not all(isinstance(v, str) for v in extra.values()):
+            decimals = extra.get("decimals", 0)
+            if not isinstance(extra.get("meaning"), str) or not (
+                    all(isinstance(v, str) for k, v in extra.items() if k != "decimals")
+                    and isinstance(decimals, int) and not isinstance(decimals, bool) and decimals >= 0):
                 raise CrsRulesError(f"the patient schema's field {path} needs x-meaning, and its x- annotations "
-                                    "must be texts")
+                                    "must be texts (x-decimals a whole number)")
             items: FieldType | None = None
             if kind == "list":
                 items, values = _kind(sub["items"])
@@ -221,6 +236,11 @@ def fields_of(schema: Mapping[str, Any]) -> tuple[tuple[Field, ...], frozenset[s
                 walk(sub["items"], f"{path}[].", False)
 
     walk(schema, "", True)
+    booleans = {f.path for f in found if f.type == "boolean"}
+    for entry in found:
+        if entry.requires is not None and entry.requires not in booleans:
+            raise CrsRulesError(f"the patient schema's field {entry.path} requires {entry.requires}, "
+                                "which is not a true/false field")
     return tuple(found), frozenset(required_mappings)
 
 

@@ -1,6 +1,7 @@
 """Adding an input field is one declaration: a property of ``schemas/patient.schema.json`` with its
 ``x-meaning``. Nothing else is edited, and the field is read, reaches the engine's facts, can be
-named by a pack's condition (which validates and grades with it) and is listed by ``crs-rules facts``.
+named by a pack's condition (which validates and grades with it; the grade's basis then names it in
+its words) and is listed by ``crs-rules facts``.
 
 The proof runs on a copy of the package whose schema declares one more field, in a child process
 (the table of fields is read when the package is imported).
@@ -21,6 +22,7 @@ from packing import ROOT, draft_copy, edit
 #: The one declaration: a boolean sign of the vitals.
 CAPILLARY_LEAK = {
     "x-meaning": "the patient has capillary leak",
+    "x-unrecorded": "capillary leak not recorded",
     "$ref": "#/$defs/boolean_or_unknown",
     "description": "Whether the patient has capillary leak. Null or absent when unknown.",
 }
@@ -39,6 +41,8 @@ data = json.loads(sys.argv[2])
 state = parse_patient(data)
 unknown = parse_patient({key: value for key, value in data.items() if key != "vitals"})
 decision = evaluate(data, pack, allow_draft=True)
+unrecorded = evaluate({**data, "vitals": {k: v for k, v in data["vitals"].items() if k != "capillary_leak"}},
+                      pack, allow_draft=True)
 without = evaluate({**data, "vitals": {**data["vitals"], "capillary_leak": False}}, pack, allow_draft=True)
 out, err = io.StringIO(), io.StringIO()
 code = run(["facts", sys.argv[1]], out, err)
@@ -53,6 +57,7 @@ print(json.dumps({
     "grade": decision.crs_grade,
     "basis": decision.grade_basis,
     "grade_without": without.crs_grade,
+    "basis_unrecorded": unrecorded.grade_basis,
     "facts_code": code,
     "facts_lines": [line for line in out.getvalue().splitlines() if "capillary_leak" in line],
 }))
@@ -95,6 +100,9 @@ def test_a_field_declared_in_the_schema_alone_is_read_graded_and_listed(tmp_path
     assert (seen["fact_type"], seen["fact"]) == ("boolean", True)
     # Fever with capillary leak is grade 2 under the edited pack; without it, grade 1.
     assert (seen["grade"], seen["grade_without"]) == (2, 1)
+    # The grade's basis lists the inputs the grade criteria read, in the schema's words.
+    assert "capillary leak not recorded" in seen["basis_unrecorded"]
+    assert "capillary leak" not in seen["basis"]
     assert seen["facts_code"] == 0
     assert len(seen["facts_lines"]) == 1
     assert seen["facts_lines"][0].split()[:2] == ["vitals.capillary_leak", "true/false"]

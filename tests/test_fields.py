@@ -12,8 +12,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from crs_rules.facts import INPUT_FACTS
 from crs_rules.errors import CrsRulesError
+from crs_rules.facts import INPUT_FACTS
 from crs_rules.fields import FIELDS, REQUIRED_MAPPINGS, Field, field, fields_of
 from crs_rules.patient import MAX_LIST_ITEMS, PatientState, parse_patient, state_input
 
@@ -176,4 +176,11 @@ def test_a_field_without_its_meaning_is_refused_by_name() -> None:
     schema = copy.deepcopy(SCHEMA)
     del schema["properties"]["vitals"]["properties"]["temperature_c"]["x-meaning"]
     with pytest.raises(CrsRulesError, match="vitals.temperature_c needs x-meaning"):
+        fields_of(schema)
+
+
+def test_a_field_that_requires_a_field_that_is_not_a_boolean_is_refused_by_name() -> None:
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"]["vitals"]["properties"]["vasopressors"]["x-requires"] = "vitals.temperature_c"
+    with pytest.raises(CrsRulesError, match="vitals.vasopressors requires vitals.temperature_c"):
         fields_of(schema)
