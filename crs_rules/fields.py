@@ -81,11 +81,21 @@ class Field:
     """How an unknown value reads there (``temperature not recorded``); None: not shown."""
     decimals: int = 0
     """The fewest decimals a number is shown with (``38.0`` °C: 1)."""
+    shorthand: str | None = None
+    """The field in a one-line clinical shorthand (``CAR T``; by default its key's words:
+    ``septic shock``): a true/false field is named when true."""
+    none: str | None = None
+    """For a choice: the value that means none (``room_air``: no supplemental oxygen)."""
 
     @property
     def keys(self) -> tuple[str, ...]:
         """The path's parts, ``[]`` marking the items of a list: ``("medications[]", "drug")``."""
         return tuple(self.path.split("."))
+
+    @property
+    def short(self) -> str:
+        """The field in clinical shorthand: its ``shorthand``, else its key's words."""
+        return self.shorthand or self.keys[-1].removesuffix("[]").replace("_", " ")
 
     @property
     def by_path(self) -> bool:
@@ -173,7 +183,8 @@ SCHEMA_PATH: Final = schema_dir() / "patient.schema.json"
 #: its only names, the field it is converted into.
 _ANNOTATIONS: Final = {"x-meaning": "meaning", "x-unit": "unit", "x-vocabulary": "vocabulary",
                        "x-reads-into": "reads_into", "x-requires": "requires", "x-observed": "observed",
-                       "x-unrecorded": "unrecorded", "x-decimals": "decimals"}
+                       "x-unrecorded": "unrecorded", "x-decimals": "decimals", "x-none": "none",
+                       "x-shorthand": "shorthand"}
 _REFS: Final[Mapping[str, FieldType]] = {"#/$defs/date_time": "date-time", "#/$defs/boolean_or_unknown": "boolean",
                                          "#/$defs/generic_name": "name"}
 
@@ -238,6 +249,9 @@ def fields_of(schema: Mapping[str, Any]) -> tuple[tuple[Field, ...], frozenset[s
     walk(schema, "", True)
     booleans = {f.path for f in found if f.type == "boolean"}
     for entry in found:
+        if entry.none is not None and entry.none not in entry.values:
+            raise CrsRulesError(f"the patient schema's field {entry.path} means none by {entry.none}, "
+                                "which is not one of its values")
         if entry.requires is not None and entry.requires not in booleans:
             raise CrsRulesError(f"the patient schema's field {entry.path} requires {entry.requires}, "
                                 "which is not a true/false field")

@@ -1,7 +1,8 @@
 """Adding an input field is one declaration: a property of ``schemas/patient.schema.json`` with its
 ``x-meaning``. Nothing else is edited, and the field is read, reaches the engine's facts, can be
 named by a pack's condition (which validates and grades with it; the grade's basis then names it in
-its words) and is listed by ``crs-rules facts``.
+its words), is drawn by the generated population of ``crs-rules diff`` and named in its patient
+descriptions, and is listed by ``crs-rules facts``.
 
 The proof runs on a copy of the package whose schema declares one more field, in a child process
 (the table of fields is read when the package is imported).
@@ -33,6 +34,7 @@ import io, json, sys
 import crs_rules
 from crs_rules import evaluate, load_protocol
 from crs_rules.cli import run
+from crs_rules.impact import describe_patient, population_inputs
 from crs_rules.facts import INPUT_FACTS, flat_facts
 from crs_rules.patient import parse_patient, state_input
 
@@ -46,7 +48,10 @@ unrecorded = evaluate({**data, "vitals": {k: v for k, v in data["vitals"].items(
 without = evaluate({**data, "vitals": {**data["vitals"], "capillary_leak": False}}, pack, allow_draft=True)
 out, err = io.StringIO(), io.StringIO()
 code = run(["facts", sys.argv[1]], out, err)
+drawn = [d for _, d in population_inputs((pack,), 200, 1)]
 print(json.dumps({
+    "drawn": sorted({json.dumps(d.get("vitals", {}).get("capillary_leak", "absent")) for d in drawn}),
+    "described": describe_patient(state),
     "package": crs_rules.__file__,
     "inputs": dict(state.inputs),
     "value": state.value("vitals.capillary_leak"),
@@ -103,6 +108,10 @@ def test_a_field_declared_in_the_schema_alone_is_read_graded_and_listed(tmp_path
     # The grade's basis lists the inputs the grade criteria read, in the schema's words.
     assert "capillary leak not recorded" in seen["basis_unrecorded"]
     assert "capillary leak" not in seen["basis"]
+    # The generated patients of crs-rules diff draw it (true, false, unknown, absent); the one-line
+    # description of a patient names it when true.
+    assert seen["drawn"] == sorted(['true', 'false', 'null', '"absent"'])
+    assert "; capillary leak;" in seen["described"]
     assert seen["facts_code"] == 0
     assert len(seen["facts_lines"]) == 1
     assert seen["facts_lines"][0].split()[:2] == ["vitals.capillary_leak", "true/false"]
