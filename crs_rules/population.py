@@ -108,9 +108,10 @@ class _Sweep:
                             reaches = cap / band.mg_per_kg
                             if reaches >= band.from_weight_kg and (after is None or reaches < after.from_weight_kg):
                                 weights.add(reaches)
-        self.weights = _near(weights, (0.1, 1.0), 10.0, 150.0) or [70.0]
-        self.temperatures = _near(thresholds("vitals.temperature_c"), (0.01, 0.05, 0.1, 0.5), 34.0, 42.0) or [38.0]
-        self.flows = _near(thresholds("vitals.oxygen.flow_l_min"), (0.01, 0.1, 0.5, 1.0), 0.5, 20.0) or [2.0]
+        # A pack without thresholds for a field leaves its values drawn anywhere in the sweep's range.
+        self.weights = _near(weights, (0.1, 1.0), 10.0, 150.0)
+        self.temperatures = _near(thresholds("vitals.temperature_c"), (0.01, 0.05, 0.1, 0.5), 34.0, 42.0)
+        self.flows = _near(thresholds("vitals.oxygen.flow_l_min"), (0.01, 0.1, 0.5, 1.0), 0.5, 20.0)
         self.ages = _near(thresholds("patient.age_years"), (0.1, 0.5), 0.1, 100.0)
         self.onset_days = _near(thresholds("crs.days_since_onset"), (1 / 24, 0.01), 0.05, 10.0)
         self.devices = field("vitals.oxygen.device").values
@@ -144,8 +145,9 @@ class _Sweep:
         for protocol in protocols:
             for drug in protocol.drugs:
                 limits = drug.limits
-                if not limits.is_empty():
-                    self.limited[drug.id] = max(self.limited.get(drug.id, 0), limits.max_doses_per_course or 3)
+                if not limits.is_empty():  # up to its course limit, else one past its window's (at least 2)
+                    most = limits.max_doses_per_course or (limits.max_doses_in_window or 1) + 1
+                    self.limited[drug.id] = max(self.limited.get(drug.id, 0), most)
                 hours.update(h for h in (limits.min_interval_h, limits.window_h) if h is not None)
                 for regimen in drug.regimens:
                     hours.update(h for h in (regimen.interval_h, regimen.up_to_every_h) if h is not None)
@@ -155,8 +157,8 @@ class _Sweep:
             for name in [d.id for d in protocol.drugs] + [m for c in protocol.drug_classes for m in c.members]:
                 if name not in self.limited and name not in self.other_drugs:
                     self.other_drugs.append(name)
-        self.spacings = sorted(hours) or [8.0]
-        self.last_dose = _near(hours, (0.1,), 0.1, 200.0) or [8.0]
+        self.spacings = sorted(hours)  # none: doses spaced anywhere in the sweep's range
+        self.last_dose = _near(hours, (0.1,), 0.1, 200.0)
         self.orderable = sorted({*self.limited, *self.other_drugs})
         self.protocols = protocols
 
