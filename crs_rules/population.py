@@ -8,6 +8,7 @@ changed threshold is always probed on both sides.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,8 @@ class _Sweep:
         self.temperatures = _near(thresholds("vitals.temperature_c"), (0.01, 0.05, 0.1, 0.5), 34.0, 42.0)
         self.flows = _near(thresholds("vitals.oxygen.flow_l_min"), (0.01, 0.1, 0.5, 1.0), 0.5, 20.0)
         self.ages = _near(thresholds("patient.age_years"), (0.1, 0.5), 0.1, 100.0)
+        #: Who is a child (the first pack's pediatric definition): the age drawn fits the weight.
+        self.child = next((p.pediatric for p in protocols if p.pediatric is not None), None)
         self.onset_days = _near(thresholds("crs.days_since_onset"), (1 / 24, 0.01), 0.05, 10.0)
         self.devices = field("vitals.oxygen.device").values
         #: The device that means no supplemental oxygen (the contract's ``x-none``).
@@ -223,18 +226,22 @@ _BOOLEAN_WEIGHTS: Final[Mapping[str, tuple[int, int, int, int]]] = {
 
 
 def _weight_and_age(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
-    """The weight (at the dose bands and caps), and an age that fits it."""
+    """The weight (at the dose bands and caps), and an age that fits it: a child's age under the
+    pack's pediatric weight, an adult's from it."""
     weight = _pick(rng, sweep.weights, 10.0, 150.0, 0.1, 0.45)
     _set(data, "patient.weight_kg", weight)
     roll = rng.random()
     if roll < 0.1:
         return  # age unknown
-    if weight >= 40:
-        age = float(rng.randint(18, 90))
+    child = sweep.child
+    if child is None:  # no pack says who is a child: any age
+        age = float(rng.randint(0, 90))
+    elif weight >= child.weight_below_kg_if_age_unknown:  # the weight of an adult: an adult's age
+        age = float(rng.randint(math.ceil(child.age_below_years), 90))
     elif sweep.ages and roll < 0.4:  # children: the ages the packs single out, and any age
         age = rng.choice(sweep.ages)
     else:
-        age = _round(rng.uniform(0.5, 17.0), 0.5)
+        age = _round(rng.uniform(0.5, child.age_below_years - 1), 0.5)
     _set(data, "patient.age_years", age)
 
 
