@@ -378,15 +378,16 @@ def _draw_field(rng: random.Random, sweep: _Sweep, data: dict[str, Any], entry: 
         _set(data, entry.path, _at(rng.uniform(0.5, 120.0)))
 
 
-def _patient_data(rng: random.Random, sweep: _Sweep) -> dict[str, Any]:
-    """One valid patient input, drawn from the sweep field by field."""
+def _patient_data(rng: random.Random, by_path: random.Random, sweep: _Sweep) -> dict[str, Any]:
+    """One valid patient input, drawn from the sweep field by field: the fields kept by path from
+    their own generator (``by_path``), so that adding one leaves every other value drawn as before."""
     data: dict[str, Any] = {"assessed_at": iso(ASSESSED_AT)}
     for entry in _DRAW_ORDER:
         draw = _DRAWS.get(entry.path)
         if draw is not None:
             draw(rng, sweep, data)
         else:
-            _draw_field(rng, sweep, data, entry)
+            _draw_field(by_path if entry.by_path else rng, sweep, data, entry)
     return data
 
 
@@ -402,19 +403,23 @@ def population_inputs(protocols: Sequence[Protocol], size: int = DEFAULT_POPULAT
                       seed: int = DEFAULT_SEED) -> list[tuple[str, dict[str, Any]]]:
     """``size`` valid patient inputs, labelled, not yet parsed: the same for the same packs, size and seed.
 
-    Drawn with ``random.Random(seed)`` from :class:`_Sweep`: weights from 10 to 150 kg (children and
-    adults) and at every dose band and cap of the packs; temperatures, oxygen flows, ages and days
-    since onset around every threshold the packs compare them with; every oxygen device; none to
+    Drawn with ``random.Random(seed)`` from :class:`_Sweep`, field by field as the table of input
+    fields lists them (:mod:`crs_rules.fields`): weights from 10 to 150 kg (children and adults, the
+    age fitting the weight by the pack's pediatric definition) and at every dose band and cap of the
+    packs; temperatures, oxygen flows, ages and days since onset around every threshold the packs
+    compare them with; every oxygen device; none to
     three vasopressors (with and without any the pack counts specially); hypotension, refractory
     hypotension, improvement and the other flags true, false, unknown or absent; courses of each
     limited drug from none to its course limit, spaced exactly at and around its intervals and
-    window; other drugs of the packs given or not.
+    window; other drugs of the packs given or not. A field without an attribute of its own (kept
+    by path) is drawn by its type, from a generator of its own (seeded from ``seed``): adding one
+    to the contract leaves every other value of every patient as it was.
     """
     if size < 0:
         raise ValueError(f"the population size must be 0 or more, not {size}")
     sweep = _Sweep(protocols)
-    rng = random.Random(seed)
-    return [(f"population #{index + 1}", _patient_data(rng, sweep)) for index in range(size)]
+    rng, by_path = random.Random(seed), random.Random(f"{seed} by path")
+    return [(f"population #{index + 1}", _patient_data(rng, by_path, sweep)) for index in range(size)]
 
 
 def state_input(state: PatientState) -> dict[str, Any]:

@@ -18,7 +18,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from conftest import seed_numbers_pack
+
+from crs_rules.impact import population_inputs
+from crs_rules.model import Protocol
+from crs_rules.pack import load_protocol
+
 from packing import ROOT, draft_copy, edit
+
+
+def seed_numbers_protocol() -> Protocol:
+    return load_protocol(seed_numbers_pack())
+
 
 #: The one declaration: a boolean sign of the vitals.
 CAPILLARY_LEAK = {
@@ -49,8 +60,13 @@ without = evaluate({**data, "vitals": {**data["vitals"], "capillary_leak": False
 out, err = io.StringIO(), io.StringIO()
 code = run(["facts", sys.argv[1]], out, err)
 drawn = [d for _, d in population_inputs((pack,), 200, 1)]
+leaks = sorted({json.dumps(d.get("vitals", {}).pop("capillary_leak", "absent")) for d in drawn})
+for d in drawn:
+    if d.get("vitals") == {}:
+        del d["vitals"]
 print(json.dumps({
-    "drawn": sorted({json.dumps(d.get("vitals", {}).get("capillary_leak", "absent")) for d in drawn}),
+    "drawn": leaks,
+    "others": drawn,
     "described": describe_patient(state),
     "package": crs_rules.__file__,
     "inputs": dict(state.inputs),
@@ -111,6 +127,8 @@ def test_a_field_declared_in_the_schema_alone_is_read_graded_and_listed(tmp_path
     # The generated patients of crs-rules diff draw it (true, false, unknown, absent); the one-line
     # description of a patient names it when true.
     assert seen["drawn"] == sorted(['true', 'false', 'null', '"absent"'])
+    # ... and every other value of every patient as this checkout draws it.
+    assert seen["others"] == [d for _, d in population_inputs((seed_numbers_protocol(),), 200, 1)]
     assert "; capillary leak;" in seen["described"]
     assert seen["facts_code"] == 0
     assert len(seen["facts_lines"]) == 1
