@@ -1,9 +1,11 @@
 """The input contract's result: :class:`PatientState`, read from valid input and given back.
 
 A valid input becomes a :class:`PatientState` through :func:`build_state`, field by field as the
-table of input fields (:mod:`crs_rules.fields`) declares them; :func:`state_input` gives back the
-input a state stands for, so that a state built or changed by a caller can be checked again. The
-JSON Schema of the contract (``schemas/patient.schema.json``) is read here, once. The states built
+table of input fields (:mod:`crs_rules.fields`) declares them (a field without an attribute of its
+own into :attr:`PatientState.inputs`, by path); :func:`state_input` gives back the input a state
+stands for, so that a state built or changed by a caller can be checked again. The JSON Schema of
+the contract (``schemas/patient.schema.json``, read by :mod:`crs_rules.fields`) is given to the
+checks here, once, without the table's ``x-`` annotations. The states built
 from input that passed every check are recorded (:func:`accepted`), with where they were read from.
 The checks are in :mod:`crs_rules._patient_checks`, their words in :mod:`crs_rules._input_words`,
 and the public entry points in :mod:`crs_rules.patient`.
