@@ -12,9 +12,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from crs_rules.errors import CrsRulesError
+from crs_rules.errors import CrsRulesError, InvalidInputError
 from crs_rules.facts import INPUT_FACTS
 from crs_rules.fields import FIELDS, REQUIRED_MAPPINGS, Field, field, fields_of
+from crs_rules.model import Protocol
 from crs_rules.patient import MAX_LIST_ITEMS, PatientState, parse_patient, state_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,3 +184,28 @@ def test_a_field_that_requires_a_field_that_is_not_a_boolean_is_refused_by_name(
     schema["properties"]["vitals"]["properties"]["vasopressors"]["x-requires"] = "vitals.temperature_c"
     with pytest.raises(CrsRulesError, match="vitals.vasopressors requires vitals.temperature_c"):
         fields_of(schema)
+
+
+REQUIRING = [f for f in FIELDS if f.requires is not None]
+
+
+@pytest.mark.parametrize("entry", REQUIRING, ids=lambda f: f.path)
+def test_a_field_given_while_the_field_it_requires_is_false_is_an_input_error(entry: Field, protocol: Protocol) -> None:
+    # x-requires is what the checks enforce: given (true, or a non-empty list) with the required field false is refused.
+    if entry.type == "boolean":
+        value: Any = True
+    else:
+        members = next(c.members for c in protocol.drug_classes if c.id == entry.vocabulary)
+        value = [members[0]]
+    required = entry.requires
+    assert required is not None
+    data: dict[str, Any] = {"assessed_at": "2026-03-10T12:00:00Z", "patient": {"weight_kg": 70}}
+    for path, given in ((required, False), (entry.path, value)):
+        section, key = path.split(".")
+        data.setdefault(section, {})[key] = given
+    with pytest.raises(InvalidInputError) as caught:
+        parse_patient(data)
+    assert [p.subject for p in caught.value.problems] == [required]
+    section, key = required.split(".")
+    data[section][key] = True
+    assert parse_patient(data).value(entry.path) is not None
