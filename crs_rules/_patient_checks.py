@@ -35,6 +35,7 @@ from ._input_words import (
     unknown_keys,
 )
 from ._patient_contract import Path_, PatientState, build_state, contract_schema, register
+from .fields import field
 from .schema_check import accept_first
 
 __all__ = ["collect", "value_at"]
@@ -345,13 +346,14 @@ def _check_vitals(vitals: Any, report: Report) -> None:
             )
 
     oxygen = vitals.get("oxygen")
-    if isinstance(oxygen, dict) and _same(oxygen.get("device"), "room_air"):
+    no_oxygen = field("vitals.oxygen.device").none  # the device that means none (room_air)
+    if isinstance(oxygen, dict) and no_oxygen is not None and _same(oxygen.get("device"), no_oxygen):
         flow = oxygen.get("flow_l_min")
         if _is_plain_number(flow) and flow > 0:
             report.add(
                 ("vitals", "oxygen", "flow_l_min"),
-                f"{is_words(flow)}, but the device is room_air, which means no supplemental oxygen",
-                "0, or no flow_l_min, when the device is room_air; otherwise the device in use",
+                f"{is_words(flow)}, but the device is {no_oxygen}, which means no supplemental oxygen",
+                f"0, or no flow_l_min, when the device is {no_oxygen}; otherwise the device in use",
                 "input.room-air-with-flow",
             )
 

@@ -1,9 +1,11 @@
 """The input contract's result: :class:`PatientState`, read from valid input and given back.
 
 A valid input becomes a :class:`PatientState` through :func:`build_state`, field by field as the
-table of input fields (:mod:`crs_rules.fields`) declares them; :func:`state_input` gives back the
-input a state stands for, so that a state built or changed by a caller can be checked again. The
-JSON Schema of the contract (``schemas/patient.schema.json``) is read here, once. The states built
+table of input fields (:mod:`crs_rules.fields`) declares them (a field without an attribute of its
+own into :attr:`PatientState.inputs`, by path); :func:`state_input` gives back the input a state
+stands for, so that a state built or changed by a caller can be checked again. The JSON Schema of
+the contract (``schemas/patient.schema.json``, read by :mod:`crs_rules.fields`) is given to the
+checks here, once, without the table's ``x-`` annotations. The states built
 from input that passed every check are recorded (:func:`accepted`), with where they were read from.
 The checks are in :mod:`crs_rules._patient_checks`, their words in :mod:`crs_rules._input_words`,
 and the public entry points in :mod:`crs_rules.patient`.
@@ -13,9 +15,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from fractions import Fraction
 from functools import cache
@@ -23,20 +24,16 @@ from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 
-from ._resources import schema_dir
-from .errors import CrsRulesError
-from .fields import FIELDS
+from .fields import FIELDS, SCHEMA_PATH, Field, field, read_schema
 from .loading import LoadedDocument
 
 __all__ = [
-    "Medication", "PatientState", "Path_", "SCHEMA_PATH", "MAX_LIST_ITEMS", "contract_schema", "patient_schema",
+    "Medication", "PatientState", "FieldValues", "Path_", "SCHEMA_PATH", "MAX_LIST_ITEMS", "contract_schema", "patient_schema",
     "build_state", "state_input", "accepted", "register", "origin_of",
 ]
 
 Path_ = tuple[str | int, ...]
 
-#: The input contract as JSON Schema, in ``schemas/`` beside the package.
-SCHEMA_PATH: Final = schema_dir() / "patient.schema.json"
 
 #: The most items each list of the input may hold (:mod:`crs_rules.fields`, ``maxItems`` in the
 #: schema): far beyond any real patient, and small enough that a hostile list is refused at once
@@ -49,6 +46,8 @@ MAX_LIST_ITEMS: Final[Mapping[str, int]] = {
 # The fields read as they are (a date-time as its instant, a number as a float).
 _SCALARS: Final = tuple(f for f in FIELDS if f.attribute is not None and f.type in ("date-time", "number",
                                                                                      "boolean", "choice"))
+# The fields kept by path: every field of the table without an attribute of its own.
+_BY_PATH: Final = tuple(f for f in FIELDS if f.by_path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,6 +63,31 @@ class Medication:
     given_at: datetime
     """Timezone-aware, in UTC."""
     dose_mg: float | None
+
+
+class FieldValues(Mapping[str, Any]):
+    """A read-only mapping of field paths to values (``{"vitals.capillary_leak": True}``), hashable
+    and compared by content like the rest of a :class:`PatientState`."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        self._values: dict[str, Any] = dict(values or {})
+
+    def __getitem__(self, path: str) -> Any:
+        return self._values[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items(), key=lambda item: str(item[0]))))
+
+    def __repr__(self) -> str:
+        return f"FieldValues({self._values!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +124,21 @@ class PatientState:
     """Distinct drug names, sorted."""
     attributed_to_other_cause: tuple[str, ...] = ()
     """Signs (``fever``, ``hypotension``, ``hypoxia``) a clinician attributes to another cause, sorted."""
+    inputs: Mapping[str, Any] = dataclasses.field(default_factory=FieldValues)
+    """The fields of the table (:mod:`crs_rules.fields`) without an attribute of their own, by path,
+    as given: a number as a float, a list as its distinct items sorted, a date-time as a UTC instant.
+    An unknown field (absent, or a null boolean) is left out."""
+
+    def value(self, path: str) -> Any:
+        """The value of the input field at ``path`` (``vitals.temperature_c``), whether it has an
+        attribute of its own or is kept by path; None when unknown. KeyError for a path that is no
+        field of the state."""
+        entry = field(path)
+        if entry.attribute is not None:
+            return getattr(self, entry.attribute)
+        if not entry.by_path:
+            raise KeyError(path)
+        return self.inputs.get(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,19 +146,26 @@ class PatientState:
 # --------------------------------------------------------------------------------------------
 
 
+def _without_annotations(node: Any) -> Any:
+    """The schema without the table's ``x-`` annotations (:mod:`crs_rules.fields`), which no
+    validator reads."""
+    if isinstance(node, dict):
+        return {key: _without_annotations(value) for key, value in node.items() if not key.startswith("x-")}
+    if isinstance(node, list):
+        return [_without_annotations(item) for item in node]
+    return node
+
+
 @cache
 def contract_schema() -> dict[str, Any]:
-    try:
-        text = SCHEMA_PATH.read_text(encoding="utf-8")
-    except OSError as exc:  # an installation fault, not an input problem
-        raise CrsRulesError(f"the patient schema cannot be read: {exc}") from exc
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = _without_annotations(read_schema())
     Draft202012Validator.check_schema(schema)
     return schema
 
 
 def patient_schema() -> dict[str, Any]:
-    """A copy of the JSON Schema of the patient state (``schemas/patient.schema.json``)."""
+    """A copy of the JSON Schema of the patient state (``schemas/patient.schema.json``) as the
+    checks read it: without the annotations of the table of fields (``x-meaning``, ...)."""
     return copy.deepcopy(contract_schema())
 
 
@@ -170,7 +216,22 @@ def build_state(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> Pat
         )
     ) if "medications" in data else None
     values["proposed_orders"] = tuple(sorted({order["drug"] for order in data.get("proposed_orders", [])}))
+    inputs = {}
+    for each in _BY_PATH:
+        value = instants.get(each.keys) if each.type == "date-time" else _lookup(data, each.keys)
+        if value is not None:
+            inputs[each.path] = _read(each, value)
+    values["inputs"] = FieldValues(inputs)
     return PatientState(**values)
+
+
+def _read(entry: Field, value: Any) -> Any:
+    """A valid value of a field kept by path, as the state holds it."""
+    if entry.type == "number":
+        return float(value)
+    if entry.type == "list":
+        return tuple(sorted(set(value)))
+    return value
 
 
 def state_input(state: PatientState) -> dict[str, Any]:
@@ -192,7 +253,10 @@ def state_input(state: PatientState) -> dict[str, Any]:
     def put(keys: tuple[str, ...], value: Any) -> None:
         holder = data
         for key in keys[:-1]:
-            holder = holder.setdefault(key, {})
+            inner = holder.get(key)
+            if not isinstance(inner, dict):  # a caller's value put there first: the checks name it
+                inner = holder[key] = {}
+            holder = inner
         holder[keys[-1]] = value
 
     data: dict[str, Any] = {}
@@ -212,6 +276,15 @@ def state_input(state: PatientState) -> dict[str, Any]:
     orders = state.proposed_orders
     if orders:
         data["proposed_orders"] = [{"drug": drug} for drug in orders] if isinstance(orders, (tuple, list)) else orders
+    inputs = state.inputs
+    if isinstance(inputs, Mapping):
+        for path, value in inputs.items():
+            if isinstance(path, str):
+                put(tuple(path.split(".")), listed(value))  # a path that is no field: the checks name it
+            else:
+                data[path] = value
+    else:
+        data["inputs"] = inputs  # not a mapping: no key of the contract, so the checks name it
     return data
 
 

@@ -34,6 +34,7 @@ from .dosing import check_dose
 from .engine import renew_after_fork
 from .errors import EngineError, InvalidInputError, InvalidPackError, Problem
 from .facts import doses_above_limit, duplicate_records, flat_facts, input_paths
+from .fields import FIELDS, Field
 from .model import GRADE_FINDING, AllOf, AnyOf, Condition, Drug, Not, Protocol
 from .numbers import shown
 from .pack import load_protocol
@@ -463,25 +464,7 @@ def _basis(protocol: Protocol, status: GradeStatus, grade: int | None, possible_
         text = finding.text_for(value) if value is not None else f"{finding.id.replace('_', ' ')} not determined"
         if text:
             signs.append(text)
-    observed = []
-    if patient.temperature_c is not None:
-        observed.append(f"temperature {shown(patient.temperature_c, _thresholds(protocol, 'vitals.temperature_c'))} °C")
-    else:
-        observed.append("temperature not recorded")
-    if patient.hypotension is None:
-        observed.append("blood pressure not recorded")
-    if patient.vasopressors:
-        observed.append("vasopressors: " + ", ".join(patient.vasopressors))
-    elif patient.hypotension and patient.vasopressors is None:
-        observed.append("vasopressors not recorded")
-    if patient.oxygen_device is not None:
-        flow = (f" at {shown(patient.oxygen_flow_l_min, _thresholds(protocol, 'vitals.oxygen.flow_l_min'), 0)} L/min"
-                if patient.oxygen_flow_l_min is not None else "")
-        observed.append(f"oxygen: {patient.oxygen_device}{flow}")
-    else:
-        observed.append("oxygen support not recorded")
-    if patient.attributed_to_other_cause:
-        observed.append("excluded as attributed to another cause: " + ", ".join(patient.attributed_to_other_cause))
+    observed = _observed(protocol, patient)
     details = f"Signs: {'; '.join(signs)} ({', '.join(observed)})."
     if status == "not_applicable":
         return (f"CRS grading does not apply: the CRS definition ({protocol.definition_id}) is a response "
@@ -497,6 +480,52 @@ def _basis(protocol: Protocol, status: GradeStatus, grade: int | None, possible_
                if not f.is_boolean and values[f.id] == criterion.grade and f.text_for(values[f.id])]
     set_by = f" Set by: {'; '.join(t for t in setting if t)}." if setting and criterion.grade > 0 else ""
     return f"{text}{set_by} {details}"
+
+
+def _observed(protocol: Protocol, patient: PatientState) -> list[str]:
+    """The observed values behind the grade: each input field the grade criteria read (through
+    their findings), in the table's order, in its words (:mod:`crs_rules.fields`: ``observed``
+    when known, ``unrecorded`` when unknown, unless the field it requires is not true); the fields
+    of one mapping inside a section (``vitals.oxygen``) as one phrase."""
+    phrases: dict[str, list[str]] = {}
+    for entry in _graded_fields(protocol):
+        value = patient.value(entry.path)
+        if value is None:
+            asked = entry.requires is None or patient.value(entry.requires) is True
+            text = entry.unrecorded if asked else None
+        elif entry.observed is None or value == ():
+            text = None
+        elif isinstance(value, tuple):
+            text = entry.observed.format(value=", ".join(map(str, value)))
+        elif isinstance(value, float):
+            text = entry.observed.format(value=shown(value, _thresholds(protocol, entry.path), entry.decimals))
+        else:
+            text = entry.observed.format(value=value)
+        if text:
+            keys = entry.keys
+            phrases.setdefault(".".join(keys[:-1]) if len(keys) > 2 else entry.path, []).append(text)
+    return [" ".join(words) for words in phrases.values()]
+
+
+@lru_cache(maxsize=64)
+def _graded_fields(protocol: Protocol) -> tuple[Field, ...]:
+    """The input fields the grade criteria read, directly or through the findings they read, in
+    the table's order."""
+    findings = {f.id: f for f in protocol.findings}
+    read: set[str] = set()
+    pending: list[Condition] = [g.when for g in protocol.grades]
+    seen: set[str] = set()
+    while pending:
+        for comparison in comparisons(pending.pop()):
+            family, _, name = comparison.fact.partition(".")
+            finding = findings.get(name) if family == "finding" else None
+            if finding is None:
+                read.add(comparison.fact)
+            elif name not in seen:
+                seen.add(name)
+                pending.extend([finding.when] if finding.when is not None else [])
+                pending.extend(level.when for level in finding.levels)
+    return tuple(f for f in FIELDS if f.path in read and f.in_state)
 
 
 @lru_cache(maxsize=64)

@@ -53,13 +53,14 @@ def _input_facts() -> dict[str, FactType]:
     facts: dict[str, FactType] = {}
     for entry in FIELDS:
         kind = _KIND_OF_FIELD.get(entry.type)
-        if entry.attribute is None or kind is None:
+        if not entry.in_state or kind is None:
             continue
         facts[entry.path] = FactType(kind, entry.values if kind == "enum" else (), entry.meaning)
     return {**facts, **_DERIVED_INPUT_FACTS}
 
 
 INPUT_FACTS: dict[str, FactType] = _input_facts()
+_BY_PATH_FACTS: tuple[str, ...] = tuple(f.path for f in FIELDS if f.by_path and f.path in INPUT_FACTS)
 
 #: Facts about the names and records of the input (unknown without a record, except a name among
 #: the proposed orders), and whether the patient is a child (always known: the weight is required).
@@ -278,6 +279,8 @@ def flat_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
         "vitals.oxygen.device": patient.oxygen_device,
         "vitals.oxygen.flow_l_min": patient.oxygen_flow_l_min,
         "neuro.icans_signs": patient.icans_signs,
+        # The fields kept by path: as given.
+        **{path: patient.inputs.get(path) for path in _BY_PATH_FACTS},
     }
     assert set(values) == set(INPUT_FACTS), "every input fact must be encoded"
     values.update(history_facts(patient, protocol))

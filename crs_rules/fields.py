@@ -1,15 +1,19 @@
-"""The input fields: every field of the patient contract, declared once.
+"""The input fields: every field of the patient contract, declared once, in its JSON Schema.
 
-Each :class:`Field` names a field by its path in the input (``vitals.temperature_c``; ``[]`` for
-the items of a list: ``medications[].given_at``), its type, its unit, what it accepts (a range, a
-closed list of values, or the rule pack's vocabulary) and what it means, in the words of the data
-dictionary ``crs-rules facts`` prints. ``attribute`` names the :class:`~crs_rules.patient.PatientState`
-attribute the field is read into.
+``schemas/patient.schema.json`` declares each field: its type, range, closed values, list bound,
+whether it is required, its title and description (the words of input errors), and, as ``x-``
+annotations JSON Schema ignores, its meaning in the data dictionary's words (``x-meaning``), its
+unit (``x-unit``), the rule pack's class whose members are its only names (``x-vocabulary``) and
+the field it is converted into (``x-reads-into``). This module reads it into a table of typed
+:class:`Field` values, :data:`FIELDS`: each names a field by its path in the input
+(``vitals.temperature_c``; ``[]`` for the items of a list: ``medications[].given_at``).
 
 Derived from this table: the reading of a valid input into a ``PatientState`` and back
-(:mod:`crs_rules.patient`), the bounds of the lists, and the data dictionary. The JSON Schema
-(``schemas/patient.schema.json``), which carries the longer descriptions and the error wording,
-is tested to agree with it field by field: type, unit, range, values, list bounds, required.
+(:mod:`crs_rules.patient`), the bounds of the lists, the engine's input facts
+(:mod:`crs_rules.facts`), the data dictionary ``crs-rules facts`` prints, and the generated
+patients of ``crs-rules diff``. A field the library's code reads by name has an attribute of its
+own on ``PatientState`` (:data:`ATTRIBUTES`); any other is kept by path (``PatientState.inputs``),
+so adding a field to the contract is adding its property to the schema.
 
 The ranges are plausibility bounds of the input contract (values no living human has), not
 protocol numbers: the protocol's thresholds live in the rule pack.
@@ -17,10 +21,16 @@ protocol numbers: the protocol's thresholds live in the rule pack.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal, cast
 
-__all__ = ["Field", "FieldType", "FIELDS", "REQUIRED_MAPPINGS", "field", "section_of", "OXYGEN_DEVICES", "SIGNS"]
+from ._resources import schema_dir
+from .errors import CrsRulesError
+
+__all__ = ["ATTRIBUTES", "Field", "FieldType", "FIELDS", "REQUIRED_MAPPINGS", "SCHEMA_PATH", "field", "fields_of",
+           "read_schema", "section_of"]
 
 #: ``boolean``: true, false, or null / absent for unknown. ``name``: a drug's name (any name the
 #: rule pack's vocabulary knows, in any letter case; others are accepted and reported, except in
@@ -28,11 +38,6 @@ __all__ = ["Field", "FieldType", "FIELDS", "REQUIRED_MAPPINGS", "field", "sectio
 #: whose fields follow as ``path[].field``.
 FieldType = Literal["date-time", "number", "boolean", "choice", "name", "list", "records"]
 
-OXYGEN_DEVICES: Final = ("room_air", "blow_by", "nasal_cannula", "high_flow_nasal_cannula", "face_mask",
-                         "non_rebreather", "venturi", "cpap", "bipap", "mechanical_ventilation")
-SIGNS: Final = ("fever", "hypotension", "hypoxia")
-#: The mappings the input must hold (``patient``); every other mapping may be left out.
-REQUIRED_MAPPINGS: Final = frozenset({"patient"})
 
 
 @dataclass(frozen=True)
@@ -60,13 +65,49 @@ class Field:
     required: bool = False
     """Required in its mapping (a field of a list item: in each item)."""
     attribute: str | None = None
-    """The :class:`~crs_rules.patient.PatientState` attribute it is read into; None for a field
-    read into another's attribute (``temperature_f`` into ``temperature_c``) or into records."""
+    """The :class:`~crs_rules.patient.PatientState` attribute of its own it is read into; None for
+    a field read into another field (``reads_into``), a field of a list's items (read into its
+    records), or a field kept by path (:attr:`by_path`)."""
+    reads_into: str | None = None
+    """The field this one is converted into when given (``temperature_f`` into ``temperature_c``)."""
+    requires: str | None = None
+    """The boolean field that must be true for this one to be given (listing vasopressors
+    requires ``vitals.hypotension``); while it is not true, this one is not asked for."""
+    observed: str | None = None
+    """How a known value reads among the observed values behind a grade (``temperature {value}
+    °C``); None: not shown. The fields of one mapping inside a section (``vitals.oxygen``) read
+    as one phrase."""
+    unrecorded: str | None = None
+    """How an unknown value reads there (``temperature not recorded``); None: not shown."""
+    decimals: int = 0
+    """The fewest decimals a number is shown with (``38.0`` °C: 1)."""
+    shorthand: str | None = None
+    """The field in a one-line clinical shorthand (``CAR T``; by default its key's words:
+    ``septic shock``): a true/false field is named when true."""
+    none: str | None = None
+    """For a choice: the value that means none (``room_air``: no supplemental oxygen)."""
 
     @property
     def keys(self) -> tuple[str, ...]:
         """The path's parts, ``[]`` marking the items of a list: ``("medications[]", "drug")``."""
         return tuple(self.path.split("."))
+
+    @property
+    def short(self) -> str:
+        """The field in clinical shorthand: its ``shorthand``, else its key's words."""
+        return self.shorthand or self.keys[-1].removesuffix("[]").replace("_", " ")
+
+    @property
+    def by_path(self) -> bool:
+        """Kept by its path in :attr:`PatientState.inputs <crs_rules.patient.PatientState.inputs>`:
+        a field of the state with no attribute of its own. A field declared in the table alone is one."""
+        return (self.attribute is None and self.reads_into is None and self.type != "records"
+                and "[]" not in self.path)
+
+    @property
+    def in_state(self) -> bool:
+        """Read into the state as one value of its own (an attribute, or by path)."""
+        return self.attribute is not None or self.by_path
 
     @property
     def always_present(self) -> bool:
@@ -105,59 +146,124 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _boolean(path: str, meaning: str, attribute: str) -> Field:
-    return Field(path, "boolean", meaning, attribute=attribute)
+#: The attributes of :class:`~crs_rules.patient.PatientState` of their own, by field path: the
+#: fields the library's code reads by name. Any other field of the schema is kept by path
+#: (:attr:`Field.by_path`), so a field is added to the contract in the schema alone.
+ATTRIBUTES: Final[Mapping[str, str]] = {
+    "assessed_at": "assessed_at",
+    "patient.weight_kg": "weight_kg",
+    "patient.age_years": "age_years",
+    "patient.neutropenic": "neutropenic",
+    "patient.significant_comorbidities": "significant_comorbidities",
+    "therapy.car_t": "car_t",
+    "crs.onset_at": "crs_onset_at",
+    "crs.antipyretic_or_anticytokine": "antipyretic_or_anticytokine",
+    "crs.improving": "improving",
+    "crs.suspected_mas": "suspected_mas",
+    "sepsis.septic_shock": "septic_shock",
+    "sepsis.improving": "sepsis_improving",
+    "vitals.temperature_c": "temperature_c",
+    "vitals.hypotension": "hypotension",
+    "vitals.vasopressors": "vasopressors",
+    "vitals.oxygen.device": "oxygen_device",
+    "vitals.oxygen.flow_l_min": "oxygen_flow_l_min",
+    "vitals.attributed_to_other_cause": "attributed_to_other_cause",
+    "vitals.refractory_hypotension": "refractory_hypotension",
+    "neuro.icans_signs": "icans_signs",
+    "medications": "medications",
+    "proposed_orders": "proposed_orders",
+}
+
+#: The input contract as JSON Schema, in ``schemas/`` beside the package: the one declaration of
+#: the fields.
+SCHEMA_PATH: Final = schema_dir() / "patient.schema.json"
+
+#: The annotations a field of the schema carries for this table (JSON Schema ignores them): its
+#: meaning in the data dictionary's words (required), its unit, the pack's class whose members are
+#: its only names, the field it is converted into.
+_ANNOTATIONS: Final = {"x-meaning": "meaning", "x-unit": "unit", "x-vocabulary": "vocabulary",
+                       "x-reads-into": "reads_into", "x-requires": "requires", "x-observed": "observed",
+                       "x-unrecorded": "unrecorded", "x-decimals": "decimals", "x-none": "none",
+                       "x-shorthand": "shorthand"}
+_REFS: Final[Mapping[str, FieldType]] = {"#/$defs/date_time": "date-time", "#/$defs/boolean_or_unknown": "boolean",
+                                         "#/$defs/generic_name": "name"}
 
 
+def read_schema() -> dict[str, Any]:
+    """The contract's JSON Schema as written (its annotations included); CrsRulesError when it
+    cannot be read, which is an installation fault, not an input problem."""
+    try:
+        schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CrsRulesError(f"the patient schema cannot be read: {exc}") from exc
+    return schema
+
+
+def _kind(node: Mapping[str, Any]) -> tuple[FieldType | None, tuple[str, ...]]:
+    """The field type a schema node declares (None for a mapping) and its closed values."""
+    if "$ref" in node:
+        return _REFS[node["$ref"]], ()
+    if node.get("type") == "object":
+        return None, ()
+    if node.get("type") == "array":
+        return ("records" if node["items"].get("type") == "object" else "list"), ()
+    if "enum" in node:
+        return "choice", tuple(node["enum"])
+    return cast(FieldType, node["type"]), ()
+
+
+def fields_of(schema: Mapping[str, Any]) -> tuple[tuple[Field, ...], frozenset[str]]:
+    """The fields a patient schema declares, in its order, and the mappings it requires (every
+    mapping holding a field is left out of the fields: its fields are listed). CrsRulesError
+    naming the field when a field lacks its meaning or carries a value of the wrong type."""
+    found: list[Field] = []
+    required_mappings: set[str] = set()
+
+    def walk(node: Mapping[str, Any], prefix: str, required_here: bool) -> None:
+        required = set(node.get("required", ()))
+        for key, sub in node["properties"].items():
+            path = f"{prefix}{key}"
+            kind, values = _kind(sub)
+            if kind is None:
+                if key in required and required_here:
+                    required_mappings.add(path)
+                walk(sub, f"{path}.", key in required and required_here)
+                continue
+            extra: dict[str, Any] = {name: sub[key_] for key_, name in _ANNOTATIONS.items() if key_ in sub}
+            decimals = extra.get("decimals", 0)
+            if not isinstance(extra.get("meaning"), str) or not (
+                    all(isinstance(v, str) for k, v in extra.items() if k != "decimals")
+                    and isinstance(decimals, int) and not isinstance(decimals, bool) and decimals >= 0):
+                raise CrsRulesError(f"the patient schema's field {path} needs x-meaning, and its x- annotations "
+                                    "must be texts (x-decimals a whole number)")
+            items: FieldType | None = None
+            if kind == "list":
+                items, values = _kind(sub["items"])
+            found.append(Field(
+                path, kind, extra.pop("meaning"), minimum=sub.get("minimum"), above=sub.get("exclusiveMinimum"),
+                maximum=sub.get("maximum"), values=values, items=items, max_items=sub.get("maxItems"),
+                required=key in required, attribute=ATTRIBUTES.get(path), **extra))
+            if kind == "records":
+                walk(sub["items"], f"{path}[].", False)
+
+    walk(schema, "", True)
+    booleans = {f.path for f in found if f.type == "boolean"}
+    for entry in found:
+        if entry.none is not None and entry.none not in entry.values:
+            raise CrsRulesError(f"the patient schema's field {entry.path} means none by {entry.none}, "
+                                "which is not one of its values")
+        if entry.requires is not None and entry.requires not in booleans:
+            raise CrsRulesError(f"the patient schema's field {entry.path} requires {entry.requires}, "
+                                "which is not a true/false field")
+    return tuple(found), frozenset(required_mappings)
+
+
+_TABLE: Final = fields_of(read_schema())
 #: Every field of the contract, in the order of the schema. A mapping (``patient``, ``vitals``,
 #: ``vitals.oxygen``) is not a field: its fields are.
-FIELDS: Final[tuple[Field, ...]] = (
-    Field("assessed_at", "date-time", "when the state was observed: the moment the decision is for",
-          required=True, attribute="assessed_at"),
-    Field("patient.weight_kg", "number", "body weight, for weight-based doses", unit="kg", minimum=0.2,
-          maximum=650, required=True, attribute="weight_kg"),
-    Field("patient.age_years", "number", "age; fractions for infants", unit="years", minimum=0, maximum=130,
-          attribute="age_years"),
-    _boolean("patient.neutropenic", "the patient is neutropenic", "neutropenic"),
-    _boolean("patient.significant_comorbidities", "the patient has significant comorbidities",
-             "significant_comorbidities"),
-    _boolean("therapy.car_t", "the patient received CAR T-cell (immune effector cell) therapy", "car_t"),
-    Field("crs.onset_at", "date-time", "when CRS began: the start of the episode and of its tocilizumab course; not after assessed_at",
-          attribute="crs_onset_at"),
-    _boolean("crs.antipyretic_or_anticytokine",
-             "the clinician states antipyretic or anticytokine therapy was given (fever may be masked)",
-             "antipyretic_or_anticytokine"),
-    _boolean("crs.improving", "CRS is improving", "improving"),
-    _boolean("crs.suspected_mas", "macrophage activation syndrome (MAS/HLH) is suspected", "suspected_mas"),
-    _boolean("sepsis.septic_shock", "the patient is in septic shock", "septic_shock"),
-    _boolean("sepsis.improving", "sepsis is improving", "sepsis_improving"),
-    Field("vitals.temperature_c", "number", "body temperature; not with temperature_f", unit="°C", minimum=13,
-          maximum=47, attribute="temperature_c"),
-    Field("vitals.temperature_f", "number",
-          "body temperature, converted exactly to °C ((F - 32) x 5/9); not with temperature_c",
-          unit="°F", minimum=55.4, maximum=116.6),
-    _boolean("vitals.hypotension", "the patient is hypotensive; true when vasopressors are listed", "hypotension"),
-    Field("vitals.vasopressors", "list", "the vasopressors running now ([] says none; absent, unknown)",
-          items="name", vocabulary="vasopressor", max_items=20, attribute="vasopressors"),
-    Field("vitals.oxygen.device", "choice", "how oxygen is delivered (room_air: none); vitals.oxygen absent "
-          "means not recorded", values=OXYGEN_DEVICES, required=True, attribute="oxygen_device"),
-    Field("vitals.oxygen.flow_l_min", "number", "oxygen flow; required for nasal_cannula, 0 on room_air",
-          unit="L/min", minimum=0, maximum=100, attribute="oxygen_flow_l_min"),
-    Field("vitals.attributed_to_other_cause", "list",
-          "signs a clinician attributes to a cause other than CRS: they do not count toward the grade",
-          items="choice", values=SIGNS, max_items=20, attribute="attributed_to_other_cause"),
-    _boolean("vitals.refractory_hypotension", "hypotension persists despite fluids (and tocilizumab)",
-             "refractory_hypotension"),
-    _boolean("neuro.icans_signs", "the patient has signs of ICANS (neurotoxicity)", "icans_signs"),
-    Field("medications", "records", "the medication record: doses already given ([] says none; absent, unknown)",
-          max_items=1000, attribute="medications"),
-    Field("medications[].drug", "name", "the drug given", required=True),
-    Field("medications[].dose_mg", "number", "the dose given", unit="mg", above=0, maximum=1_000_000),
-    Field("medications[].given_at", "date-time", "when the dose was given; not after assessed_at", required=True),
-    Field("proposed_orders", "records", "drugs someone is about to order, so that the rules can warn",
-          max_items=100, attribute="proposed_orders"),
-    Field("proposed_orders[].drug", "name", "the drug to be ordered", required=True),
-)
+FIELDS: Final[tuple[Field, ...]] = _TABLE[0]
+#: The mappings the input must hold (``patient``); every other mapping may be left out.
+REQUIRED_MAPPINGS: Final[frozenset[str]] = _TABLE[1]
 
 _BY_PATH: Final = {f.path: f for f in FIELDS}
 

@@ -8,19 +8,22 @@ changed threshold is always probed on both sides.
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Final
 
 from .conditions import comparisons
 from .decision import iso
 from .dosing import largest_allowed_mg
 from .errors import InvalidPackError
-from .facts import INPUT_FACTS
+from .fields import FIELDS, Field, field
 from .model import Comparison, Condition, Protocol
 from .patient import PatientState
+from .patient_examples import describe_patient, state_input
 
 __all__ = ["DEFAULT_POPULATION", "DEFAULT_SEED", "ASSESSED_AT", "Patient", "population_inputs", "state_input",
            "scenario_patients", "describe_patient"]
@@ -42,7 +45,7 @@ class Patient:
 
     label: str
     state: PatientState
-    data: Mapping[str, Any] = field(repr=False, compare=False)
+    data: Mapping[str, Any] = dataclass_field(repr=False, compare=False)
 
 
 def _round(value: float, step: float) -> float:
@@ -99,12 +102,21 @@ class _Sweep:
                             reaches = cap / band.mg_per_kg
                             if reaches >= band.from_weight_kg and (after is None or reaches < after.from_weight_kg):
                                 weights.add(reaches)
-        self.weights = _near(weights, (0.1, 1.0), 10.0, 150.0) or [70.0]
-        self.temperatures = _near(thresholds("vitals.temperature_c"), (0.01, 0.05, 0.1, 0.5), 34.0, 42.0) or [38.0]
-        self.flows = _near(thresholds("vitals.oxygen.flow_l_min"), (0.01, 0.1, 0.5, 1.0), 0.5, 20.0) or [2.0]
+        # A pack without thresholds for a field leaves its values drawn anywhere in the sweep's range.
+        self.weights = _near(weights, (0.1, 1.0), 10.0, 150.0)
+        self.temperatures = _near(thresholds("vitals.temperature_c"), (0.01, 0.05, 0.1, 0.5), 34.0, 42.0)
+        self.flows = _near(thresholds("vitals.oxygen.flow_l_min"), (0.01, 0.1, 0.5, 1.0), 0.5, 20.0)
         self.ages = _near(thresholds("patient.age_years"), (0.1, 0.5), 0.1, 100.0)
+        #: Who is a child (the first pack's pediatric definition): the age drawn fits the weight.
+        self.child = next((p.pediatric for p in protocols if p.pediatric is not None), None)
         self.onset_days = _near(thresholds("crs.days_since_onset"), (1 / 24, 0.01), 0.05, 10.0)
-        self.devices = INPUT_FACTS["vitals.oxygen.device"].values
+        self.devices = field("vitals.oxygen.device").values
+        #: The device that means no supplemental oxygen (the contract's ``x-none``).
+        self.no_oxygen = field("vitals.oxygen.device").none
+        # The numbers kept by path (fields without a drawing of their own): around the packs' thresholds.
+        self.edges = {f.path: _near(thresholds(f.path), (0.1,), f.minimum if f.minimum is not None else -1e9,
+                                    f.maximum if f.maximum is not None else 1e9)
+                      for f in FIELDS if f.type == "number" and f.by_path}
         self.singled_out = sorted({str(c.value) for c in found if c.fact == "vitals.oxygen.device" and c.operator == "equals"})
         # Vasopressors the pack names (say, one it does not count), and everyday ones it need not name.
         # A pack with a closed vasopressor vocabulary refuses other names: stand-ins come from the
@@ -129,8 +141,9 @@ class _Sweep:
         for protocol in protocols:
             for drug in protocol.drugs:
                 limits = drug.limits
-                if not limits.is_empty():
-                    self.limited[drug.id] = max(self.limited.get(drug.id, 0), limits.max_doses_per_course or 3)
+                if not limits.is_empty():  # up to its course limit, else one past its window's (at least 2)
+                    most = limits.max_doses_per_course or (limits.max_doses_in_window or 1) + 1
+                    self.limited[drug.id] = max(self.limited.get(drug.id, 0), most)
                 hours.update(h for h in (limits.min_interval_h, limits.window_h) if h is not None)
                 for regimen in drug.regimens:
                     hours.update(h for h in (regimen.interval_h, regimen.up_to_every_h) if h is not None)
@@ -140,8 +153,8 @@ class _Sweep:
             for name in [d.id for d in protocol.drugs] + [m for c in protocol.drug_classes for m in c.members]:
                 if name not in self.limited and name not in self.other_drugs:
                     self.other_drugs.append(name)
-        self.spacings = sorted(hours) or [8.0]
-        self.last_dose = _near(hours, (0.1,), 0.1, 200.0) or [8.0]
+        self.spacings = sorted(hours)  # none: doses spaced anywhere in the sweep's range
+        self.last_dose = _near(hours, (0.1,), 0.1, 200.0)
         self.orderable = sorted({*self.limited, *self.other_drugs})
         self.protocols = protocols
 
@@ -163,78 +176,115 @@ def _maybe(rng: random.Random, weights: tuple[int, int, int, int] = (35, 35, 15,
     return rng.choices((True, False, None, "absent"), weights=weights)[0]
 
 
-def _put(section: dict[str, Any], key: str, value: Any) -> None:
-    if value != "absent":
-        section[key] = value
-
-
 def _at(hours_before: float) -> str:
     moment = ASSESSED_AT - timedelta(seconds=round(hours_before * 3600))
     return iso(moment)
 
 
-def _patient_data(rng: random.Random, sweep: _Sweep) -> dict[str, Any]:
-    """One valid patient input, drawn from the sweep."""
+def _set(data: dict[str, Any], path: str, value: Any) -> None:
+    """Put ``value`` at the field's path, its mappings made as needed; "absent" leaves it out."""
+    if isinstance(value, str) and value == "absent":
+        return
+    keys = path.split(".")
+    holder = data
+    for key in keys[:-1]:
+        holder = holder.setdefault(key, {})
+    holder[keys[-1]] = value
+
+
+def _get(data: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing one patient: each field of the table in turn, by its type, or by a drawing of its own
+# where the packs' thresholds, doses and intervals, or the contract's relations, steer it
+# --------------------------------------------------------------------------------------------
+
+Draw = Callable[[random.Random, _Sweep, dict[str, Any]], None]
+
+#: How often a true/false field is drawn true, false, null (unknown) or left out, where it is not
+#: the default (35, 35, 15, 15): the generator's tuning, so that rarer states stay rarer.
+_BOOLEAN_WEIGHTS: Final[Mapping[str, tuple[int, int, int, int]]] = {
+    "therapy.car_t": (60, 20, 10, 10),
+    "crs.improving": (30, 30, 30, 10),
+    "crs.suspected_mas": (10, 60, 15, 15),
+    "sepsis.septic_shock": (15, 55, 15, 15),
+    "neuro.icans_signs": (15, 55, 15, 15),
+}
+
+
+def _weight_and_age(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+    """The weight (at the dose bands and caps), and an age that fits it: a child's age under the
+    pack's pediatric weight, an adult's from it."""
     weight = _pick(rng, sweep.weights, 10.0, 150.0, 0.1, 0.45)
-    patient: dict[str, Any] = {"weight_kg": weight}
+    _set(data, "patient.weight_kg", weight)
     roll = rng.random()
     if roll < 0.1:
-        pass  # age unknown
-    elif weight >= 40:
-        patient["age_years"] = float(rng.randint(18, 90))
+        return  # age unknown
+    child = sweep.child
+    if child is None:  # no pack says who is a child: any age
+        age = float(rng.randint(0, 90))
+    elif weight >= child.weight_below_kg_if_age_unknown:  # the weight of an adult: an adult's age
+        age = float(rng.randint(math.ceil(child.age_below_years), 90))
     elif sweep.ages and roll < 0.4:  # children: the ages the packs single out, and any age
-        patient["age_years"] = rng.choice(sweep.ages)
+        age = rng.choice(sweep.ages)
     else:
-        patient["age_years"] = _round(rng.uniform(0.5, 17.0), 0.5)
-    _put(patient, "neutropenic", _maybe(rng))
-    _put(patient, "significant_comorbidities", _maybe(rng))
-    data: dict[str, Any] = {"assessed_at": iso(ASSESSED_AT), "patient": patient}
+        age = _round(rng.uniform(0.5, child.age_below_years - 1), 0.5)
+    _set(data, "patient.age_years", age)
 
-    therapy: dict[str, Any] = {}
-    _put(therapy, "car_t", _maybe(rng, (60, 20, 10, 10)))
-    crs: dict[str, Any] = {}
+
+def _onset(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+    """CRS onset, days before the assessment: at the packs' day thresholds, or anywhere."""
     if rng.random() < 0.8:
         days = rng.choice(sweep.onset_days) if sweep.onset_days and rng.random() < 0.4 else rng.uniform(1.0, 5.0)
-        crs["onset_at"] = _at(days * 24)
-    _put(crs, "antipyretic_or_anticytokine", _maybe(rng))
-    _put(crs, "improving", _maybe(rng, (30, 30, 30, 10)))
-    _put(crs, "suspected_mas", _maybe(rng, (10, 60, 15, 15)))
-    sepsis: dict[str, Any] = {}
-    _put(sepsis, "septic_shock", _maybe(rng, (15, 55, 15, 15)))
-    _put(sepsis, "improving", _maybe(rng))
+        _set(data, "crs.onset_at", _at(days * 24))
 
-    vitals: dict[str, Any] = {}
+
+def _temperature(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+    """The temperature, around the packs' thresholds, sometimes in °F (converted exactly by the contract)."""
     roll = rng.random()
     if roll < 0.85:
-        vitals["temperature_c"] = _pick(rng, sweep.temperatures, 36.0, 41.0, 0.1)
-    elif roll < 0.93:  # Fahrenheit, converted exactly by the input contract
-        vitals["temperature_f"] = _round(_pick(rng, sweep.temperatures, 36.0, 41.0, 0.1) * 9 / 5 + 32, 0.1)
+        _set(data, "vitals.temperature_c", _pick(rng, sweep.temperatures, 36.0, 41.0, 0.1))
+    elif roll < 0.93:
+        _set(data, "vitals.temperature_f", _round(_pick(rng, sweep.temperatures, 36.0, 41.0, 0.1) * 9 / 5 + 32, 0.1))
+
+
+def _vasopressors(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+    """None to three vasopressors (listing any requires hypotension); else hypotension drawn,
+    and when true the vasopressors stated as none or left unknown."""
     count = rng.choices((0, 1, 2, 3), weights=(60, 20, 13, 7))[0]
     vasopressors = rng.sample(sweep.vasopressors, min(count, len(sweep.vasopressors)))
     if vasopressors:
-        vitals["vasopressors"] = vasopressors
-        vitals["hypotension"] = True
-    else:
-        _put(vitals, "hypotension", _maybe(rng))
-        if vitals.get("hypotension") is True and rng.random() < 0.7:
-            vitals["vasopressors"] = []  # stated: none (absent leaves them unknown)
-    if rng.random() < 0.08:
-        vitals["attributed_to_other_cause"] = rng.sample(["fever", "hypotension", "hypoxia"], rng.randint(1, 2))
-    if vitals.get("hypotension") is True:
-        _put(vitals, "refractory_hypotension", _maybe(rng))
-    else:
-        _put(vitals, "refractory_hypotension", rng.choice((False, None, "absent")))
+        _set(data, "vitals.vasopressors", vasopressors)
+        _set(data, "vitals.hypotension", True)
+        return
+    _set(data, "vitals.hypotension", _maybe(rng))
+    if _get(data, "vitals.hypotension") is True and rng.random() < 0.7:
+        _set(data, "vitals.vasopressors", [])  # stated: none (absent leaves them unknown)
+
+
+def _oxygen(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+    """A device (those the packs single out a quarter of the time) and its flow around the packs'
+    thresholds; the device meaning none has no flow, or 0."""
     roll = rng.random()
     if roll < 0.8:
-        # Devices the packs single out (graded by flow too) a quarter of the time, else any device.
         device = rng.choice(sweep.singled_out if roll < 0.25 and sweep.singled_out else sweep.devices)
-        if device == "room_air":
-            vitals["oxygen"] = {"device": device, **({"flow_l_min": 0} if rng.random() < 0.3 else {})}
+        if device == sweep.no_oxygen:
+            oxygen = {"device": device, **({"flow_l_min": 0} if rng.random() < 0.3 else {})}
         else:
-            vitals["oxygen"] = {"device": device, "flow_l_min": _pick(rng, sweep.flows, 0.5, 15.0, 0.5, 0.6)}
-    neuro: dict[str, Any] = {}
-    _put(neuro, "icans_signs", _maybe(rng, (15, 55, 15, 15)))
+            oxygen = {"device": device, "flow_l_min": _pick(rng, sweep.flows, 0.5, 15.0, 0.5, 0.6)}
+        _set(data, "vitals.oxygen", oxygen)
 
+
+def _records(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+    """The medication record (courses of each limited drug spaced at and around its intervals;
+    the other drugs given or not; sometimes not recorded) and a proposed order."""
+    weight = data["patient"]["weight_kg"]
     medications: list[dict[str, Any]] = []
     for drug, most in sorted(sweep.limited.items()):
         doses = rng.choices(range(most + 1), weights=[2 * most] + [3] * most)[0]
@@ -255,14 +305,82 @@ def _patient_data(rng: random.Random, sweep: _Sweep) -> dict[str, Any]:
             times = [first] if rng.random() < 0.6 else [first, first + _pick(rng, sweep.spacings, 4.0, 24.0, 0.5)]
             medications.extend({"drug": drug, "given_at": _at(h)} for h in times)
     orders = [{"drug": rng.choice(sweep.orderable)}] if sweep.orderable and rng.random() < 0.1 else []
-
-    for name, section in (("therapy", therapy), ("crs", crs), ("sepsis", sepsis), ("vitals", vitals), ("neuro", neuro)):
-        if section:
-            data[name] = section
     if medications or rng.random() < 0.9:  # an empty record says nothing was given; absent: unknown
         data["medications"] = medications
     if orders:
         data["proposed_orders"] = orders
+
+
+#: The fields drawn by a drawing of their own, at the first field each draws.
+_DRAWS: Final[Mapping[str, Draw]] = {
+    "patient.weight_kg": _weight_and_age,
+    "crs.onset_at": _onset,
+    "vitals.temperature_c": _temperature,
+    "vitals.vasopressors": _vasopressors,
+    "vitals.oxygen.device": _oxygen,
+    "medications": _records,
+}
+#: The fields those drawings draw besides their first.
+_DRAWN_WITH: Final = frozenset({"patient.age_years", "vitals.temperature_f", "vitals.hypotension",
+                                "vitals.oxygen.flow_l_min", "proposed_orders"})
+#: Drawn just after another field rather than at its place in the table, so that the seeded
+#: population is the one earlier versions drew.
+_DRAWN_AFTER: Final[Mapping[str, str]] = {"vitals.oxygen.device": "vitals.refractory_hypotension"}
+
+
+def _draw_order() -> tuple[Field, ...]:
+    """Every field drawn, in the table's order (but for :data:`_DRAWN_AFTER`)."""
+    order = [f for f in FIELDS if f.path not in _DRAWN_WITH and f.path != "assessed_at" and "[]" not in f.path
+             and f.path not in _DRAWN_AFTER]
+    for path, after in _DRAWN_AFTER.items():
+        order.insert(next(i for i, f in enumerate(order) if f.path == after) + 1, field(path))
+    return tuple(order)
+
+
+_DRAW_ORDER: Final = _draw_order()
+
+
+def _draw_field(rng: random.Random, sweep: _Sweep, data: dict[str, Any], entry: Field) -> None:
+    """A field with no drawing of its own, by its type: a true/false (one that requires another
+    true only when that one is), a choice of its values, a list of some of its values (or of the
+    packs' drug names), a number around the packs' thresholds within its range, a drug name, a
+    time before the assessment. Lists of records need a drawing of their own."""
+    if entry.type == "boolean":
+        if entry.requires is None or _get(data, entry.requires) is True:
+            _set(data, entry.path, _maybe(rng, _BOOLEAN_WEIGHTS.get(entry.path, (35, 35, 15, 15))))
+        else:
+            _set(data, entry.path, rng.choice((False, None, "absent")))
+    elif entry.type == "list":
+        if rng.random() < 0.08:
+            names = list(entry.values) or sweep.orderable
+            if names:
+                _set(data, entry.path, rng.sample(names, rng.randint(1, max(1, len(names) - 1))))
+    elif entry.type == "choice":
+        if rng.random() < 0.85:
+            _set(data, entry.path, rng.choice(entry.values))
+    elif entry.type == "number":
+        if rng.random() < 0.85:
+            low = entry.minimum if entry.minimum is not None else entry.above if entry.above is not None else 0.0
+            high = entry.maximum if entry.maximum is not None else low + 100.0
+            value = _pick(rng, sweep.edges.get(entry.path, ()), low, high, 0.1)
+            _set(data, entry.path, value if entry.above is None or value > entry.above else high)
+    elif entry.type == "name":
+        if sweep.orderable and rng.random() < 0.85:
+            _set(data, entry.path, rng.choice(sweep.orderable))
+    elif entry.type == "date-time" and rng.random() < 0.85:
+        _set(data, entry.path, _at(rng.uniform(0.5, 120.0)))
+
+
+def _patient_data(rng: random.Random, by_path: random.Random, sweep: _Sweep) -> dict[str, Any]:
+    """One valid patient input, drawn from the sweep field by field: the fields kept by path from
+    their own generator (``by_path``), so that adding one leaves every other value drawn as before."""
+    data: dict[str, Any] = {"assessed_at": iso(ASSESSED_AT)}
+    for entry in _DRAW_ORDER:
+        draw = _DRAWS.get(entry.path)
+        if draw is not None:
+            draw(rng, sweep, data)
+        else:
+            _draw_field(by_path if entry.by_path else rng, sweep, data, entry)
     return data
 
 
@@ -278,53 +396,23 @@ def population_inputs(protocols: Sequence[Protocol], size: int = DEFAULT_POPULAT
                       seed: int = DEFAULT_SEED) -> list[tuple[str, dict[str, Any]]]:
     """``size`` valid patient inputs, labelled, not yet parsed: the same for the same packs, size and seed.
 
-    Drawn with ``random.Random(seed)`` from :class:`_Sweep`: weights from 10 to 150 kg (children and
-    adults) and at every dose band and cap of the packs; temperatures, oxygen flows, ages and days
-    since onset around every threshold the packs compare them with; every oxygen device; none to
+    Drawn with ``random.Random(seed)`` from :class:`_Sweep`, field by field as the table of input
+    fields lists them (:mod:`crs_rules.fields`): weights from 10 to 150 kg (children and adults, the
+    age fitting the weight by the pack's pediatric definition) and at every dose band and cap of the
+    packs; temperatures, oxygen flows, ages and days since onset around every threshold the packs
+    compare them with; every oxygen device; none to
     three vasopressors (with and without any the pack counts specially); hypotension, refractory
     hypotension, improvement and the other flags true, false, unknown or absent; courses of each
     limited drug from none to its course limit, spaced exactly at and around its intervals and
-    window; other drugs of the packs given or not.
+    window; other drugs of the packs given or not. A field without an attribute of its own (kept
+    by path) is drawn by its type, from a generator of its own (seeded from ``seed``): adding one
+    to the contract leaves every other value of every patient as it was.
     """
     if size < 0:
         raise ValueError(f"the population size must be 0 or more, not {size}")
     sweep = _Sweep(protocols)
-    rng = random.Random(seed)
-    return [(f"population #{index + 1}", _patient_data(rng, sweep)) for index in range(size)]
-
-
-def state_input(state: PatientState) -> dict[str, Any]:
-    """The input that gives this state (times in UTC, temperature in °C): what an example shows,
-    so that ``crs-rules evaluate`` can be run on it."""
-    def section(values: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in values.items() if v is not None}
-
-    data: dict[str, Any] = {"assessed_at": iso(state.assessed_at)}
-    data["patient"] = section({"weight_kg": state.weight_kg, "age_years": state.age_years,
-                               "neutropenic": state.neutropenic,
-                               "significant_comorbidities": state.significant_comorbidities})
-    parts = {
-        "therapy": section({"car_t": state.car_t}),
-        "crs": section({"onset_at": iso(state.crs_onset_at) if state.crs_onset_at else None,
-                        "antipyretic_or_anticytokine": state.antipyretic_or_anticytokine,
-                        "improving": state.improving, "suspected_mas": state.suspected_mas}),
-        "sepsis": section({"septic_shock": state.septic_shock, "improving": state.sepsis_improving}),
-        "vitals": section({
-            "temperature_c": state.temperature_c, "hypotension": state.hypotension,
-            "refractory_hypotension": state.refractory_hypotension,
-            "vasopressors": list(state.vasopressors) if state.vasopressors is not None else None,
-            "attributed_to_other_cause": list(state.attributed_to_other_cause) or None,
-            "oxygen": section({"device": state.oxygen_device, "flow_l_min": state.oxygen_flow_l_min}) or None,
-        }),
-        "neuro": section({"icans_signs": state.icans_signs}),
-    }
-    data.update({name: value for name, value in parts.items() if value})
-    if state.medications is not None:
-        data["medications"] = [section({"drug": m.drug, "dose_mg": m.dose_mg, "given_at": iso(m.given_at)})
-                               for m in state.medications]
-    if state.proposed_orders:
-        data["proposed_orders"] = [{"drug": drug} for drug in state.proposed_orders]
-    return data
+    rng, by_path = random.Random(seed), random.Random(f"{seed} by path")
+    return [(f"population #{index + 1}", _patient_data(rng, by_path, sweep)) for index in range(size)]
 
 
 def scenario_patients(protocols: Sequence[Protocol], notes: list[str]) -> list[Patient]:
@@ -349,59 +437,3 @@ def scenario_patients(protocols: Sequence[Protocol], notes: list[str]) -> list[P
             seen[label] = scenario.patient
             patients.append(Patient(label, scenario.patient, state_input(scenario.patient)))
     return patients
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _decimals(value: float) -> str:
-    """38.0, 37.95, 38.01: at least one decimal, at most two."""
-    text = f"{value:.2f}"
-    return text[:-1] if text.endswith("0") else text
-
-
-def _tri(value: bool | None, true: str, false: str, unknown: str) -> str:
-    return unknown if value is None else true if value else false
-
-
-def describe_patient(state: PatientState) -> str:
-    """A patient in one line of clinical shorthand."""
-    who = f"{_number(state.weight_kg)} kg"
-    who += f", {_number(state.age_years)} y" if state.age_years is not None else ", age unknown"
-    parts = [who]
-    parts.append(f"{_decimals(state.temperature_c)} °C" if state.temperature_c is not None else "no temperature")
-    if state.vasopressors:
-        parts.append("vasopressors " + ", ".join(state.vasopressors))
-    else:
-        parts.append(_tri(state.hypotension, "hypotension without vasopressors", "no hypotension",
-                          "hypotension unknown"))
-    if state.refractory_hypotension:
-        parts.append("refractory hypotension")
-    if state.oxygen_device is not None:
-        flow = f" {_number(state.oxygen_flow_l_min)} L/min" if state.oxygen_flow_l_min is not None else ""
-        parts.append(f"{state.oxygen_device}{flow}")
-    else:
-        parts.append("no oxygen recorded")
-    if state.crs_onset_at is not None:
-        days = (state.assessed_at - state.crs_onset_at).total_seconds() / 86400
-        parts.append(f"CRS onset {days:.2f}".rstrip("0").rstrip(".") + " days ago")
-    parts.append(_tri(state.improving, "improving", "not improving", "improvement unknown"))
-    flags = [("neutropenic", state.neutropenic), ("significant comorbidities", state.significant_comorbidities),
-             ("CAR T", state.car_t), ("antipyretic or anticytokine given", state.antipyretic_or_anticytokine),
-             ("suspected MAS", state.suspected_mas), ("ICANS signs", state.icans_signs),
-             ("septic shock", state.septic_shock)]
-    parts.extend(name for name, value in flags if value)
-    given: dict[str, list[str]] = {}
-    for medication in state.medications or ():
-        hours = (state.assessed_at - medication.given_at).total_seconds() / 3600
-        given.setdefault(medication.drug, []).append(f"{hours:.1f}".rstrip("0").rstrip(".") + " h")
-    if given:
-        parts.append("given " + "; ".join(f"{drug} {', '.join(reversed(times))} ago" for drug, times in given.items()))
-    elif state.medications is None:
-        parts.append("medication record not given")
-    else:
-        parts.append("no medication given")
-    if state.proposed_orders:
-        parts.append("proposed " + ", ".join(state.proposed_orders))
-    return "; ".join(parts)

@@ -1,8 +1,10 @@
-"""The table of input fields (``crs_rules/fields.py``) is the contract: the JSON Schema, the parsed
-state and the engine's input facts agree with it field by field."""
+"""The table of input fields (``crs_rules/fields.py``) is read from the contract's JSON Schema: it
+has the schema's fields with their type, range, values and requirement, and the parsed state and
+the engine's input facts agree with it field by field."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -10,8 +12,10 @@ from typing import Any, Iterator
 
 import pytest
 
+from crs_rules.errors import CrsRulesError, InvalidInputError
 from crs_rules.facts import INPUT_FACTS
-from crs_rules.fields import FIELDS, REQUIRED_MAPPINGS, Field, field
+from crs_rules.fields import FIELDS, REQUIRED_MAPPINGS, Field, field, fields_of
+from crs_rules.model import Protocol
 from crs_rules.patient import MAX_LIST_ITEMS, PatientState, parse_patient, state_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +115,8 @@ def test_the_numbers_and_lists_of_the_table_are_the_contracts_bounds() -> None:
 def test_every_attribute_of_the_parsed_state_is_read_from_one_field() -> None:
     attributes = [f.attribute for f in FIELDS if f.attribute is not None]
     assert len(attributes) == len(set(attributes))
-    assert set(attributes) == {f.name for f in dataclasses.fields(PatientState)}
+    # Every other field is kept by path, in ``inputs``.
+    assert set(attributes) == {f.name for f in dataclasses.fields(PatientState)} - {"inputs"}
 
 
 def test_the_engines_input_facts_are_fields_of_the_table_with_their_values() -> None:
@@ -153,3 +158,54 @@ def test_a_full_input_is_read_and_given_back_through_the_table() -> None:
     assert again["vitals"]["temperature_c"] == 38.0 and "temperature_f" not in again["vitals"]
     assert "improving" not in again["crs"]  # unknown: left out
     assert parse_patient(again) == state
+
+
+def test_a_field_the_schema_adds_is_kept_by_path_with_its_meaning() -> None:
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"]["vitals"]["properties"]["capillary_leak"] = {
+        "x-meaning": "the patient has capillary leak", "$ref": "#/$defs/boolean_or_unknown",
+        "description": "Whether the patient has capillary leak."}
+    table, _ = fields_of(schema)
+    added = next(f for f in table if f.path == "vitals.capillary_leak")
+    assert (added.type, added.meaning, added.attribute, added.by_path, added.in_state) == (
+        "boolean", "the patient has capillary leak", None, True, True)
+    assert [f.path for f in table if f.path != added.path] == [f.path for f in FIELDS]
+
+
+def test_a_field_without_its_meaning_is_refused_by_name() -> None:
+    schema = copy.deepcopy(SCHEMA)
+    del schema["properties"]["vitals"]["properties"]["temperature_c"]["x-meaning"]
+    with pytest.raises(CrsRulesError, match="vitals.temperature_c needs x-meaning"):
+        fields_of(schema)
+
+
+def test_a_field_that_requires_a_field_that_is_not_a_boolean_is_refused_by_name() -> None:
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"]["vitals"]["properties"]["vasopressors"]["x-requires"] = "vitals.temperature_c"
+    with pytest.raises(CrsRulesError, match="vitals.vasopressors requires vitals.temperature_c"):
+        fields_of(schema)
+
+
+REQUIRING = [f for f in FIELDS if f.requires is not None]
+
+
+@pytest.mark.parametrize("entry", REQUIRING, ids=lambda f: f.path)
+def test_a_field_given_while_the_field_it_requires_is_false_is_an_input_error(entry: Field, protocol: Protocol) -> None:
+    # x-requires is what the checks enforce: given (true, or a non-empty list) with the required field false is refused.
+    if entry.type == "boolean":
+        value: Any = True
+    else:
+        members = next(c.members for c in protocol.drug_classes if c.id == entry.vocabulary)
+        value = [members[0]]
+    required = entry.requires
+    assert required is not None
+    data: dict[str, Any] = {"assessed_at": "2026-03-10T12:00:00Z", "patient": {"weight_kg": 70}}
+    for path, given in ((required, False), (entry.path, value)):
+        section, key = path.split(".")
+        data.setdefault(section, {})[key] = given
+    with pytest.raises(InvalidInputError) as caught:
+        parse_patient(data)
+    assert [p.subject for p in caught.value.problems] == [required]
+    section, key = required.split(".")
+    data[section][key] = True
+    assert parse_patient(data).value(entry.path) is not None
