@@ -12,7 +12,8 @@ known failure into an exception or makes it impossible:
 
 * A fact no rule matches is not stored and a duplicate fact is refused; inside an action the
   Python layer drops both without a word. Here one catch-all rule per declared fact kind makes
-  every fact of a declared kind stored, and an undeclared kind, a refused fact (code 1) or a
+  every fact of a declared kind stored (only the first kind's fires, once per fact; the others
+  are counting rules whose count no evaluation reaches, so they store without firing), and an undeclared kind, a refused fact (code 1) or a
   duplicate (code 2, or the same content asserted twice) raises :class:`EngineError`, from the
   caller and from a handler alike, even if the handler catches the exception.
 * Sessions are found by a 32-bit hash of their id, at most 1,024 may be live per ruleset, and
@@ -98,6 +99,8 @@ MAX_FIRINGS = 10_000
 MAX_FACTS = 100_000
 
 _HOLD_PREFIX = "__hold__."
+#: The catch-alls of every kind but the first fire only once they hold this many facts: never.
+_HOLD_COUNT = 10 * MAX_FACTS
 _ruleset_counter = itertools.count(1)
 #: Bound on the resumptions of one session's cleanup (each interruption is one signal).
 _CLOSE_ATTEMPTS = 1000
@@ -143,12 +146,13 @@ class CompiledRuleset:
         if max_firings < 1:
             raise ValueError("max_firings must be at least 1")
         kinds = tuple(fact_kinds)
-        definition = ruleset_definition(rules, handlers, kinds, label, _HOLD_PREFIX)
+        definition = ruleset_definition(rules, handlers, kinds, label, _HOLD_PREFIX, _HOLD_COUNT)
 
         safe_label = re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:64]
         self.label = label
         self.name = f"crs_rules.{next(_ruleset_counter)}.{safe_label}"
         self.fact_kinds: frozenset[str] = frozenset(kinds)
+        self._firing_kind = kinds[0] if kinds else ""  # the one kind whose catch-all fires
         self.max_firings = max_firings
         self._rule_names = frozenset(rules)
         self._hold_action_prefix = "{" + json.dumps(_HOLD_PREFIX)[:-1]
@@ -391,14 +395,14 @@ class _Session:
 
         Deleting a session for which no action was ever started reads uninitialised engine
         memory and can crash the process (seen after a fact failed part-way through the
-        input). Every stored fact leaves a catch-all action pending; a session that stored
-        none (a refused first fact) is given one. False if no action could be started.
+        input). A session with no action pending (a refused first fact, or facts no firing rule
+        matched) is given a fact of the first declared kind, whose catch-all fires. False if no action could be started.
         """
         for _ in range(2):
             if _recorded(self.first_start, _dre.start_action_for_state, self.handle, state):
                 _dre.abandon_action(self.handle, state)
                 return True
-            kind = next(iter(self.kinds.values()), None) or min(self.ruleset.fact_kinds, default="")
+            kind = self.ruleset._firing_kind  # its catch-all fires: an action to start
             if not kind:
                 break
             sentinel = {"sid": self.sid, "id": "__close__", "t": kind}
