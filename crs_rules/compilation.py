@@ -183,6 +183,10 @@ class CompiledProtocol:
     list_counts: frozenset[tuple[str, tuple[str, ...]]]
     list_members: frozenset[tuple[str, str]] = frozenset()
     """(list fact, name) for every name a condition tests with ``includes``."""
+    observation_reads: frozenset[str] | None = None
+    """The attributes of the observation the rules test or their handlers read: the observation
+    holds only the facts they name (None: every fact). The engine's work on a fact grows with its
+    size (it is parsed on assert and copied into every action that matched it)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _applied: dict[str, None] = field(default_factory=dict)
     _trace: list[TraceEntry] = field(default_factory=list)
@@ -191,6 +195,8 @@ class CompiledProtocol:
     _lists: dict[str, tuple[tuple[str, ...], tuple[tuple[str, frozenset[str]], ...]]] = field(
         default_factory=dict, init=False)
     """For each list fact: the names tested with ``includes`` and the counts (key, names not counted)."""
+    _kept: dict[str, bool] = field(default_factory=dict, init=False)
+    """For each fact path seen: whether the observation holds it (see ``observation_reads``)."""
 
     def __post_init__(self) -> None:
         renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
@@ -205,8 +211,13 @@ class CompiledProtocol:
         """The patient as the engine's one observation fact (nested by path, absent when unknown).
         ``known``: the patient's :func:`~crs_rules.facts.flat_facts`, when already derived."""
         fact: dict[str, Any] = {"t": FactKind.OBSERVATION.value}
-        lists = self._lists
+        lists, kept = self._lists, self._kept
         for path, value in (flat_facts(patient, self.protocol) if known is None else known).items():
+            keep = kept.get(path)
+            if keep is None:
+                keep = kept[path] = self._read(path)
+            if not keep:
+                continue
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
                 # Membership only for the names the rules test: the fact's size stays bounded by
                 # the pack, whatever the input lists (the engine refuses a fact of ~250 properties).
@@ -223,6 +234,14 @@ class CompiledProtocol:
                 node = node.setdefault(key, {})
             node[leaf] = value
         return fact
+
+    def _read(self, path: str) -> bool:
+        """Whether a rule or a handler reads the fact at ``path`` (or, for a list, what encodes it)."""
+        reads = self.observation_reads
+        if reads is None or path in reads:
+            return True
+        inside = path + "."
+        return any(attribute.startswith(inside) for attribute in reads)
 
     def run(self, patient: PatientState, known: Mapping[str, Any] | None = None
             ) -> tuple[RunResult, tuple[TraceEntry, ...], frozenset[str]]:
@@ -256,12 +275,14 @@ def compile_protocol(protocol: Protocol) -> CompiledProtocol:
     """Compile a validated protocol. Compile once per pack per process: engine rulesets are never freed."""
     holder: list[CompiledProtocol] = []
     list_members: set[tuple[str, str]] = set()
-    rules, handlers, list_counts = engine_program(protocol, holder, list_members)
+    reads: set[str] = set()
+    rules, handlers, list_counts = engine_program(protocol, holder, list_members, reads)
     compiled = CompiledProtocol(
         protocol=protocol,
         ruleset=CompiledRuleset(rules, handlers, FACT_KINDS, label=f"{protocol.id}-{protocol.version}"),
         list_counts=frozenset(list_counts),
         list_members=frozenset(list_members),
+        observation_reads=frozenset(reads),
     )
     holder.append(compiled)
     return compiled
@@ -272,12 +293,14 @@ def _value_key(value: FindingValue) -> str:
 
 
 def engine_program(
-    protocol: Protocol, holder: list[CompiledProtocol], list_members: set[tuple[str, str]] | None = None
+    protocol: Protocol, holder: list[CompiledProtocol], list_members: set[tuple[str, str]] | None = None,
+    observation_reads: set[str] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Callable[[Firing], None]], set[tuple[str, tuple[str, ...]]]]:
     """The engine rules, their handlers and the list counts the observation needs, without creating
     anything in the engine (validation sizes a pack with it). ``holder`` receives the compiled
     protocol whose bookkeeping the handlers use; ``list_members``, when given, receives (list fact,
-    name) for every name a condition tests with ``includes``. Raises
+    name) for every name a condition tests with ``includes``; ``observation_reads``, the attributes
+    of the observation that rules test or handlers read. Raises
     :class:`ConditionTooComplex` for a condition with too many alternatives."""
     rules: dict[str, dict[str, Any]] = {}
     handlers: dict[str, Callable[[Firing], None]] = {}
@@ -381,9 +404,32 @@ def engine_program(
     _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
         stepped = tuple(c.id for c in protocol.drug_classes if c.escalation_steps and drug.id in c.members)
-        add_dose_rules(drug, rules, handlers, holder, stepped)
+        add_dose_rules(drug, rules, handlers, holder, stepped, observation_reads)
 
+    if observation_reads is not None:
+        for rule_definition in rules.values():
+            for pattern in rule_definition["all"]:
+                if "o" in pattern:
+                    _tested_attributes(pattern["o"], observation_reads)
     return rules, handlers, list_counts
+
+
+def _tested_attributes(pattern: Any, into: set[str]) -> None:
+    """Add every attribute an engine pattern tests (``{"a": v}``, ``{"$gte": {"a": v}}``, ``$and`` /
+    ``$or`` of those) to ``into``."""
+    if isinstance(pattern, list):
+        for part in pattern:
+            _tested_attributes(part, into)
+        return
+    assert isinstance(pattern, dict), f"unexpected engine pattern {pattern!r}"
+    for key, value in pattern.items():
+        if key in ("$and", "$or"):
+            _tested_attributes(value, into)
+        elif key.startswith("$"):
+            assert isinstance(value, dict), f"unexpected engine test {pattern!r}"
+            into.update(value)
+        else:
+            into.add(key)
 
 
 def _actions_read(protocol: Protocol) -> set[str]:

@@ -47,14 +47,23 @@ def compute_amount(regimen: Regimen, drug: Drug, weight_kg: float) -> tuple[int 
     return result, how
 
 
+def _handler_reads(drug: Drug) -> tuple[str, ...]:
+    """The observation's paths the dose proposal of ``drug`` reads."""
+    return ("patient.weight_kg", "patient.child", f"history.{drug.id}.hours_since_first_in_course")
+
+
 def _number(value: float) -> str:
     return f"{value:g}" if float(value) != int(value) else str(int(value))
 
 
 def add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[str, Callable[[Firing], None]],
-                    holder: Sequence[Bookkeeping], classes: tuple[str, ...] = ()) -> None:
+                    holder: Sequence[Bookkeeping], classes: tuple[str, ...] = (),
+                    reads: set[str] | None = None) -> None:
     """The dose proposal and the limit checks of one drug, generated from its limits. ``classes``:
-    the drug's classes spaced by escalation step."""
+    the drug's classes spaced by escalation step. ``reads``, when given, receives the paths of the
+    observation the handlers read (beyond those the rules test)."""
+    if reads is not None:
+        reads.update(_handler_reads(drug))
 
     def _recorded(name: str, effect: Callable[[Firing], None]) -> Callable[[Firing], None]:
         def handler(firing: Firing) -> None:
@@ -70,6 +79,7 @@ def add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[
     rules[propose] = {"all": [proposed_action, observation]}
 
     def propose_dose(firing: Firing) -> None:
+        # Reads exactly the paths _handler_reads names (the observation holds only what is read).
         action, patient = firing.matched["a"], firing.matched["o"]
         regimen = drug.regimen(action["regimen"])
         assert regimen is not None, "validated packs name existing regimens"

@@ -91,11 +91,12 @@ class RunResult:
 MAX_ACTION_SHAPES = 4096
 
 
-def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
+def parse_action(action: str, prefix: str, texts: Mapping[str, str], label: str,
                  known_rule: Callable[[str], bool],
                  shapes: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> tuple[str, Matched]:
     """The rule an action names and the facts it matched (decoded when a handler reads them).
 
+    ``texts`` maps the text of each fact id of the evaluation (``"12"``) to the fact's engine text.
     The engine writes each matched fact as the exact text it was given, which begins with the
     session's ``prefix`` and the fact's id (text inside a fact is JSON-escaped, so that
     prefix cannot occur in it). Each such text is found and checked to be exactly the one
@@ -104,28 +105,32 @@ def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
     read: their rule and aliases) if it was seen before. Anything else the action holds stays as
     the engine wrote it and is refused below.
     """
-    pieces: list[str] = []
-    found: list[str] = []
-    start = 0
     position = action.find(prefix)
-    while position >= 0:
-        digits = position + len(prefix)
-        end = action.find(",", digits)
-        token = action[digits:end] if end > 0 else ""
-        fact_id = int(token) if token.isascii() and token.isdigit() else None
-        text = texts.get(fact_id) if fact_id is not None else None
-        if fact_id is None or text is None or not action.startswith(text, position):
-            raise EngineError(
-                f"{label}: an action holds a fact of this evaluation whose text is not the one "
-                f"asserted: {action[position:position + 200]}"
-            )
-        found.append(text)
-        pieces.append(action[start:position])
-        pieces.append("0")
-        start = position + len(text)
-        position = action.find(prefix, start)
-    pieces.append(action[start:])
-    shape = "".join(pieces)
+    if position < 0:
+        pieces = [action]
+        found: list[str] = []
+    else:
+        pieces = []
+        found = []
+        start = 0
+        skip = len(prefix)
+        find = action.find
+        while position >= 0:
+            digits = position + skip
+            # An id's text is the key of exactly one fact: anything else (no comma, another token)
+            # finds nothing.
+            text = texts.get(action[digits:find(",", digits)])
+            if text is None or not action.startswith(text, position):
+                raise EngineError(
+                    f"{label}: an action holds a fact of this evaluation whose text is not the one "
+                    f"asserted: {action[position:position + 200]}"
+                )
+            found.append(text)
+            pieces.append(action[start:position])
+            start = position + len(text)
+            position = find(prefix, start)
+        pieces.append(action[start:])
+    shape = "0".join(pieces)
     known = shapes.get(shape) if shapes is not None else None
     if known is None:
         rule, aliases = _read_shape(shape, action, len(found), label, known_rule)
