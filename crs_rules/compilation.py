@@ -22,6 +22,7 @@ rules are generated from dosing.yaml, so every number stays in the YAML.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -315,19 +316,36 @@ def engine_program(
                 list_members.add((comparison.fact, str(comparison.value)))
         return certainly(condition, holding, domains)
 
-    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: str | None) -> None:
+    # Conclusions that only record something in the bookkeeping (a rule that certainly fails and
+    # whose failure no rule reads): no engine fact, no trace entry, so the order in which they are
+    # drawn changes nothing. Identical engine rules of those are one engine rule that draws them all.
+    recording: dict[str, list[Callable[[Firing], None]]] = {}
+
+    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: str | None,
+            records_only: bool = False) -> None:
         # traced: the pack rule the conclusion is the effect of, when it enters the trace
         alternatives = _alternatives(formula, MAX_DNF_TERMS)
         if alternatives is None:
             raise ConditionTooComplex(name, MAX_DNF_TERMS)
         for index, alternative in enumerate(alternatives):
             engine_name = f"{name}#{index}"
-            rules[engine_name] = _rule_definition(alternative)
+            definition = _rule_definition(alternative)
 
             def handler(firing: Firing, key: str = key, traced: str | None = traced) -> None:
                 if holder[0].once(key, traced):
                     effect(firing)
 
+            if records_only:
+                same = json.dumps(definition, sort_keys=True)
+                group = recording.get(same)
+                if group is not None:
+                    group.append(handler)
+                    continue
+                group = recording[same] = [handler]
+                handlers[engine_name] = _all_of(group)
+                rules[engine_name] = definition
+                continue
+            rules[engine_name] = definition
             handlers[engine_name] = handler
 
     def assert_copy(fact: dict[str, Any]) -> Callable[[Firing], None]:
@@ -386,8 +404,9 @@ def engine_program(
         if rule.dose is not None:
             fact.update(drug=rule.dose.drug, regimen=rule.dose.regimen)
         add(rule.rule_id, certain(rule.when, True), rule.rule_id, assert_copy(fact), traced=rule.rule_id)
+        in_engine = rule.action in read_actions
         add(f"{rule.rule_id}~fails", certain(rule.when, False), f"{rule.rule_id}~fails",
-            fails(rule.rule_id, rule.action in read_actions), traced=None)
+            fails(rule.rule_id, in_engine), traced=None, records_only=not in_engine)
 
     for alert in protocol.alerts:
         raised = certain(alert.when, True)
@@ -399,7 +418,7 @@ def engine_program(
             assert_copy({"t": FactKind.ALERT.value, "alert": alert.id, "rule": alert.rule_id,
                          "severity": alert.severity}), traced=alert.rule_id)
         add(f"{alert.rule_id}~fails", certain(alert.when, False), f"{alert.rule_id}~fails",
-            fails(alert.rule_id, False), traced=None)
+            fails(alert.rule_id, False), traced=None, records_only=True)
 
     _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
@@ -430,6 +449,15 @@ def _tested_attributes(pattern: Any, into: set[str]) -> None:
             into.update(value)
         else:
             into.add(key)
+
+
+def _all_of(group: list[Callable[[Firing], None]]) -> Callable[[Firing], None]:
+    """One handler running every handler of ``group`` (which may still grow while compiling)."""
+    def handler(firing: Firing) -> None:
+        for member in group:
+            member(firing)
+
+    return handler
 
 
 def _actions_read(protocol: Protocol) -> set[str]:
