@@ -196,8 +196,9 @@ class CompiledProtocol:
     _lists: dict[str, tuple[tuple[str, ...], tuple[tuple[str, frozenset[str]], ...]]] = field(
         default_factory=dict, init=False)
     """For each list fact: the names tested with ``includes`` and the counts (key, names not counted)."""
-    _kept: dict[str, bool] = field(default_factory=dict, init=False)
-    """For each fact path seen: whether the observation holds it (see ``observation_reads``)."""
+    _kept: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False)
+    """For each fact path seen: its keys when the observation holds it (see ``observation_reads``),
+    else empty."""
 
     def __post_init__(self) -> None:
         renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
@@ -214,10 +215,10 @@ class CompiledProtocol:
         fact: dict[str, Any] = {"t": FactKind.OBSERVATION.value}
         lists, kept = self._lists, self._kept
         for path, value in (flat_facts(patient, self.protocol) if known is None else known).items():
-            keep = kept.get(path)
-            if keep is None:
-                keep = kept[path] = self._read(path)
-            if not keep:
+            place = kept.get(path)
+            if place is None:
+                place = kept[path] = tuple(path.split(".")) if self._read(path) else ()
+            if not place:
                 continue
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
                 # Membership only for the names the rules test: the fact's size stays bounded by
@@ -230,10 +231,9 @@ class CompiledProtocol:
                     encoded[key] = sum(1 for n in value if n not in not_counting)
                 value = encoded
             node = fact
-            *parents, leaf = path.split(".")
-            for key in parents:
+            for key in place[:-1]:
                 node = node.setdefault(key, {})
-            node[leaf] = value
+            node[place[-1]] = value
         return fact
 
     def _read(self, path: str) -> bool:
