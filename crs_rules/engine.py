@@ -313,6 +313,8 @@ class _Session:
         self.texts: dict[int | str, str] = {}  # fact id -> text given to the engine, in order
         self.tokens: dict[str, str] = {}  # the same by the id's JSON text, as actions write it
         self.kinds: dict[int | str, str] = {}
+        # For each fact, in order: its id's text, kind, text without sid/id, content if known.
+        self.asserted: list[tuple[str, str, str, Mapping[str, Any] | None]] = []
         self.seen: set[str] = set()
         self.fired: list[str] = []
         self.current: Firing | None = None
@@ -483,7 +485,7 @@ class _Session:
             )
         try:
             if type(fact) is PreparedFact:
-                self._assert(fact.kind, fact.text, firing)
+                self._assert(fact.kind, fact.text, firing, fact.value)
             else:
                 origin = f"rule {firing.rule}"
                 kind, text = self.ruleset._prepare(fact, origin)
@@ -496,8 +498,9 @@ class _Session:
     def _fail(self, message: str) -> NoReturn:
         raise EngineError(f"{self.ruleset.label}: {message}")
 
-    def _assert(self, kind: str, text: str, source: str | Firing) -> None:
-        """Assert one fact; ``source`` is where it comes from (a firing: that rule)."""
+    def _assert(self, kind: str, text: str, source: str | Firing, value: Mapping[str, Any] | None = None) -> None:
+        """Assert one fact; ``source`` is where it comes from (a firing: that rule); ``value``, its
+        content read back from ``text`` when known."""
         if kind not in self.ruleset.fact_kinds:
             self._fail(
                 f"{_origin(source)} asserted a fact of undeclared kind {kind!r} "
@@ -534,6 +537,7 @@ class _Session:
         self.texts[fact_id] = engine_text
         self.tokens[token] = engine_text
         self.kinds[fact_id] = kind
+        self.asserted.append((token, kind, text, value))
         self.seen.add(text)
 
     def _refused(self, code: int, kind: str, origin: str) -> NoReturn:
@@ -556,5 +560,5 @@ class _Session:
             raw = _dre.get_facts(self.handle, self.sid)
         except _dre.error as exc:
             raise engine_failure(f"{label}: reading the session's facts failed", exc) from exc
-        facts = stored_facts(raw, self.sid, self.texts, self.kinds, label)
+        facts = stored_facts(raw, self.fact_prefix, self.tokens, self.asserted, label)
         return RunResult(facts=facts, fired=tuple(self.fired))
