@@ -310,9 +310,7 @@ class _Session:
         self.fact_prefix = f'{{"sid":{self.sid_json},"id":'
         self.state: Any = None
         # Fact ids are the sequence numbers 1, 2, ... (see MAX_FACTS).
-        self.texts: dict[int | str, str] = {}  # fact id -> text given to the engine, in order
-        self.tokens: dict[str, str] = {}  # the same by the id's JSON text, as actions write it
-        self.kinds: dict[int | str, str] = {}
+        self.tokens: dict[str, str] = {}  # id's JSON text (as actions write it) -> text given to the engine
         # For each fact, in order: its id's text, kind, text without sid/id, content if known.
         self.asserted: list[tuple[str, str, str, Mapping[str, Any] | None]] = []
         self.seen: set[str] = set()
@@ -420,7 +418,7 @@ class _Session:
         try:
             started = (
                 _recorded(self.first_start, _dre.start_action_for_state, self.handle, self.state)
-                if self.texts
+                if self.asserted
                 else None
             )
         except _dre.error as exc:
@@ -508,7 +506,7 @@ class _Session:
             )
         if text in self.seen:
             self._fail(f"{_origin(source)} asserted a duplicate fact of kind {kind!r}: {text[:200]}")
-        sequence = len(self.texts) + 1
+        sequence = len(self.asserted) + 1
         if sequence > MAX_FACTS:
             self._fail(f"more than {MAX_FACTS} facts in one evaluation ({_origin(source)})")
         fact_id = _fact_id(sequence)
@@ -534,9 +532,7 @@ class _Session:
             self.state = state
         elif state != self.state:
             self._fail(f"{_origin(source)}: the engine put a fact in another session ({state})")
-        self.texts[fact_id] = engine_text
         self.tokens[token] = engine_text
-        self.kinds[fact_id] = kind
         self.asserted.append((token, kind, text, value))
         self.seen.add(text)
 
@@ -554,7 +550,7 @@ class _Session:
 
     def _collect(self) -> RunResult:
         label = self.ruleset.label
-        if not self.texts:
+        if not self.asserted:
             return RunResult(facts=(), fired=tuple(self.fired))
         try:
             raw = _dre.get_facts(self.handle, self.sid)
