@@ -48,7 +48,7 @@ from crs_rules import evaluate, load_protocol
 HERE = Path(__file__).resolve().parent
 
 JSON_ENCODER = {"to_engine_json", "_encode", "_plain", "_float_text", "_encodable", "prepare_fact", "check_fact_shape"}
-ACTION_HANDLING = {"_parse_action", "parse_action", "_run_handler", "assert_from_handler", "assert_fact", "__getitem__"}
+ACTION_HANDLING = {"parse_action", "_run_handler", "assert_from_handler", "assert_fact", "__getitem__"}
 # The engine wrapper is crs_rules/engine.py and the modules split from it (engine_json.py, engine_values.py, ...).
 ENGINE_FILES = ("crs_rules/engine.py", "crs_rules/engine_json.py", "crs_rules/engine_values.py",
                 "crs_rules/engine_limits.py", "crs_rules/engine_process.py")

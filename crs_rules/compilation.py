@@ -22,6 +22,7 @@ rules are generated from dosing.yaml, so every number stays in the YAML.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -183,6 +184,10 @@ class CompiledProtocol:
     list_counts: frozenset[tuple[str, tuple[str, ...]]]
     list_members: frozenset[tuple[str, str]] = frozenset()
     """(list fact, name) for every name a condition tests with ``includes``."""
+    observation_reads: frozenset[str] | None = None
+    """The attributes of the observation the rules test or their handlers read: the observation
+    holds only the facts they name (None: every fact). The engine's work on a fact grows with its
+    size (it is parsed on assert and copied into every action that matched it)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _applied: dict[str, None] = field(default_factory=dict)
     _trace: list[TraceEntry] = field(default_factory=list)
@@ -191,6 +196,9 @@ class CompiledProtocol:
     _lists: dict[str, tuple[tuple[str, ...], tuple[tuple[str, frozenset[str]], ...]]] = field(
         default_factory=dict, init=False)
     """For each list fact: the names tested with ``includes`` and the counts (key, names not counted)."""
+    _kept: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False)
+    """For each fact path seen: its keys when the observation holds it (see ``observation_reads``),
+    else empty."""
 
     def __post_init__(self) -> None:
         renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
@@ -205,8 +213,13 @@ class CompiledProtocol:
         """The patient as the engine's one observation fact (nested by path, absent when unknown).
         ``known``: the patient's :func:`~crs_rules.facts.flat_facts`, when already derived."""
         fact: dict[str, Any] = {"t": FactKind.OBSERVATION.value}
-        lists = self._lists
+        lists, kept = self._lists, self._kept
         for path, value in (flat_facts(patient, self.protocol) if known is None else known).items():
+            place = kept.get(path)
+            if place is None:
+                place = kept[path] = tuple(path.split(".")) if self._read(path) else ()
+            if not place:
+                continue
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
                 # Membership only for the names the rules test: the fact's size stays bounded by
                 # the pack, whatever the input lists (the engine refuses a fact of ~250 properties).
@@ -218,11 +231,18 @@ class CompiledProtocol:
                     encoded[key] = sum(1 for n in value if n not in not_counting)
                 value = encoded
             node = fact
-            *parents, leaf = path.split(".")
-            for key in parents:
+            for key in place[:-1]:
                 node = node.setdefault(key, {})
-            node[leaf] = value
+            node[place[-1]] = value
         return fact
+
+    def _read(self, path: str) -> bool:
+        """Whether a rule or a handler reads the fact at ``path`` (or, for a list, what encodes it)."""
+        reads = self.observation_reads
+        if reads is None or path in reads:
+            return True
+        inside = path + "."
+        return any(attribute.startswith(inside) for attribute in reads)
 
     def run(self, patient: PatientState, known: Mapping[str, Any] | None = None
             ) -> tuple[RunResult, tuple[TraceEntry, ...], frozenset[str]]:
@@ -256,12 +276,14 @@ def compile_protocol(protocol: Protocol) -> CompiledProtocol:
     """Compile a validated protocol. Compile once per pack per process: engine rulesets are never freed."""
     holder: list[CompiledProtocol] = []
     list_members: set[tuple[str, str]] = set()
-    rules, handlers, list_counts = engine_program(protocol, holder, list_members)
+    reads: set[str] = set()
+    rules, handlers, list_counts = engine_program(protocol, holder, list_members, reads)
     compiled = CompiledProtocol(
         protocol=protocol,
         ruleset=CompiledRuleset(rules, handlers, FACT_KINDS, label=f"{protocol.id}-{protocol.version}"),
         list_counts=frozenset(list_counts),
         list_members=frozenset(list_members),
+        observation_reads=frozenset(reads),
     )
     holder.append(compiled)
     return compiled
@@ -272,12 +294,14 @@ def _value_key(value: FindingValue) -> str:
 
 
 def engine_program(
-    protocol: Protocol, holder: list[CompiledProtocol], list_members: set[tuple[str, str]] | None = None
+    protocol: Protocol, holder: list[CompiledProtocol], list_members: set[tuple[str, str]] | None = None,
+    observation_reads: set[str] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Callable[[Firing], None]], set[tuple[str, tuple[str, ...]]]]:
     """The engine rules, their handlers and the list counts the observation needs, without creating
     anything in the engine (validation sizes a pack with it). ``holder`` receives the compiled
     protocol whose bookkeeping the handlers use; ``list_members``, when given, receives (list fact,
-    name) for every name a condition tests with ``includes``. Raises
+    name) for every name a condition tests with ``includes``; ``observation_reads``, the attributes
+    of the observation that rules test or handlers read. Raises
     :class:`ConditionTooComplex` for a condition with too many alternatives."""
     rules: dict[str, dict[str, Any]] = {}
     handlers: dict[str, Callable[[Firing], None]] = {}
@@ -292,19 +316,36 @@ def engine_program(
                 list_members.add((comparison.fact, str(comparison.value)))
         return certainly(condition, holding, domains)
 
-    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: str | None) -> None:
+    # Conclusions that only record something in the bookkeeping (a rule that certainly fails and
+    # whose failure no rule reads): no engine fact, no trace entry, so the order in which they are
+    # drawn changes nothing. Identical engine rules of those are one engine rule that draws them all.
+    recording: dict[str, list[Callable[[Firing], None]]] = {}
+
+    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: str | None,
+            records_only: bool = False) -> None:
         # traced: the pack rule the conclusion is the effect of, when it enters the trace
         alternatives = _alternatives(formula, MAX_DNF_TERMS)
         if alternatives is None:
             raise ConditionTooComplex(name, MAX_DNF_TERMS)
         for index, alternative in enumerate(alternatives):
             engine_name = f"{name}#{index}"
-            rules[engine_name] = _rule_definition(alternative)
+            definition = _rule_definition(alternative)
 
             def handler(firing: Firing, key: str = key, traced: str | None = traced) -> None:
                 if holder[0].once(key, traced):
                     effect(firing)
 
+            if records_only:
+                same = json.dumps(definition, sort_keys=True)
+                group = recording.get(same)
+                if group is not None:
+                    group.append(handler)
+                    continue
+                group = recording[same] = [handler]
+                handlers[engine_name] = _all_of(group)
+                rules[engine_name] = definition
+                continue
+            rules[engine_name] = definition
             handlers[engine_name] = handler
 
     def assert_copy(fact: dict[str, Any]) -> Callable[[Firing], None]:
@@ -363,8 +404,9 @@ def engine_program(
         if rule.dose is not None:
             fact.update(drug=rule.dose.drug, regimen=rule.dose.regimen)
         add(rule.rule_id, certain(rule.when, True), rule.rule_id, assert_copy(fact), traced=rule.rule_id)
+        in_engine = rule.action in read_actions
         add(f"{rule.rule_id}~fails", certain(rule.when, False), f"{rule.rule_id}~fails",
-            fails(rule.rule_id, rule.action in read_actions), traced=None)
+            fails(rule.rule_id, in_engine), traced=None, records_only=not in_engine)
 
     for alert in protocol.alerts:
         raised = certain(alert.when, True)
@@ -376,14 +418,46 @@ def engine_program(
             assert_copy({"t": FactKind.ALERT.value, "alert": alert.id, "rule": alert.rule_id,
                          "severity": alert.severity}), traced=alert.rule_id)
         add(f"{alert.rule_id}~fails", certain(alert.when, False), f"{alert.rule_id}~fails",
-            fails(alert.rule_id, False), traced=None)
+            fails(alert.rule_id, False), traced=None, records_only=True)
 
     _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
         stepped = tuple(c.id for c in protocol.drug_classes if c.escalation_steps and drug.id in c.members)
-        add_dose_rules(drug, rules, handlers, holder, stepped)
+        add_dose_rules(drug, rules, handlers, holder, stepped, observation_reads)
 
+    if observation_reads is not None:
+        for rule_definition in rules.values():
+            for pattern in rule_definition["all"]:
+                if "o" in pattern:
+                    _tested_attributes(pattern["o"], observation_reads)
     return rules, handlers, list_counts
+
+
+def _tested_attributes(pattern: Any, into: set[str]) -> None:
+    """Add every attribute an engine pattern tests (``{"a": v}``, ``{"$gte": {"a": v}}``, ``$and`` /
+    ``$or`` of those) to ``into``."""
+    if isinstance(pattern, list):
+        for part in pattern:
+            _tested_attributes(part, into)
+        return
+    assert isinstance(pattern, dict), f"unexpected engine pattern {pattern!r}"
+    for key, value in pattern.items():
+        if key in ("$and", "$or"):
+            _tested_attributes(value, into)
+        elif key.startswith("$"):
+            assert isinstance(value, dict), f"unexpected engine test {pattern!r}"
+            into.update(value)
+        else:
+            into.add(key)
+
+
+def _all_of(group: list[Callable[[Firing], None]]) -> Callable[[Firing], None]:
+    """One handler running every handler of ``group`` (which may still grow while compiling)."""
+    def handler(firing: Firing) -> None:
+        for member in group:
+            member(firing)
+
+    return handler
 
 
 def _actions_read(protocol: Protocol) -> set[str]:

@@ -7,6 +7,7 @@ of the chain with arithmetic on doses.
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 from math import floor
 from typing import Any, Callable, Protocol, Sequence
 
@@ -30,21 +31,34 @@ def compute_amount(regimen: Regimen, drug: Drug, weight_kg: float) -> tuple[int 
     amount = regimen.amount
     assert amount is not None, "validated packs give every regimen an amount"
     if amount.fixed_mg is not None:
-        value: Fraction = Fraction(str(amount.fixed_mg))
+        value: Fraction = _exact(amount.fixed_mg)
         how = f"{_number(amount.fixed_mg)} mg"
     else:
-        band = [b for b in amount.per_kg if Fraction(str(b.from_weight_kg)) <= Fraction(str(weight_kg))][-1]
-        value = Fraction(str(band.mg_per_kg)) * Fraction(str(weight_kg))
+        # Numbers compare as the decimals they are written as (the shortest decimal that reads back
+        # to a float orders as the float does), so the band is found without exact arithmetic.
+        band = [b for b in amount.per_kg if b.from_weight_kg <= weight_kg][-1]
+        value = _exact(band.mg_per_kg) * Fraction(str(weight_kg))
         how = f"{_number(band.mg_per_kg)} mg/kg x {_number(weight_kg)} kg = {_number(float(value))} mg"
     if amount.round_down_to_mg is not None:
-        step = Fraction(str(amount.round_down_to_mg))
+        step = _exact(amount.round_down_to_mg)
         value = floor(value / step) * step
     cap = drug.limits.max_dose_mg
-    if cap is not None and value > Fraction(str(cap)):
-        value = Fraction(str(cap))
+    if cap is not None and value > _exact(cap):
+        value = _exact(cap)
         how += f", capped at the maximum of {_number(cap)} mg"
     result = int(value) if value.denominator == 1 else float(value)
     return result, how
+
+
+@lru_cache(maxsize=1024)
+def _exact(number: float) -> Fraction:
+    """A number of the pack as the decimal it is written as (pack numbers are few: kept)."""
+    return Fraction(str(number))
+
+
+def _handler_reads(drug: Drug) -> tuple[str, ...]:
+    """The observation's paths the dose proposal of ``drug`` reads."""
+    return ("patient.weight_kg", "patient.child", f"history.{drug.id}.hours_since_first_in_course")
 
 
 def _number(value: float) -> str:
@@ -52,9 +66,13 @@ def _number(value: float) -> str:
 
 
 def add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[str, Callable[[Firing], None]],
-                    holder: Sequence[Bookkeeping], classes: tuple[str, ...] = ()) -> None:
+                    holder: Sequence[Bookkeeping], classes: tuple[str, ...] = (),
+                    reads: set[str] | None = None) -> None:
     """The dose proposal and the limit checks of one drug, generated from its limits. ``classes``:
-    the drug's classes spaced by escalation step."""
+    the drug's classes spaced by escalation step. ``reads``, when given, receives the paths of the
+    observation the handlers read (beyond those the rules test)."""
+    if reads is not None:
+        reads.update(_handler_reads(drug))
 
     def _recorded(name: str, effect: Callable[[Firing], None]) -> Callable[[Firing], None]:
         def handler(firing: Firing) -> None:
@@ -70,6 +88,7 @@ def add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[
     rules[propose] = {"all": [proposed_action, observation]}
 
     def propose_dose(firing: Firing) -> None:
+        # Reads exactly the paths _handler_reads names (the observation holds only what is read).
         action, patient = firing.matched["a"], firing.matched["o"]
         regimen = drug.regimen(action["regimen"])
         assert regimen is not None, "validated packs name existing regimens"

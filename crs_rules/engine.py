@@ -12,7 +12,8 @@ known failure into an exception or makes it impossible:
 
 * A fact no rule matches is not stored and a duplicate fact is refused; inside an action the
   Python layer drops both without a word. Here one catch-all rule per declared fact kind makes
-  every fact of a declared kind stored, and an undeclared kind, a refused fact (code 1) or a
+  every fact of a declared kind stored (only the first kind's fires, once per fact; the others
+  are counting rules whose count no evaluation reaches, so they store without firing), and an undeclared kind, a refused fact (code 1) or a
   duplicate (code 2, or the same content asserted twice) raises :class:`EngineError`, from the
   caller and from a handler alike, even if the handler catches the exception.
 * Sessions are found by a 32-bit hash of their id, at most 1,024 may be live per ruleset, and
@@ -98,6 +99,8 @@ MAX_FIRINGS = 10_000
 MAX_FACTS = 100_000
 
 _HOLD_PREFIX = "__hold__."
+#: The catch-alls of every kind but the first fire only once they hold this many facts: never.
+_HOLD_COUNT = 10 * MAX_FACTS
 _ruleset_counter = itertools.count(1)
 #: Bound on the resumptions of one session's cleanup (each interruption is one signal).
 _CLOSE_ATTEMPTS = 1000
@@ -143,12 +146,13 @@ class CompiledRuleset:
         if max_firings < 1:
             raise ValueError("max_firings must be at least 1")
         kinds = tuple(fact_kinds)
-        definition = ruleset_definition(rules, handlers, kinds, label, _HOLD_PREFIX)
+        definition = ruleset_definition(rules, handlers, kinds, label, _HOLD_PREFIX, _HOLD_COUNT)
 
         safe_label = re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:64]
         self.label = label
         self.name = f"crs_rules.{next(_ruleset_counter)}.{safe_label}"
         self.fact_kinds: frozenset[str] = frozenset(kinds)
+        self._firing_kind = kinds[0] if kinds else ""  # the one kind whose catch-all fires
         self.max_firings = max_firings
         self._rule_names = frozenset(rules)
         self._hold_action_prefix = "{" + json.dumps(_HOLD_PREFIX)[:-1]
@@ -278,13 +282,14 @@ class CompiledRuleset:
         return kind, text
 
 
-def _id_text(fact_id: int | str) -> str:
-    return str(fact_id) if type(fact_id) is int else json.dumps(fact_id)
-
-
 def _fact_id(sequence: int) -> int | str:
     """The engine ``id`` of the ``sequence``-th fact of an evaluation (see ``MAX_FACTS``)."""
     return sequence
+
+
+def _origin(source: str | Firing) -> str:
+    """Where a fact comes from, in words (built only when something is wrong)."""
+    return source if isinstance(source, str) else f"rule {source.rule}"
 
 
 class _Session:
@@ -304,8 +309,10 @@ class _Session:
         # Every fact of this session starts its engine text with this, then its id and a comma.
         self.fact_prefix = f'{{"sid":{self.sid_json},"id":'
         self.state: Any = None
-        self.texts: dict[int | str, str] = {}  # fact id -> text given to the engine, in order
-        self.kinds: dict[int | str, str] = {}
+        # Fact ids are the sequence numbers 1, 2, ... (see MAX_FACTS).
+        self.tokens: dict[str, str] = {}  # id's JSON text (as actions write it) -> text given to the engine
+        # For each fact, in order: its id's text, kind, text without sid/id, content if known.
+        self.asserted: list[tuple[str, str, str, Mapping[str, Any] | None]] = []
         self.seen: set[str] = set()
         self.fired: list[str] = []
         self.current: Firing | None = None
@@ -391,14 +398,14 @@ class _Session:
 
         Deleting a session for which no action was ever started reads uninitialised engine
         memory and can crash the process (seen after a fact failed part-way through the
-        input). Every stored fact leaves a catch-all action pending; a session that stored
-        none (a refused first fact) is given one. False if no action could be started.
+        input). A session with no action pending (a refused first fact, or facts no firing rule
+        matched) is given a fact of the first declared kind, whose catch-all fires. False if no action could be started.
         """
         for _ in range(2):
             if _recorded(self.first_start, _dre.start_action_for_state, self.handle, state):
                 _dre.abandon_action(self.handle, state)
                 return True
-            kind = next(iter(self.kinds.values()), None) or min(self.ruleset.fact_kinds, default="")
+            kind = self.ruleset._firing_kind  # its catch-all fires: an action to start
             if not kind:
                 break
             sentinel = {"sid": self.sid, "id": "__close__", "t": kind}
@@ -411,37 +418,37 @@ class _Session:
         try:
             started = (
                 _recorded(self.first_start, _dre.start_action_for_state, self.handle, self.state)
-                if self.texts
+                if self.asserted
                 else None
             )
         except _dre.error as exc:
             raise engine_failure(f"{label}: starting the first action failed", exc) from exc
         action: str | None = None if started is None else started[1]
+        ruleset = self.ruleset
+        hold_prefix, max_firings = ruleset._hold_action_prefix, ruleset.max_firings
+        prefix, texts, shapes, known_rule = self.fact_prefix, self.tokens, ruleset._action_shapes, ruleset._knows_rule
+        fired, run_handler, complete, handle = self.fired, self._run_handler, _dre.complete_and_start_action, self.handle
+        rule = ""
         while action is not None:
-            if action.startswith(self.ruleset._hold_action_prefix):
+            if action.startswith(hold_prefix):
                 # A catch-all rule (pattern {"t": kind}): it only keeps the fact stored, and it
                 # cannot match the session record, which has no "t".
                 rule = "catch-all"
             else:
-                rule, matched = self._parse_action(action)
+                rule, matched = parse_action(action, prefix, texts, label, known_rule, shapes)
                 firings += 1
-                if firings > self.ruleset.max_firings:
+                if firings > max_firings:
                     raise EngineError(
-                        f"{label}: more than {self.ruleset.max_firings} rule firings in one "
+                        f"{label}: more than {max_firings} rule firings in one "
                         f"evaluation (last: {rule}); the rules chain without end"
                     )
-                self.fired.append(rule)
-                self._run_handler(rule, matched)
+                fired.append(rule)
+                run_handler(rule, matched)
             try:
-                action = _dre.complete_and_start_action(self.handle, self.state)
+                action = complete(handle, self.state)
             except _dre.error as exc:
                 action_name = f"{label}: completing the action of {rule}"
                 raise engine_failure(f"{action_name} failed", exc) from exc
-
-    def _parse_action(self, action: str) -> tuple[str, Mapping[str, Mapping[str, Any]]]:
-        ruleset = self.ruleset
-        return parse_action(action, self.fact_prefix, self.texts, ruleset.label, ruleset._knows_rule,
-                            ruleset._action_shapes)
 
     def _run_handler(self, rule: str, matched: Mapping[str, Mapping[str, Any]]) -> None:
         label = self.ruleset.label
@@ -474,10 +481,13 @@ class _Session:
                 f"{self.ruleset.label}: assert_fact of rule {firing.rule} called after its "
                 "handler returned"
             )
-        origin = f"rule {firing.rule}"
         try:
-            kind, text = self.ruleset._prepare(fact, origin)
-            self._assert(kind, text, origin)
+            if type(fact) is PreparedFact:
+                self._assert(fact.kind, fact.text, firing, fact.value)
+            else:
+                origin = f"rule {firing.rule}"
+                kind, text = self.ruleset._prepare(fact, origin)
+                self._assert(kind, text, origin)
         except (ValueError, EngineError) as exc:
             if self.failure is None:
                 self.failure = exc
@@ -486,20 +496,23 @@ class _Session:
     def _fail(self, message: str) -> NoReturn:
         raise EngineError(f"{self.ruleset.label}: {message}")
 
-    def _assert(self, kind: str, text: str, origin: str) -> None:
+    def _assert(self, kind: str, text: str, source: str | Firing, value: Mapping[str, Any] | None = None) -> None:
+        """Assert one fact; ``source`` is where it comes from (a firing: that rule); ``value``, its
+        content read back from ``text`` when known."""
         if kind not in self.ruleset.fact_kinds:
             self._fail(
-                f"{origin} asserted a fact of undeclared kind {kind!r} "
+                f"{_origin(source)} asserted a fact of undeclared kind {kind!r} "
                 f"(declared: {sorted(self.ruleset.fact_kinds)})"
             )
         if text in self.seen:
-            self._fail(f"{origin} asserted a duplicate fact of kind {kind!r}: {text[:200]}")
-        sequence = len(self.texts) + 1
+            self._fail(f"{_origin(source)} asserted a duplicate fact of kind {kind!r}: {text[:200]}")
+        sequence = len(self.asserted) + 1
         if sequence > MAX_FACTS:
-            self._fail(f"more than {MAX_FACTS} facts in one evaluation ({origin})")
+            self._fail(f"more than {MAX_FACTS} facts in one evaluation ({_origin(source)})")
         fact_id = _fact_id(sequence)
+        token = str(fact_id) if type(fact_id) is int else json.dumps(fact_id)  # as the engine writes it
         # ``text`` is a non-empty JSON object (it has "t"): splice the engine's keys in front.
-        engine_text = f'{{"sid":{self.sid_json},"id":{_id_text(fact_id)},{text[1:]}'
+        engine_text = f"{self.fact_prefix}{token},{text[1:]}"
         try:
             if self.created:
                 code, state = _dre.assert_fact(self.handle, engine_text)
@@ -510,9 +523,20 @@ class _Session:
                                         engine_text)
         except _dre.error as exc:
             raise engine_failure(
-                f"{self.ruleset.label}: {origin}: the engine refused a fact of kind {kind!r} "
+                f"{self.ruleset.label}: {_origin(source)}: the engine refused a fact of kind {kind!r} "
                 f"with {count_properties(json.loads(text))} properties", exc
             ) from exc
+        if code:
+            self._refused(code, kind, _origin(source))
+        if self.state is None:
+            self.state = state
+        elif state != self.state:
+            self._fail(f"{_origin(source)}: the engine put a fact in another session ({state})")
+        self.tokens[token] = engine_text
+        self.asserted.append((token, kind, text, value))
+        self.seen.add(text)
+
+    def _refused(self, code: int, kind: str, origin: str) -> NoReturn:
         if code == 1:
             self._fail(f"{origin}: the engine did not handle a fact of kind {kind!r} (code 1)")
         if code == 2:
@@ -520,25 +544,17 @@ class _Session:
                 f"{origin}: the engine reported a fact of kind {kind!r} as a duplicate (code 2; "
                 "its 32-bit fact identity hash collided)"
             )
-        if code != 0:
-            self._fail(f"{origin}: unexpected engine result {code} for a fact of kind {kind!r}")
-        if self.state is None:
-            self.state = state
-        elif state != self.state:
-            self._fail(f"{origin}: the engine put a fact in another session ({state})")
-        self.texts[fact_id] = engine_text
-        self.kinds[fact_id] = kind
-        self.seen.add(text)
+        self._fail(f"{origin}: unexpected engine result {code} for a fact of kind {kind!r}")
 
     # -- results -------------------------------------------------------------------------------
 
     def _collect(self) -> RunResult:
         label = self.ruleset.label
-        if not self.texts:
+        if not self.asserted:
             return RunResult(facts=(), fired=tuple(self.fired))
         try:
             raw = _dre.get_facts(self.handle, self.sid)
         except _dre.error as exc:
             raise engine_failure(f"{label}: reading the session's facts failed", exc) from exc
-        facts = stored_facts(raw, self.sid, self.texts, self.kinds, label)
+        facts = stored_facts(raw, self.fact_prefix, self.tokens, self.asserted, label)
         return RunResult(facts=facts, fired=tuple(self.fired))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from json.encoder import encode_basestring as _encode_string  # the ensure_ascii=False form
 from typing import Any
@@ -145,10 +145,12 @@ def to_engine_json(value: Any, *, sort_keys: bool = False, where: str = "value")
 
 @dataclass(frozen=True)
 class PreparedFact:
-    """A fact already checked and serialised (:func:`prepare_fact`): its kind and canonical JSON."""
+    """A fact already checked and serialised (:func:`prepare_fact`): its kind and canonical JSON
+    (and, read back from that text, its content)."""
 
     kind: str
     text: str
+    value: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def prepare_fact(fact: Mapping[str, Any], origin: str = "fact") -> PreparedFact:
@@ -158,7 +160,8 @@ def prepare_fact(fact: Mapping[str, Any], origin: str = "fact") -> PreparedFact:
     against the ruleset's when it is asserted.
     """
     kind = check_fact_shape(fact, origin)
-    return PreparedFact(kind, to_engine_json(fact, sort_keys=True, where=f"{origin} (kind {kind!r})"))
+    text = to_engine_json(fact, sort_keys=True, where=f"{origin} (kind {kind!r})")
+    return PreparedFact(kind, text, json.loads(text))
 
 
 def check_fact_shape(fact: Any, origin: str) -> str:

@@ -95,9 +95,13 @@ def engine_failure(action: str, exc: BaseException) -> EngineError:
 
 
 def ruleset_definition(rules: Mapping[str, Mapping[str, Any]], handlers: Mapping[str, Callable[..., Any]],
-                       kinds: tuple[str, ...], label: str, hold_prefix: str) -> str:
+                       kinds: tuple[str, ...], label: str, hold_prefix: str, hold_count: int) -> str:
     """The engine's definition (JSON text) of ``rules`` plus one catch-all rule per fact kind (named
-    ``hold_prefix`` + kind), every rule and kind checked first: :class:`ValueError` names what is wrong."""
+    ``hold_prefix`` + kind), every rule and kind checked first: :class:`ValueError` names what is wrong.
+
+    The catch-all of the first kind fires once per fact of that kind; those of the other kinds keep
+    their facts stored without firing (they would fire once ``hold_count`` facts of the kind were
+    stored: pass more than an evaluation may assert)."""
     for kind in kinds:
         if not isinstance(kind, str) or not kind:
             raise ValueError(f"{label}: fact kind {kind!r} is not a non-empty string")
@@ -123,10 +127,16 @@ def ruleset_definition(rules: Mapping[str, Mapping[str, Any]], handlers: Mapping
         + to_engine_json(rule, where=f"{label}: rule {name}")
         for name, rule in rules.items()
     ]
-    for kind in kinds:
+    for index, kind in enumerate(kinds):
         hold_name = json.dumps(hold_prefix + kind, ensure_ascii=False)
-        pattern = to_engine_json({"all": [{"m": {"t": kind}}]})
-        definition_parts.append(f"{hold_name}:{pattern}")
+        hold: dict[str, Any] = {"all": [{"m": {"t": kind}}]}
+        if index:
+            # Stored, never fired: the engine fires a counting rule only once it holds ``count``
+            # matching facts, more than one evaluation may assert (so one action per fact is not
+            # started, completed and read). The first kind's catch-all fires, so that a session
+            # can always be given an action before it is deleted.
+            hold["count"] = hold_count
+        definition_parts.append(f"{hold_name}:{to_engine_json(hold)}")
     bound = ruleset_chain_bound(rules, kinds)
     if bound > MAX_ENGINE_TESTS:
         raise ValueError(

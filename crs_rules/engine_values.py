@@ -8,9 +8,9 @@ evaluation it matched without decoding those facts at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from .engine_json import PreparedFact
 from .errors import EngineError
@@ -91,11 +91,12 @@ class RunResult:
 MAX_ACTION_SHAPES = 4096
 
 
-def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
+def parse_action(action: str, prefix: str, texts: Mapping[str, str], label: str,
                  known_rule: Callable[[str], bool],
                  shapes: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> tuple[str, Matched]:
     """The rule an action names and the facts it matched (decoded when a handler reads them).
 
+    ``texts`` maps the text of each fact id of the evaluation (``"12"``) to the fact's engine text.
     The engine writes each matched fact as the exact text it was given, which begins with the
     session's ``prefix`` and the fact's id (text inside a fact is JSON-escaped, so that
     prefix cannot occur in it). Each such text is found and checked to be exactly the one
@@ -104,28 +105,32 @@ def parse_action(action: str, prefix: str, texts: Mapping[Any, str], label: str,
     read: their rule and aliases) if it was seen before. Anything else the action holds stays as
     the engine wrote it and is refused below.
     """
-    pieces: list[str] = []
-    found: list[str] = []
-    start = 0
     position = action.find(prefix)
-    while position >= 0:
-        digits = position + len(prefix)
-        end = action.find(",", digits)
-        token = action[digits:end] if end > 0 else ""
-        fact_id = int(token) if token.isascii() and token.isdigit() else None
-        text = texts.get(fact_id) if fact_id is not None else None
-        if fact_id is None or text is None or not action.startswith(text, position):
-            raise EngineError(
-                f"{label}: an action holds a fact of this evaluation whose text is not the one "
-                f"asserted: {action[position:position + 200]}"
-            )
-        found.append(text)
-        pieces.append(action[start:position])
-        pieces.append("0")
-        start = position + len(text)
-        position = action.find(prefix, start)
-    pieces.append(action[start:])
-    shape = "".join(pieces)
+    if position < 0:
+        pieces = [action]
+        found: list[str] = []
+    else:
+        pieces = []
+        found = []
+        start = 0
+        skip = len(prefix)
+        find = action.find
+        while position >= 0:
+            digits = position + skip
+            # An id's text is the key of exactly one fact: anything else (no comma, another token)
+            # finds nothing.
+            text = texts.get(action[digits:find(",", digits)])
+            if text is None or not action.startswith(text, position):
+                raise EngineError(
+                    f"{label}: an action holds a fact of this evaluation whose text is not the one "
+                    f"asserted: {action[position:position + 200]}"
+                )
+            found.append(text)
+            pieces.append(action[start:position])
+            start = position + len(text)
+            position = find(prefix, start)
+        pieces.append(action[start:])
+    shape = "0".join(pieces)
     known = shapes.get(shape) if shapes is not None else None
     if known is None:
         rule, aliases = _read_shape(shape, action, len(found), label, known_rule)
@@ -160,27 +165,62 @@ def _read_shape(shape: str, action: str, facts: int, label: str,
     return rule, tuple(raw)
 
 
-def stored_facts(raw: str, sid: str, texts: Mapping[Any, str], kinds: Mapping[Any, str],
-                 label: str) -> tuple[dict[str, Any], ...]:
+def stored_facts(raw: str, prefix: str, engine_texts: Mapping[str, str],
+                 facts: Sequence[tuple[str, str, str, Mapping[str, Any] | None]], label: str) -> tuple[dict[str, Any], ...]:
     """The facts of a session's listing ``raw`` (the engine's ``get_facts``), in assertion order and
-    without ``sid``/``id``: exactly the facts asserted (``texts``, by id), each with exactly the text
-    asserted, or :class:`EngineError` (a fact lost, changed or not of this evaluation)."""
-    by_id: dict[Any, dict[str, Any]] = {}
-    for fact in json.loads(raw):
-        fact_id = fact.get("id")
-        if fact.get("sid") != sid or fact_id not in texts or fact_id in by_id:
+    without ``sid``/``id``: exactly the facts asserted, each with exactly the text asserted, or
+    :class:`EngineError` (a fact lost, changed or not of this evaluation).
+
+    ``engine_texts`` maps each id's text to the fact's text as given to the engine (``sid`` and ``id``
+    first); ``facts`` holds, for each fact asserted, in order: its id's text, its kind, its text (without
+    ``sid``/``id``) and its content when already known (a prepared fact's), else None. The engine
+    keeps each fact as the exact text it was given and lists them separated by commas: the listing
+    is read as those texts (each found by its id, as in :func:`parse_action`), in the engine's
+    order, and no fact is decoded from it.
+    """
+    listed: set[str] = set()
+    if raw != "[]":
+        if not (raw.startswith("[") and raw.endswith("]")):
+            _listing_error(raw, facts, label)
+        position, end, skip = 1, len(raw) - 1, len(prefix)
+        while True:
+            digits = position + skip
+            token = raw[digits:raw.find(",", digits)] if raw.startswith(prefix, position) else ""
+            text = engine_texts.get(token)
+            if (text is None or token in listed or not raw.startswith(text, position)
+                    or raw[position + len(text):position + len(text) + 1] not in (",", "]")):
+                _listing_error(raw, facts, label)
+            listed.add(token)
+            position += len(text)
+            if position >= end:
+                break
+            position += 1  # the comma
+    if len(listed) != len(facts):
+        _listing_error(raw, facts, label)
+    return tuple(dict(value) if value is not None else json.loads(text) for _, _, text, value in facts)
+
+
+def _listing_error(raw: str, facts: Sequence[tuple[str, str, str, Mapping[str, Any] | None]], label: str) -> NoReturn:
+    """The :class:`EngineError` for a listing that is not exactly the facts asserted: what is wrong."""
+    kinds = {token: kind for token, kind, _, _ in facts}
+    try:
+        listing = json.loads(raw)
+    except ValueError:
+        listing = None
+    if not isinstance(listing, list):
+        raise EngineError(f"{label}: unexpected listing of the session's facts: {raw[:200]}")
+    seen: set[str] = set()
+    for fact in listing:
+        fact_id = fact.get("id") if isinstance(fact, dict) else None
+        token = json.dumps(fact_id)
+        if type(fact_id) not in (int, str) or token not in kinds or token in seen:
             raise EngineError(f"{label}: the session holds an unexpected fact: {json.dumps(fact)[:200]}")
-        del fact["sid"], fact["id"]
-        by_id[fact_id] = fact
-    missing = [fact_id for fact_id in texts if fact_id not in by_id]
+        seen.add(token)
+    missing = [token for token in kinds if token not in seen]
     if missing:
-        lost = sorted({kinds[fact_id] for fact_id in missing})
+        lost = sorted({kinds[token] for token in missing})
         raise EngineError(
-            f"{label}: the engine lost {len(missing)} of {len(texts)} asserted facts (kinds {lost}); "
+            f"{label}: the engine lost {len(missing)} of {len(kinds)} asserted facts (kinds {lost}); "
             "no result is given"
         )
-    # The engine keeps each fact as the exact text it was given and lists them separated
-    # by commas: the listing must be exactly those texts, in the engine's order.
-    if raw != "[" + ",".join(texts[fact_id] for fact_id in by_id) + "]":
-        raise EngineError(f"{label}: the engine changed the text of a stored fact; no result is given")
-    return tuple(by_id[fact_id] for fact_id in texts)
+    raise EngineError(f"{label}: the engine changed the text of a stored fact; no result is given")

@@ -35,7 +35,7 @@ from .engine import renew_after_fork
 from .errors import EngineError, InvalidInputError, InvalidPackError, Problem
 from .facts import doses_above_limit, duplicate_records, flat_facts, input_paths
 from .fields import FIELDS, Field
-from .model import GRADE_FINDING, AllOf, AnyOf, Condition, Drug, Not, Protocol
+from .model import GRADE_FINDING, ActionRule, AlertRule, AllOf, AnyOf, Condition, Drug, Not, Protocol, Source
 from .numbers import shown
 from .pack import load_protocol
 from .patient import Medication, PatientState, accepted, parse_patient, state_input
@@ -128,8 +128,9 @@ def _decide(patient: PatientState, protocol: Protocol, program: CompiledProtocol
 
 
 def _not_active(protocol: Protocol) -> InvalidPackError:
+    status = protocol.status_source or Source(str(Path(protocol.path) / "manifest.yaml"), 0, 0)
     return InvalidPackError([Problem(
-        str(Path(protocol.path) / "manifest.yaml"), 0, 0, protocol.id,
+        status.file, status.line, status.column, protocol.id,
         f"the protocol is {protocol.status} (version {protocol.version}), not for clinical use",
         "expected an active (released) protocol; to try a draft or retired one, opt in with "
         "evaluate(..., allow_draft=True) or crs-rules evaluate --allow-draft",
@@ -149,6 +150,7 @@ def _beyond_the_calendar(patient: PatientState) -> InvalidInputError:
     )])
 
 
+@lru_cache(maxsize=4096)
 def _citations(protocol: Protocol, ids: tuple[str, ...]) -> tuple[Citation, ...]:
     references = []
     for reference_id in ids:
@@ -293,18 +295,40 @@ def _plain(value: float) -> str:
     return f"{value:g}"
 
 
-def _alert_details(protocol: Protocol, patient: PatientState, written: PatientState) -> dict[str, str]:
-    """What an alert reading a record fact is about: the names, the records, the doses."""
+def _alert_detail(fact: str, protocol: Protocol, patient: PatientState, written: PatientState) -> str:
+    """What an alert reading a record fact is about (the names, the records, the doses); empty for
+    another fact."""
     def at(medication: Medication) -> str:
         amount = f" {_plain(medication.dose_mg)} mg" if medication.dose_mg is not None else ""
         return f"{medication.drug}{amount} at {iso(medication.given_at)}"
 
-    names = unrecognised(written, protocol)
-    return {
-        "record.unrecognised_names": "Not recognised: " + ", ".join(names) + "." if names else "",
-        "record.duplicate_doses": "Counted once: " + ", ".join(at(m) for m in duplicate_records(patient)) + ".",
-        "record.dose_above_limit": "Recorded: " + ", ".join(dict.fromkeys(at(m) for m in doses_above_limit(patient, protocol))) + ".",
-    }
+    if fact == "record.unrecognised_names":
+        names = unrecognised(written, protocol)
+        return "Not recognised: " + ", ".join(names) + "." if names else ""
+    if fact == "record.duplicate_doses":
+        return "Counted once: " + ", ".join(at(m) for m in duplicate_records(patient)) + "."
+    if fact == "record.dose_above_limit":
+        return "Recorded: " + ", ".join(dict.fromkeys(at(m) for m in doses_above_limit(patient, protocol))) + "."
+    return ""
+
+
+@lru_cache(maxsize=64)
+def _orders(protocol: Protocol) -> tuple[Mapping[str, int], Mapping[str, ActionRule], Mapping[str, int], Mapping[str, AlertRule]]:
+    """The pack's action rules by id and their order; its alerts by id and their order."""
+    return ({r.rule_id: i for i, r in enumerate(protocol.action_rules)}, {r.rule_id: r for r in protocol.action_rules},
+            {a.id: i for i, a in enumerate(protocol.alerts)}, {a.id: a for a in protocol.alerts})
+
+
+@lru_cache(maxsize=4096)
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@lru_cache(maxsize=1024)
+def _alert_facts(protocol: Protocol, alert_id: str) -> tuple[str, ...]:
+    """The facts an alert's condition reads, in order."""
+    rule = _orders(protocol)[3][alert_id]
+    return tuple(c.fact for c in comparisons(rule.when))
 
 
 def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[str, Any], ...],
@@ -326,8 +350,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     possible_grades = tuple(int(g) for g in grades if g != NOT_APPLICABLE) if status == "indeterminate" else ()
     values = {name: (values[0] if len(values) == 1 else None) for name, values in possible.items()}
 
-    rule_order = {r.rule_id: i for i, r in enumerate(protocol.action_rules)}
-    rules = {r.rule_id: r for r in protocol.action_rules}
+    rule_order, rules, alert_order, alerts_by_id = _orders(protocol)
     doses = {d["rule"]: d for d in by_kind.get(FactKind.DOSE.value, [])}
     engine_withheld: dict[str, list[str]] = {}
     for w in by_kind.get(FactKind.WITHHELD.value, []):
@@ -379,7 +402,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
                 for_days=regimen.for_days, then=regimen.then, calculation=str(proposal["how"]),
                 repeat=_repeat_text(drug), now=regimen.then if proposal.get("then_only") else None,
             )
-        text = " ".join(rule.description.split())
+        text = _one_line(rule.description)
         recommendations.append(Recommendation(rule.rule_id, rule.action, rule.strength, dose,
                                               text, _citations(protocol, citations)))
 
@@ -415,14 +438,17 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
                                    "raised for some values of the unknown inputs and not for others"))
     pending.sort(key=lambda p: (rule_order.get(p.rule, len(rule_order)), p.rule))
 
-    alert_order = {a.id: i for i, a in enumerate(protocol.alerts)}
-    alerts_by_id = {a.id: a for a in protocol.alerts}
-    details = _alert_details(protocol, patient, written or patient)
+    details: dict[str, str] = {}
+
+    def detail(fact: str) -> str:
+        found = details.get(fact)
+        if found is None:
+            found = details[fact] = _alert_detail(fact, protocol, patient, written or patient)
+        return found
 
     def alert_text(alert_id: str) -> str:
-        rule = alerts_by_id[alert_id]
-        read = [details[c.fact] for c in comparisons(rule.when) if details.get(c.fact)]
-        return " ".join([" ".join(rule.text.split()), *dict.fromkeys(read)])
+        read = [detail(fact) for fact in _alert_facts(protocol, alert_id) if detail(fact)]
+        return " ".join([_one_line(alerts_by_id[alert_id].text), *dict.fromkeys(read)])
 
     alerts = tuple(
         Alert(a["alert"], alerts_by_id[a["alert"]].severity, a["rule"], alert_text(str(a["alert"])),

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterable
+from functools import lru_cache
+from typing import Any, Iterable, Mapping
 
 from .fields import FIELDS
 from .model import GRADE_FINDING, Protocol
@@ -142,6 +143,14 @@ def duplicate_records(patient: PatientState) -> tuple[Medication, ...]:
 def doses_above_limit(patient: PatientState, protocol: Protocol) -> tuple[Medication, ...]:
     """Each recorded dose above its drug's per-dose cap: the pack's ``max_dose_mg`` or the safety
     envelope's, the lower (the envelope caps the steroids the pack gives no cap)."""
+    caps = _dose_caps(protocol)
+    return tuple(m for m in patient.medications or ()
+                 if m.drug in caps and m.dose_mg is not None and m.dose_mg > caps[m.drug])
+
+
+@lru_cache(maxsize=64)
+def _dose_caps(protocol: Protocol) -> Mapping[str, float]:
+    """Each drug's per-dose cap (see :func:`doses_above_limit`), once per pack."""
     from .envelope import default_envelope  # importing the checks' package, which imports this module
 
     caps: dict[str, float] = {}
@@ -150,8 +159,7 @@ def doses_above_limit(patient: PatientState, protocol: Protocol) -> tuple[Medica
         found = [c for c in (drug.limits.max_dose_mg, hard.get(drug.id)) if c is not None]
         if found:
             caps[drug.id] = min(found)
-    return tuple(m for m in patient.medications or ()
-                 if m.drug in caps and m.dose_mg is not None and m.dose_mg > caps[m.drug])
+    return caps
 
 
 def is_child(patient: PatientState, protocol: Protocol) -> bool:
@@ -203,12 +211,10 @@ def history_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
     count once; the course counts the doses at or after ``crs.onset_at`` (every dose when the
     onset is not recorded); the interval and the window count every dose."""
     facts: dict[str, Any] = _record_facts(patient, protocol)
-    windows = {d.id: d.limits.window_h for d in protocol.drugs}
     proposed = set(patient.proposed_orders)
     onset = patient.crs_onset_at
     record = distinct_doses(patient.medications or ())
-    for name in drug_names(protocol):
-        members = _members(protocol, name)
+    for name, members, coursed, stepped_class, window_h in _history_table(protocol):
         facts[f"proposed.{name}"] = bool(proposed & members)
         facts[f"history.{name}.recorded"] = any(m.drug in members for m in record)
         if patient.medications is None:
@@ -217,13 +223,11 @@ def history_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
         in_course = [m for m in given if onset is None or m.given_at >= onset]
         facts[f"history.{name}.given"] = bool(given)
         facts[f"history.{name}.doses_in_course"] = len(in_course)
-        drug = protocol.drug(name)
-        if drug is not None and in_course and any(r.for_days is not None for r in drug.regimens):
+        if coursed and in_course:
             first = min(m.given_at for m in in_course)
             facts[f"history.{name}.hours_since_first_in_course"] = (
                 (patient.assessed_at - first).total_seconds() / SECONDS_PER_HOUR)
-        drug_class = next((c for c in protocol.drug_classes if c.id == name and c.escalation_steps), None)
-        if drug_class is not None:
+        if stepped_class:
             stepped = [(m.given_at, dose_step(protocol, m)) for m in given]
             stepped = [s for s in stepped if s[1] > 0]
             if stepped:
@@ -241,7 +245,6 @@ def history_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
             last = max(m.given_at for m in given)
             elapsed = (patient.assessed_at - last).total_seconds()
             facts[f"history.{name}.hours_since_last"] = elapsed / SECONDS_PER_HOUR
-        window_h = windows.get(name)
         if window_h is not None:
             # A dose given exactly one window before the assessment is outside the window. Elapsed
             # time, not a start instant: an instant one window before a year-1 assessment does not exist.
@@ -249,6 +252,20 @@ def history_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
             facts[f"history.{name}.doses_in_window"] = sum(
                 1 for m in given if patient.assessed_at - m.given_at < window)
     return facts
+
+
+@lru_cache(maxsize=64)
+def _history_table(protocol: Protocol) -> tuple[tuple[str, frozenset[str], bool, bool, float | None], ...]:
+    """For each drug and class the pack names, once per pack: its members, whether it is a drug with
+    a course in days, whether it is a class with escalation steps, and its window in hours."""
+    windows = {d.id: d.limits.window_h for d in protocol.drugs}
+    table = []
+    for name in drug_names(protocol):
+        drug = protocol.drug(name)
+        coursed = drug is not None and any(r.for_days is not None for r in drug.regimens)
+        stepped_class = any(c.id == name and c.escalation_steps for c in protocol.drug_classes)
+        table.append((name, _members(protocol, name), coursed, stepped_class, windows.get(name)))
+    return tuple(table)
 
 
 def flat_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:

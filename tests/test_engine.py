@@ -318,6 +318,39 @@ def test_a_session_that_fails_part_way_through_the_input_is_deleted_without_a_cr
     assert json.loads(guarded.stdout) == [{"t": "obs", "k": 2}]
 
 
+def test_only_the_first_kinds_catch_all_fires_and_facts_of_the_other_kinds_are_kept_all_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "page" facts match no rule but their kind's catch-all, which counts them and never fires:
+    # they are stored all the same. The actions completed are the two firings and the catch-all of
+    # "obs", the first kind: not one per fact.
+    completed: list[object] = []
+    real_complete = durable_rules_engine.complete_and_start_action
+
+    def counting(handle: int, state: int) -> object:
+        completed.append(state)
+        return real_complete(handle, state)
+
+    monkeypatch.setattr(durable_rules_engine, "complete_and_start_action", counting)
+    result = fever_ruleset().run([obs(38.5)])
+
+    assert result.facts == (obs(38.5), {"t": "alert", "temp": 38.5}, {"t": "page", "temp": 38.5})
+    assert result.fired == ("fever", "escalate")
+    assert len(completed) == len(result.fired) + 1
+
+
+def test_a_session_no_firing_rule_matched_is_still_deleted() -> None:
+    # "obs" is not the first kind here: an obs no rule matches leaves no action to start, so the
+    # cleanup gives the session a fact of the first kind (whose catch-all fires) before deleting it.
+    # Sessions left behind would reach the engine's cap of 1,024 live sessions and fail.
+    ruleset = CompiledRuleset(FEVER_RULES, {"fever": fever, "escalate": escalate}, ["alert", "obs", "page"],
+                              "no-firing")
+    for _ in range(1100):
+        result = ruleset.run([obs(36.0)])
+        assert result.facts == (obs(36.0),)
+        assert result.fired == ()
+
+
 # -- handler failures --------------------------------------------------------------------------
 
 

@@ -843,3 +843,41 @@ def test_a_decision_and_everything_in_it_is_frozen(protocol: Protocol) -> None:
     output["recommendations"].clear()
     assert decision.crs_grade == 3 and decision.recommendations
     assert decision.to_dict()["crs_grade"] == 3
+
+
+def _leaves(node: dict[str, Any], prefix: str = "") -> set[str]:
+    found: set[str] = set()
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        found |= _leaves(value, path + ".") if isinstance(value, dict) else {path}
+    return found
+
+
+@pytest.mark.parametrize("example", sorted(path.name for path in EXAMPLES.glob("*.yaml")))
+def test_the_engines_observation_holds_every_fact_the_rules_read_and_no_other(protocol: Protocol, example: str) -> None:
+    from crs_rules.evaluation import compiled
+    from crs_rules.facts import flat_facts
+    from crs_rules.vocabulary import normalise
+
+    program = compiled(protocol)
+    reads = program.observation_reads
+    assert reads is not None and {"patient.weight_kg", "patient.child"} <= reads  # the dose handlers' reads
+    patient = normalise(read_patient(EXAMPLES / example), protocol)
+    known = flat_facts(patient, protocol)
+    leaves = _leaves(program.observation(patient, known)) - {"t"}
+    lists = {path for path, value in known.items() if isinstance(value, tuple)}
+
+    def encoded_list(attribute: str) -> str | None:
+        return next((path for path in lists if attribute.startswith(path + ".")), None)
+
+    # Nothing but what is read: a fact read by no rule is left out (a list is encoded whole).
+    for leaf in leaves:
+        assert leaf in reads or encoded_list(leaf) is not None, leaf
+    # Everything read that the patient records is there.
+    for attribute in reads:
+        if attribute in known or (encoded_list(attribute) is not None and attribute.endswith(".count")):
+            assert attribute in leaves, attribute
+    # And the facts read by no rule, which the patient does record, are not.
+    unread = {path for path in known if path not in reads and not any(a.startswith(path + ".") for a in reads)}
+    assert unread
+    assert not any(leaf == path or leaf.startswith(path + ".") for path in unread for leaf in leaves)

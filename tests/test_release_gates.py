@@ -244,6 +244,8 @@ def test_a_retired_pack_needs_the_opt_in_on_the_command_line(tmp_path: Path) -> 
     code, out, err = cli("evaluate", str(patient), "--rules", str(retired))
     assert (code, out) == (1, "")
     assert f"the protocol is retired (version {VERSION}), not for clinical use" in err
+    status_line = text.splitlines().index("status: retired") + 1
+    assert f"manifest.yaml:{status_line}:{len('status: ') + 1}:" in err  # at the status value, not at 0:0
     code, out, err = cli("evaluate", str(patient), "--rules", str(retired), "--allow-draft")
     assert code == 0 and out.startswith("RETIRED protocol, not for clinical use")
     code, out, err = cli("validate", str(retired))
