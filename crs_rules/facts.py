@@ -61,7 +61,9 @@ def _input_facts() -> dict[str, FactType]:
 
 
 INPUT_FACTS: dict[str, FactType] = _input_facts()
-_BY_PATH_FACTS: tuple[str, ...] = tuple(f.path for f in FIELDS if f.by_path and f.path in INPUT_FACTS)
+#: (path, PatientState attribute or None when kept by path) of every input fact read from one field.
+_FIELD_FACTS: tuple[tuple[str, str | None], ...] = tuple(
+    (f.path, f.attribute) for f in FIELDS if f.path in INPUT_FACTS and (f.attribute is not None or f.by_path))
 
 #: Facts about the names and records of the input (unknown without a record, except a name among
 #: the proposed orders), and whether the patient is a child (always known: the weight is required).
@@ -270,35 +272,19 @@ def _history_table(protocol: Protocol) -> tuple[tuple[str, frozenset[str], bool,
 
 def flat_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
     """The patient's input and history facts as ``{path: value}``; unknown values are left out."""
-    days_since_onset = None
-    if patient.crs_onset_at is not None:
-        days_since_onset = (patient.assessed_at - patient.crs_onset_at).total_seconds() / SECONDS_PER_DAY
-    values: dict[str, Any] = {
-        "patient.weight_kg": patient.weight_kg,
-        "patient.age_years": patient.age_years,
-        "patient.neutropenic": patient.neutropenic,
-        "patient.significant_comorbidities": patient.significant_comorbidities,
-        "therapy.car_t": patient.car_t,
-        "crs.days_since_onset": days_since_onset,
-        # The clinician's statement adds therapy the record may lack; absent adds nothing.
-        "crs.antipyretic_or_anticytokine": patient.antipyretic_or_anticytokine is True,
-        "crs.improving": patient.improving,
-        "crs.suspected_mas": patient.suspected_mas,
-        "sepsis.septic_shock": patient.septic_shock,
-        "sepsis.improving": patient.sepsis_improving,
-        "vitals.temperature_c": patient.temperature_c,
-        "vitals.hypotension": patient.hypotension,
-        "vitals.refractory_hypotension": patient.refractory_hypotension,
-        # Not hypotensive: no vasopressor for hypotension (listing one is an input error).
-        "vitals.vasopressors": (() if patient.hypotension is False
-                                else None if patient.vasopressors is None else tuple(patient.vasopressors)),
-        "vitals.attributed_to_other_cause": tuple(patient.attributed_to_other_cause),
-        "vitals.oxygen.device": patient.oxygen_device,
-        "vitals.oxygen.flow_l_min": patient.oxygen_flow_l_min,
-        "neuro.icans_signs": patient.icans_signs,
-        # The fields kept by path: as given.
-        **{path: patient.inputs.get(path) for path in _BY_PATH_FACTS},
-    }
+    # Every field fact as the patient's state holds it (its attribute, or kept by path), from the
+    # table: a field added to the contract reaches the engine with no edit here.
+    values: dict[str, Any] = {path: (getattr(patient, attribute) if attribute is not None else patient.inputs.get(path))
+                              for path, attribute in _FIELD_FACTS}
+    # The readings that are not the field as given:
+    values["crs.days_since_onset"] = (
+        None if patient.crs_onset_at is None
+        else (patient.assessed_at - patient.crs_onset_at).total_seconds() / SECONDS_PER_DAY)
+    # The clinician's statement adds therapy the record may lack; absent adds nothing.
+    values["crs.antipyretic_or_anticytokine"] = patient.antipyretic_or_anticytokine is True
+    # Not hypotensive: no vasopressor for hypotension (listing one is an input error).
+    if patient.hypotension is False:
+        values["vitals.vasopressors"] = ()
     assert set(values) == set(INPUT_FACTS), "every input fact must be encoded"
     values.update(history_facts(patient, protocol))
     return {path: value for path, value in values.items() if value is not None}

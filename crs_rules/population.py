@@ -219,8 +219,10 @@ _BOOLEAN_WEIGHTS: Final[Mapping[str, tuple[int, int, int, int]]] = {
 
 
 def _weight_and_age(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
-    """The weight (at the dose bands and caps), and an age that fits it: a child's age under the
-    pack's pediatric weight, an adult's from it."""
+    """The weight (at the dose bands and caps), and an age: mostly one that fits the weight by the
+    pack's pediatric definition (a child's under its pediatric weight, an adult's from it), and in a
+    quarter of the patients the other one, since children above the pediatric weight and small adults
+    are where the child-by-age reading and the weight bands meet."""
     weight = _pick(rng, sweep.weights, 10.0, 150.0, 0.1, 0.45)
     _set(data, "patient.weight_kg", weight)
     roll = rng.random()
@@ -229,12 +231,15 @@ def _weight_and_age(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> 
     child = sweep.child
     if child is None:  # no pack says who is a child: any age
         age = float(rng.randint(0, 90))
-    elif weight >= child.weight_below_kg_if_age_unknown:  # the weight of an adult: an adult's age
-        age = float(rng.randint(math.ceil(child.age_below_years), 90))
-    elif sweep.ages and roll < 0.4:  # children: the ages the packs single out, and any age
-        age = rng.choice(sweep.ages)
     else:
-        age = _round(rng.uniform(0.5, child.age_below_years - 1), 0.5)
+        heavy = weight >= child.weight_below_kg_if_age_unknown
+        adult = heavy if rng.random() >= 0.25 else not heavy
+        if adult:
+            age = float(rng.randint(math.ceil(child.age_below_years), 90))
+        elif sweep.ages and roll < 0.4:  # children: the ages the packs single out, and any age
+            age = rng.choice(sweep.ages)
+        else:  # a child's age in half years, below the pack's pediatric age
+            age = min(math.floor(rng.uniform(0.0, child.age_below_years) * 2) / 2, child.age_below_years - 0.5)
     _set(data, "patient.age_years", age)
 
 

@@ -28,12 +28,13 @@ from crs_rules.model import Protocol
 PACK_DIGEST = "sha256:c347a8fc4abe705a4ace70b0b07375439c7e2573af241f41ae8987186d237096"
 SEED = 13
 #: population size -> SHA-256 of the decisions' JSON, one line each, computed before the change.
-#: The generated ages came to follow the pack's pediatric weight (30 kg, no longer 40 kg): the
-#: digests of the redrawn population were computed by the code of c84177e, whose decisions on the
-#: earlier population gave the digests of 9caab2f (fe8f0530..., c0ae34fd...).
+#: The generated ages came to be drawn from the pack's pediatric definition (a quarter of them on
+#: the other side of its pediatric weight) instead of a fixed 40 kg: the digests of the redrawn
+#: population were computed by the code of c84177e, whose decisions on the earlier population gave
+#: the digests of 9caab2f (fe8f0530..., c0ae34fd...).
 REFERENCE = {
-    400: "1f9c15fade58f253ae662c864f7127a5258e564a661430b31d78f828a1d0b3fa",
-    10_000: "b26818a5db1e192b32ec324d46810b76a83f927d2c51f93bfc7f3de38097fb81",
+    400: "6adf707674d58b48b10d075731ec25371bb0dd4b62d5a3b8ed9cc17528a8fc44",
+    10_000: "21071a671ae930072426aa52f61f303de6f57eff46ba189ce7e7c2ce87167033",
 }
 
 

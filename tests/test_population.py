@@ -1,5 +1,5 @@
 """The generated patients of ``crs-rules diff`` follow the table of input fields and the pack: their
-ages fit their weights by the pack's pediatric definition, and every field of the table is drawn."""
+ages cover both sides of the pack's pediatric definition, and every field of the table is drawn."""
 
 from __future__ import annotations
 
@@ -18,16 +18,23 @@ def value_at(data: Any, path: str) -> Any:
     return data
 
 
-def test_generated_ages_fit_the_weight_by_the_packs_pediatric_definition(protocol: Protocol) -> None:
+def test_generated_ages_cover_every_side_of_the_packs_pediatric_definition(protocol: Protocol) -> None:
+    """Children and adults on both sides of the pediatric weight, and unknown ages: the diff must
+    see children heavier than the pediatric weight (the weight bands meet the child-by-age reading
+    there) and small adults, not only ages that fit the weight."""
     child = protocol.pediatric
     assert child is not None
     drawn = [data["patient"] for _, data in population_inputs((protocol,), 600, 7)]
     aged = [p for p in drawn if "age_years" in p]
-    adults = [p for p in aged if p["weight_kg"] >= child.weight_below_kg_if_age_unknown]
-    children = [p for p in aged if p["weight_kg"] < child.weight_below_kg_if_age_unknown]
-    assert adults and children and len(aged) < len(drawn)  # some ages are left unknown
-    assert all(p["age_years"] >= child.age_below_years for p in adults)
-    assert all(p["age_years"] < child.age_below_years for p in children)
+    assert 0 < len(aged) < len(drawn)  # some ages are left unknown
+    assert all(0 <= p["age_years"] for p in aged)
+    kinds = {(p["age_years"] < child.age_below_years, p["weight_kg"] < child.weight_below_kg_if_age_unknown)
+             for p in aged}
+    # (child by age, light by weight): all four combinations occur
+    assert kinds == {(True, True), (True, False), (False, True), (False, False)}
+    heavy_children = [p for p in aged if p["age_years"] < child.age_below_years
+                      and p["weight_kg"] >= child.weight_below_kg_if_age_unknown]
+    assert len(heavy_children) >= 20
 
 
 def test_every_field_of_the_table_is_drawn(protocol: Protocol) -> None:
