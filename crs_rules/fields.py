@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 from ._resources import schema_dir
 from .errors import CrsRulesError
@@ -199,9 +199,21 @@ def read_schema() -> dict[str, Any]:
     return schema
 
 
-def _kind(node: Mapping[str, Any]) -> tuple[FieldType | None, tuple[str, ...]]:
-    """The field type a schema node declares (None for a mapping) and its closed values."""
+#: What the contract's reading does by code, for the fields that declare it: the one conversion
+#: into another field (``x-reads-into``) and the one closed vocabulary (``x-vocabulary``). A field
+#: declaring either elsewhere is refused: its input would be accepted and then not converted, or its
+#: names not checked.
+_CONVERTED: Final = frozenset({"vitals.temperature_f"})
+_CLOSED_VOCABULARIES: Final = frozenset({"vitals.vasopressors"})
+
+
+def _kind(node: Mapping[str, Any], path: str) -> tuple[FieldType | None, tuple[str, ...]]:
+    """The field type a schema node declares (None for a mapping) and its closed values;
+    CrsRulesError naming the field for a type the contract's reading does not handle."""
     if "$ref" in node:
+        if node["$ref"] not in _REFS:
+            raise CrsRulesError(f"the patient schema's field {path} refers to {node['$ref']}, which is not "
+                                f"one of the contract's kinds ({', '.join(sorted(_REFS))})")
         return _REFS[node["$ref"]], ()
     if node.get("type") == "object":
         return None, ()
@@ -209,7 +221,10 @@ def _kind(node: Mapping[str, Any]) -> tuple[FieldType | None, tuple[str, ...]]:
         return ("records" if node["items"].get("type") == "object" else "list"), ()
     if "enum" in node:
         return "choice", tuple(node["enum"])
-    return cast(FieldType, node["type"]), ()
+    if node.get("type") != "number":
+        raise CrsRulesError(f"the patient schema's field {path} is of type {node.get('type')!r}: the contract "
+                            "reads numbers, true/false, choices, names, times and lists of them")
+    return "number", ()
 
 
 def fields_of(schema: Mapping[str, Any]) -> tuple[tuple[Field, ...], frozenset[str]]:
@@ -223,7 +238,7 @@ def fields_of(schema: Mapping[str, Any]) -> tuple[tuple[Field, ...], frozenset[s
         required = set(node.get("required", ()))
         for key, sub in node["properties"].items():
             path = f"{prefix}{key}"
-            kind, values = _kind(sub)
+            kind, values = _kind(sub, path)
             if kind is None:
                 if key in required and required_here:
                     required_mappings.add(path)
@@ -238,7 +253,7 @@ def fields_of(schema: Mapping[str, Any]) -> tuple[tuple[Field, ...], frozenset[s
                                     "must be texts (x-decimals a whole number)")
             items: FieldType | None = None
             if kind == "list":
-                items, values = _kind(sub["items"])
+                items, values = _kind(sub["items"], f"{path}[]")
             found.append(Field(
                 path, kind, extra.pop("meaning"), minimum=sub.get("minimum"), above=sub.get("exclusiveMinimum"),
                 maximum=sub.get("maximum"), values=values, items=items, max_items=sub.get("maxItems"),
@@ -249,6 +264,15 @@ def fields_of(schema: Mapping[str, Any]) -> tuple[tuple[Field, ...], frozenset[s
     walk(schema, "", True)
     booleans = {f.path for f in found if f.type == "boolean"}
     for entry in found:
+        if entry.reads_into is not None and entry.path not in _CONVERTED:
+            raise CrsRulesError(f"the patient schema's field {entry.path} reads into {entry.reads_into}, "
+                                "but the contract's reading converts no such field: it would be lost")
+        if entry.vocabulary is not None and entry.path not in _CLOSED_VOCABULARIES:
+            raise CrsRulesError(f"the patient schema's field {entry.path} names a closed vocabulary, "
+                                "but the contract's reading checks no such field's names")
+        if entry.by_path and "name" in (entry.type, entry.items):
+            raise CrsRulesError(f"the patient schema's field {entry.path} holds drug names, which are read by "
+                                "the rule pack's vocabulary: it needs an attribute of the patient state")
         if entry.none is not None and entry.none not in entry.values:
             raise CrsRulesError(f"the patient schema's field {entry.path} means none by {entry.none}, "
                                 "which is not one of its values")

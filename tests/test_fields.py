@@ -186,6 +186,35 @@ def test_a_field_that_requires_a_field_that_is_not_a_boolean_is_refused_by_name(
         fields_of(schema)
 
 
+ADDED_FIELDS_THE_READING_DOES_NOT_HANDLE = {
+    "an integer": ({"x-meaning": "breaths per minute", "type": "integer"},
+                   r"vitals.respiratory_rate is of type 'integer'"),
+    "a text": ({"x-meaning": "a note", "type": "string"}, r"vitals.respiratory_rate is of type 'string'"),
+    "an unknown kind": ({"x-meaning": "a note", "$ref": "#/$defs/nothing"},
+                        r"vitals.respiratory_rate refers to #/\$defs/nothing"),
+    "a conversion no code does": ({"x-meaning": "weight in pounds", "type": "number",
+                                   "x-reads-into": "patient.weight_kg"},
+                                  r"vitals.respiratory_rate reads into patient.weight_kg.*would be lost"),
+    "a closed vocabulary no code checks": ({"x-meaning": "inotropes", "type": "array", "x-vocabulary": "vasopressor",
+                                            "items": {"$ref": "#/$defs/generic_name"}},
+                                           r"vitals.respiratory_rate names a closed vocabulary"),
+    "drug names kept by path": ({"x-meaning": "inotropes", "type": "array",
+                                 "items": {"$ref": "#/$defs/generic_name"}},
+                                r"vitals.respiratory_rate holds drug names"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADDED_FIELDS_THE_READING_DOES_NOT_HANDLE))
+def test_a_field_the_contracts_reading_would_not_handle_is_refused_by_name(case: str) -> None:
+    # Accepted by the schema and then lost (not a fact, not converted, names not checked) would be
+    # worse than an error: the table refuses it, naming the field.
+    node, message = ADDED_FIELDS_THE_READING_DOES_NOT_HANDLE[case]
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"]["vitals"]["properties"]["respiratory_rate"] = node
+    with pytest.raises(CrsRulesError, match=message):
+        fields_of(schema)
+
+
 REQUIRING = [f for f in FIELDS if f.requires is not None]
 
 
