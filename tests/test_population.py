@@ -42,3 +42,15 @@ def test_every_field_of_the_table_is_drawn(protocol: Protocol) -> None:
     top = [f.path for f in FIELDS if "[]" not in f.path]
     never = [path for path in top if all(value_at(data, path) is None for data in drawn)]
     assert never == []
+
+
+def test_the_generators_own_drawings_and_descriptions_name_fields_of_the_table() -> None:
+    # The few fields drawn or described by code of their own are named by path: a field renamed or
+    # removed from the contract must not leave a drawing that silently never applies.
+    from crs_rules import patient_examples, population
+
+    paths = {f.path for f in FIELDS}
+    for table in (population._BOOLEAN_WEIGHTS, population._DRAWS, patient_examples._DESCRIBED_APART):
+        assert set(table) <= paths, sorted(set(table) - paths)
+    booleans = {f.path for f in FIELDS if f.type == "boolean"}
+    assert set(population._BOOLEAN_WEIGHTS) <= booleans
