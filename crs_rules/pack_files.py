@@ -37,13 +37,13 @@ class PackFiles:
     """The files of one pack folder as loaded.
 
     ``documents``: every file the manifest lists, manifest included, by kind (``manifest``,
-    ``grading``, ...), loaded with positions; ``raw``: the same files' bytes as read (a release edits
-    the manifest's lines). ``seed``: the seed protocol beside the pack, or None when there is none.
+    ``grading``, ...), loaded with positions; ``manifest_raw``: the manifest's bytes as read (a
+    release edits its lines; no other document's bytes are kept). ``seed``: the seed protocol beside the pack, or None when there is none.
     ``scenarios``: the scenario files in name order, or None when the pack has no scenarios folder.
     """
 
     folder: str
     documents: Mapping[str, LoadedDocument]
-    raw: Mapping[str, bytes] = field(repr=False)
+    manifest_raw: bytes = field(repr=False)
     seed: ReadFile | None = field(default=None, repr=False)
     scenarios: tuple[ReadFile, ...] | None = field(default=None, repr=False)
