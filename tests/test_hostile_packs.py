@@ -321,7 +321,7 @@ def test_the_shipped_pack_is_within_every_bound() -> None:
 
 
 def test_many_scenario_files_are_read_only_up_to_the_pack_total(pack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from crs_rules import pack_reading
+    from crs_rules import loading, pack_reading
 
     size = 64 * 1024
     count = MAX_PACK_BYTES // size + 20
@@ -329,7 +329,7 @@ def test_many_scenario_files_are_read_only_up_to_the_pack_total(pack: Path, monk
     for index in range(count):
         (pack / "scenarios" / f"many{index:04d}.yaml").write_text(body, encoding="utf-8")
     read: list[Path] = []
-    real = pack_reading.read_bounded
+    real = loading.read_bounded
 
     def counted(path: Path, limit: int = MAX_FILE_BYTES, *, follow_links: bool = True) -> bytes:
         read.append(path)
