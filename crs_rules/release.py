@@ -198,11 +198,13 @@ def release(pack: str | Path, bump: str, note: str, today: date | None = None,
     if released.data.get("digest") != digest or content_digest({**documents, "manifest": released}) != digest:
         raise InvalidPackError([Problem(name, 0, 0, "-", "the new digest could not be recorded",
                                         "expected a manifest with one version: line")])
-    write_pack_file(folder, MANIFEST, text)
-    # The released pack as written: the files read above with the new manifest, validated again.
+    # The released pack as it will be written: the files read above with the new manifest,
+    # validated as a released pack before the one write (a refusal leaves the folder as it was).
     released_files = PackFiles(files.folder, {**documents, "manifest": released},
                                text.encode("utf-8"), files.seed, files.scenarios)
-    return protocol_from_files(released_files)
+    result = protocol_from_files(released_files)
+    write_pack_file(folder, MANIFEST, text)
+    return result
 
 
 def _read(folder: Path) -> PackFiles:
