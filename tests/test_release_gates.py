@@ -144,12 +144,13 @@ def test_release_without_effective_date_takes_today(draft: Path) -> None:
 def test_a_release_whose_final_check_fails_writes_nothing(draft: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The released manifest is validated before it is written: a refusal of that last check
     leaves the manifest byte for byte as it was."""
+    from crs_rules import pack as pack_module
     from crs_rules import release as release_module
     from crs_rules.errors import Problem
 
     harmless_change(draft)
     before = (draft / "manifest.yaml").read_bytes()
-    checked = release_module.protocol_from_files
+    checked = pack_module.protocol_from_files
 
     def refusing_the_released_pack(files: Any, *, check_release: bool = True) -> Any:
         if check_release:  # the final check of the released pack (the gates run without it)
