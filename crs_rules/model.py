@@ -475,7 +475,8 @@ class Protocol:
     status_source: Source | None = None
     #: The pack's files as loaded (documents with positions, the seed, the scenario files): what
     #: traceability, scenarios, release and ``diff`` read instead of the folder. None only for a
-    #: protocol built by hand.
+    #: protocol built by hand. ``dataclasses.replace`` keeps it, like every field: a copy with other
+    #: values still carries the files of the pack it was loaded from.
     files: PackFiles | None = field(default=None, repr=False, compare=False)
 
     @cached_property

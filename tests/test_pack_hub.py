@@ -167,3 +167,25 @@ def test_the_protocol_knows_where_its_status_is_written(shipped: Protocol) -> No
     lines = Path(shipped.status_source.file).read_text(encoding="utf-8").splitlines()
     line = lines[shipped.status_source.line - 1]
     assert line.startswith("status:") and line[shipped.status_source.column - 1:] == shipped.status
+
+
+def test_a_replaced_protocol_keeps_its_files_and_one_without_reads_only_its_own_content(
+        shipped: Protocol, tmp_path: Path) -> None:
+    from crs_rules.errors import InvalidPackError
+    from crs_rules.pack import pack_files
+
+    copy = dataclasses.replace(shipped, title=shipped.title + " (copy)")
+    assert copy.files is shipped.files and pack_files(copy) is shipped.files
+    # Without files (a protocol built by hand), the folder is read and checked against the digest.
+    folder = tmp_path / "pack"
+    shutil.copytree(RULES, folder)
+    bare = dataclasses.replace(load_protocol(folder), files=None)
+    assert pack_files(bare).documents["grading"].data == pack_files(shipped).documents["grading"].data
+    grading = folder / "grading.yaml"
+    grading.write_text(grading.read_text(encoding="utf-8").replace(
+        "engagement of endogenous", "engagement of the endogenous", 1), encoding="utf-8")
+    with pytest.raises(InvalidPackError) as raised:
+        pack_files(bare)
+    (problem,) = raised.value.problems
+    assert problem.file == str(folder / "manifest.yaml")
+    assert "not the protocol's content" in problem.message
