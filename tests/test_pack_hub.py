@@ -9,7 +9,9 @@ reads each file of the folder once.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import pickle
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -93,14 +95,43 @@ def test_each_rule_points_at_its_place_in_the_loaded_documents(shipped: Protocol
         assert rule.citations == tuple(data["citations"])
 
 
-def test_the_conditions_are_the_registry_s_in_file_order(shipped: Protocol) -> None:
+def _condition_nodes(data: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """The path of every ``when`` and ``applies_when`` node of a document's data, in file order
+    (a walk of the YAML as loaded, independent of the model)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in ("when", "applies_when"):
+                yield (*path, key)
+            else:
+                yield from _condition_nodes(value, (*path, key))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _condition_nodes(item, (*path, index))
+
+
+def test_the_conditions_are_every_when_of_the_loaded_documents_in_file_order(shipped: Protocol) -> None:
+    assert shipped.files is not None
+    written = sorted((document.file, *document.position(path))
+                     for document in shipped.files.documents.values() for path in _condition_nodes(document.data))
     pairs = shipped.conditions()
-    assert pairs == tuple((rule.id, c) for rule in shipped.rules() for c in rule.conditions)
-    sources = [(c.source.file, c.source.line, c.source.column) for _, c in pairs]
+    listed = [(c.source.file, c.source.line, c.source.column) for _, c in pairs]
+    assert written and sorted(listed) == written
     by_file: dict[str, list[tuple[int, int]]] = {}
-    for file, line, column in sources:
+    for file, line, column in listed:
         by_file.setdefault(file, []).append((line, column))
     assert all(positions == sorted(positions) for positions in by_file.values())
+    assert pairs == tuple((rule.id, c) for rule in shipped.rules() for c in rule.conditions)
+
+
+def test_a_loaded_document_survives_pickling_with_its_positions(shipped: Protocol) -> None:
+    assert shipped.files is not None
+    for document in shipped.files.documents.values():
+        copy = pickle.loads(pickle.dumps(document))
+        assert (copy.file, copy.data) == (document.file, document.data)
+        assert dict(copy.value_marks) == dict(document.value_marks) and dict(copy.key_marks) == dict(document.key_marks)
+        paths = [path for path in document.value_marks if path][:50]
+        assert paths and all(copy.position(p) == document.position(p) and copy.key_position(p) == document.key_position(p)
+                             for p in paths)
 
 
 # --------------------------------------------------------------------------- nothing re-reads
@@ -126,17 +157,49 @@ def test_no_stage_reads_the_files_again_once_the_pack_is_loaded(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "pack"
     shutil.copytree(RULES, folder)
-    protocol = load_protocol(folder)
-
-    def refuse(*arguments: object, **keywords: object) -> bytes:
-        raise AssertionError("a pack file was read again")
-
-    monkeypatch.setattr("crs_rules.pack_reading.read_bounded", refuse)
-    _, rows, problems = trace(protocol)
-    assert problems == [] and rows
+    protocol, other = load_protocol(folder), load_protocol(RULES)
+    from crs_rules.pack_diff import pack_changes
     from crs_rules.scenario_reading import load_scenarios
 
+    reads: list[str] = []
+    real_open = builtins.open
+
+    def refuse(*arguments: object, **keywords: object) -> bytes:
+        reads.append(str(arguments[0]) if arguments else "?")
+        raise AssertionError("a pack file was read again")
+
+    real_bytes, real_text = Path.read_bytes, Path.read_text
+
+    def in_a_pack(file: Any) -> bool:
+        return str(file).startswith((str(folder), str(RULES)))
+
+    def guarded_open(file: Any, *arguments: Any, **keywords: Any) -> Any:
+        if in_a_pack(file):
+            refuse(file)
+        return real_open(file, *arguments, **keywords)
+
+    def guarded_bytes(path: Path) -> bytes:
+        if in_a_pack(path):
+            refuse(path)
+        return real_bytes(path)
+
+    def guarded_text(path: Path, *arguments: Any, **keywords: Any) -> str:
+        if in_a_pack(path):
+            refuse(path)
+        return real_text(path, *arguments, **keywords)
+
+    # Every way the package reads a file: its bounded reader (under both names), Path and open.
+    monkeypatch.setattr("crs_rules.pack_reading.read_bounded", refuse)
+    monkeypatch.setattr("crs_rules.loading.read_bounded", refuse)
+    monkeypatch.setattr(Path, "read_bytes", guarded_bytes)
+    monkeypatch.setattr(Path, "read_text", guarded_text)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    _, rows, problems = trace(protocol)
+    assert problems == [] and rows
     assert len(load_scenarios(folder, protocol)) > 0
+    assert pack_changes(protocol, other) == ()
+    monkeypatch.undo()
+    assert reads == []
 
 
 def test_a_release_reads_each_file_of_the_folder_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
