@@ -4,8 +4,10 @@ Loading a pack (:func:`crs_rules.pack.load_protocol`) reads its folder once and 
 the protocol (:attr:`crs_rules.model.Protocol.files`): the documents the manifest lists, with their
 positions, and the files kept beside them that are not protocol content: the seed protocol
 (traceability) and the scenario files (``crs-rules test``, ``diff``). Traceability, scenarios,
-release and ``diff`` read these values, so what they check is what was validated, even if the
-folder changed (or went away) since.
+release and ``diff`` read these values instead of the pack's files, so what they check is what was
+validated, even if the folder changed (or went away) since. Files a loaded pack does not hold are
+still read from the folder when a command asks for them (``crs-rules trace --check`` reads
+``TRACEABILITY.md``).
 """
 
 from __future__ import annotations
