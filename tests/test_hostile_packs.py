@@ -323,8 +323,8 @@ def test_the_shipped_pack_is_within_every_bound() -> None:
 def test_many_scenario_files_are_read_only_up_to_the_pack_total(pack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from crs_rules import loading, pack_reading
 
-    size = 64 * 1024
-    count = MAX_PACK_BYTES // size + 20
+    size = 128 * 1024
+    count = MAX_PACK_BYTES // size + 8
     body = "scenarios: []\n# " + "x" * (size - 20) + "\n"
     for index in range(count):
         (pack / "scenarios" / f"many{index:04d}.yaml").write_text(body, encoding="utf-8")
@@ -336,7 +336,8 @@ def test_many_scenario_files_are_read_only_up_to_the_pack_total(pack: Path, monk
         return real(path, limit, follow_links=follow_links)
 
     monkeypatch.setattr(pack_reading, "read_bounded", counted)
-    files = load_protocol(pack).files  # scenario files are not protocol content: the pack loads
+    protocol = load_protocol(pack)  # scenario files are not protocol content: the pack loads
+    files = protocol.files
     assert files is not None and files.scenarios is not None
     scenario_reads = [p for p in read if p.parent.name == "scenarios" and p.name.startswith("many")]
     # Reading stopped at the file that passed the total: the rest were never opened.
@@ -347,7 +348,7 @@ def test_many_scenario_files_are_read_only_up_to_the_pack_total(pack: Path, monk
     assert sum(len(f.raw) for f in files.scenarios if f.raw is not None) <= MAX_PACK_BYTES
     with pytest.raises(InvalidPackError) as raised:
         from crs_rules.scenarios import load_scenarios
-        load_scenarios(pack, load_protocol(pack))
+        load_scenarios(pack, protocol)
     assert any("the pack's files reach " in p.message for p in raised.value.problems)
 
 
