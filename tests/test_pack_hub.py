@@ -252,3 +252,22 @@ def test_a_replaced_protocol_keeps_its_files_and_one_without_reads_only_its_own_
     (problem,) = raised.value.problems
     assert problem.file == str(folder / "manifest.yaml")
     assert "not the protocol's content" in problem.message
+
+
+def test_the_pack_s_own_scenarios_are_not_read_again_under_another_spelling_of_its_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crs_rules.scenario_reading import load_scenarios
+
+    folder = tmp_path / "pack"
+    shutil.copytree(RULES, folder)
+    (tmp_path / "link").symlink_to(folder)
+    protocol = load_protocol(tmp_path / "link")
+    expected = len(load_scenarios(tmp_path / "link", protocol))
+
+    def refuse(*arguments: object, **keywords: object) -> bytes:
+        raise AssertionError("a scenario file was read again")
+
+    monkeypatch.setattr("crs_rules.pack_reading.read_bounded", refuse)
+    monkeypatch.chdir(tmp_path)
+    for spelling in (folder, Path("pack"), Path("link/../pack"), Path("./link")):
+        assert len(load_scenarios(spelling, protocol)) == expected > 0, spelling
