@@ -24,7 +24,6 @@ from .evaluation import evaluate
 from .impact_report import Example, ImpactReport, KindReport, PackRef, SubChange
 from .model import Protocol
 from .outcomes import DIFFERENCE_KINDS, DOSE_CHANGED, Outcome, dose_pairs, outcome_differences
-from .pack import pack_files
 from .pack_diff import pack_changes
 from .patient import PatientState, parse_patient
 from .population import DEFAULT_POPULATION, DEFAULT_SEED, Patient, describe_patient, population_inputs, scenario_patients
@@ -120,7 +119,7 @@ def compare_packs(old: Protocol, new: Protocol, population_size: int | None = No
     size = DEFAULT_POPULATION if population_size is None else population_size
     notes: list[str] = []
     # The documents as loaded with each pack: what was validated is what is compared.
-    changes = pack_changes(pack_files(old).documents, pack_files(new).documents)
+    changes = pack_changes(old, new)
 
     scenarios = scenario_patients((old, new), notes)
     evaluator = _Evaluator(old, new)

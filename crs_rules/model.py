@@ -7,16 +7,18 @@ later stage can point back into the file.
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
+
+from .model_base import AllOf, AnyOf, Comparison, Condition, Not, Scalar, Source
+from .rule_registry import PackRule, RuleElement, RuleFamily, RuleFamilyDeclaration
 
 if TYPE_CHECKING:
     from .pack_files import PackFiles
 
 __all__ = [
+    "Scalar",
     "Source",
     "Comparison",
     "AllOf",
@@ -54,55 +56,11 @@ __all__ = [
     "HOURS_PER_DAY",
 ]
 
-Scalar = Union[str, int, float, bool]
-
 #: The finding the grade criteria set (``finding.crs_grade``).
 GRADE_FINDING = "crs_grade"
 
 #: Unit conversion, not protocol content: "twice daily" means an interval of 24 h / 2.
 HOURS_PER_DAY = 24
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where an element is written: file and 1-based line and column."""
-
-    file: str
-    line: int
-    column: int
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A test on one named fact, e.g. ``vitals.temperature_c at_least 38.0``; ``operator`` is a
-    name of :data:`crs_rules.operators.OPERATOR_TABLE`."""
-
-    fact: str
-    operator: str
-    value: Scalar | tuple[Scalar, ...]
-    source: Source
-    not_counting: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AllOf:
-    conditions: tuple["Condition", ...]
-    source: Source
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    conditions: tuple["Condition", ...]
-    source: Source
-
-
-@dataclass(frozen=True)
-class Not:
-    condition: "Condition"
-    source: Source
-
-
-Condition = Union[Comparison, AllOf, AnyOf, Not]
 
 
 @dataclass(frozen=True)
@@ -475,7 +433,8 @@ class Protocol:
     status_source: Source | None = None
     #: The pack's files as loaded (documents with positions, the seed, the scenario files): what
     #: traceability, scenarios, release and ``diff`` read instead of the folder. None only for a
-    #: protocol built by hand.
+    #: protocol built by hand. ``dataclasses.replace`` keeps it, like every field: a copy with other
+    #: values still carries the files of the pack it was loaded from.
     files: PackFiles | None = field(default=None, repr=False, compare=False)
 
     @cached_property
@@ -514,86 +473,17 @@ class Protocol:
         return tuple(rule.id for rule in self.rules())
 
 
-class RuleFamily(StrEnum):
-    """The kinds of rule a pack holds."""
-
-    DEFINITION = "definition"
-    FINDING = "finding"
-    GRADE = "grade"
-    DOSING = "dosing"
-    ACTION_RULE = "action rule"
-    ALERT = "alert"
-
-
-@dataclass(frozen=True)
-class PackRule:
-    """One rule of the pack as every stage sees it: its id and family, where it is written (the
-    file kind and the path within that file, and the 1-based position), what it cites, its
-    conditions (file order) and its texts for people; ``element`` is the model value itself."""
-
-    id: str
-    family: RuleFamily
-    source: Source
-    file_kind: str
-    path: tuple[str | int, ...]
-    citations: tuple[str, ...]
-    conditions: tuple[Condition, ...]
-    texts: tuple[str, ...]
-    element: RuleElement = field(repr=False, compare=False)
-
-
-class RuleElement(typing.Protocol):
-    """What an element of a rule family offers the registry (every family's class has these)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def rule_id(self) -> str: ...
-
-    @property
-    def source(self) -> Source: ...
-
-    @property
-    def citations(self) -> tuple[str, ...]: ...
-
-    def rule_conditions(self) -> tuple[Condition, ...]: ...
-
-    def rule_texts(self) -> tuple[str, ...]: ...
-
-
-@dataclass(frozen=True)
-class RuleFamilyDeclaration:
-    """Where a family of rules lives: the :class:`Protocol` field holding its elements (a tuple, or
-    one element), and the file kind and key it is written under (``findings`` of ``grading``). Each
-    element has ``rule_id``, ``source``, ``citations``, ``rule_conditions()`` and ``rule_texts()``."""
-
-    family: RuleFamily
-    field: str
-    file_kind: str
-    key: str
-
-    def rules(self, protocol: Protocol) -> tuple[PackRule, ...]:
-        value = getattr(protocol, self.field)
-        if isinstance(value, tuple):
-            placed: list[tuple[RuleElement, tuple[str | int, ...]]] = [
-                (element, (self.key, index)) for index, element in enumerate(value)]
-        else:
-            placed = [(value, (self.key,))]
-        return tuple(
-            PackRule(element.rule_id, self.family, element.source, self.file_kind, path, element.citations,
-                     element.rule_conditions(), element.rule_texts(), element)
-            for element, path in placed
-        )
-
-
-#: Every family of rules, in file order: the one list :meth:`Protocol.rules` is built from. A new
-#: family is one line here (and its element class, its field of :class:`Protocol` and its data).
-RULE_FAMILIES: tuple[RuleFamilyDeclaration, ...] = (
-    RuleFamilyDeclaration(RuleFamily.DEFINITION, "definition", "grading", "definition"),
-    RuleFamilyDeclaration(RuleFamily.FINDING, "findings", "grading", "findings"),
-    RuleFamilyDeclaration(RuleFamily.GRADE, "grades", "grading", "grades"),
-    RuleFamilyDeclaration(RuleFamily.DOSING, "drugs", "dosing", "drugs"),
-    RuleFamilyDeclaration(RuleFamily.ACTION_RULE, "action_rules", "actions", "rules"),
-    RuleFamilyDeclaration(RuleFamily.ALERT, "alerts", "alerts", "alerts"),
+#: Every family of rules, in file order: the one list :meth:`Protocol.rules` is built from. A family
+#: is declared here once; a new one also needs its element class (with what
+#: :class:`~crs_rules.rule_registry.RuleElement` names), its field of :class:`Protocol`, the pack
+#: builder's reading of its data (:mod:`crs_rules.pack`) and whatever stage gives it its meaning (the
+#: engine, the scenario outcomes).
+RULE_FAMILIES: tuple[RuleFamilyDeclaration[Protocol], ...] = (
+    RuleFamilyDeclaration(RuleFamily.DEFINITION, lambda protocol: (protocol.definition,), "grading", "definition",
+                          single=True),
+    RuleFamilyDeclaration(RuleFamily.FINDING, lambda protocol: protocol.findings, "grading", "findings"),
+    RuleFamilyDeclaration(RuleFamily.GRADE, lambda protocol: protocol.grades, "grading", "grades"),
+    RuleFamilyDeclaration(RuleFamily.DOSING, lambda protocol: protocol.drugs, "dosing", "drugs"),
+    RuleFamilyDeclaration(RuleFamily.ACTION_RULE, lambda protocol: protocol.action_rules, "actions", "rules"),
+    RuleFamilyDeclaration(RuleFamily.ALERT, lambda protocol: protocol.alerts, "alerts", "alerts"),
 )

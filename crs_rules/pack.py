@@ -80,13 +80,24 @@ __all__ = [
 ]
 
 def pack_files(protocol: Protocol) -> PackFiles:
-    """The files ``protocol`` was loaded from, as loaded; read from its folder only for a protocol
-    built by hand (raises :class:`~crs_rules.errors.InvalidPackError` if they cannot be read)."""
+    """The files ``protocol`` was loaded from, as loaded (:attr:`Protocol.files`; a copy made with
+    :func:`dataclasses.replace` keeps them, as it keeps every field). Read from its folder only for a
+    protocol built by hand, and then checked to be that protocol's content: raises
+    :class:`~crs_rules.errors.InvalidPackError` if they cannot be read, or if their content digest is
+    not ``protocol.digest`` (the folder changed since, or is another pack)."""
     if protocol.files is not None:
         return protocol.files
-    files, problems = read_pack(Path(protocol.path))
+    folder = Path(protocol.path)
+    files, problems = read_pack(folder)
     if files is None:
         raise InvalidPackError(problems)
+    digest = content_digest(files.documents)
+    if digest != protocol.digest:
+        raise InvalidPackError([Problem(str(folder / MANIFEST), 0, 0, "-",
+                                        f"the pack's files read now are not the protocol's content (content "
+                                        f"{digest[:19]}..., the protocol's {protocol.digest[:19]}...)",
+                                        "expected the folder the protocol was built from, unchanged since; "
+                                        "load the pack again (load_protocol)", (), CheckId.PACK_FILE)])
     return files
 
 

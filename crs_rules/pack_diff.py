@@ -11,13 +11,14 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .loading import LoadedDocument
-from .pack import FILE_KINDS
+from .model import PackRule, Protocol
+from .pack import FILE_KINDS, pack_files
 
 __all__ = ["PackChange", "pack_changes"]
 
@@ -198,11 +199,9 @@ def _shortened(text: str, words: int = 16) -> str:
     return " ".join(parts[:words]) + (" ..." if len(parts) > words else "")
 
 
-# The lists of a pack file whose elements are rules (or named like rules), and the prefix of the
-# rule id each element's ``id`` gets.
-_RULE_LISTS = {("grading", "findings"): "finding.", ("grading", "grades"): "", ("dosing", "drugs"): "dosing.",
-               ("dosing", "drug_classes"): "class ", ("actions", "rules"): "", ("actions", "actions"): "action ",
-               ("alerts", "alerts"): "alert."}
+# Lists of a pack file whose elements are named like rules though they are none (no condition
+# fires them): the prefix their ``id`` is shown with. The rules themselves come from the registry.
+_NAMED_LISTS = {("dosing", "drug_classes"): "class ", ("actions", "actions"): "action "}
 
 # How a field or a fact names the unit of its numbers: the end of its name, first match wins.
 _UNIT_ENDINGS = (("mg_per_kg", "mg/kg"), ("_mg", "mg"), ("_l_min", "L/min"), ("_kg", "kg"), ("temperature_c", "°C"),
@@ -218,21 +217,29 @@ def _unit_of(name: str) -> str | None:
     return next((unit for ending, unit in _UNIT_ENDINGS if name.endswith(ending)), None)
 
 
-def _context(kind: str, data: Any, raw: tuple[str | int, ...]) -> tuple[str | None, str | None, str | None]:
-    """(rule id, its description, the unit of the value) at ``raw`` in a file's data."""
+def _rule_at(rules: Sequence[PackRule], kind: str, raw: tuple[str | int, ...]) -> PackRule | None:
+    """The rule of ``rules`` written at (or around) ``raw`` in the file of ``kind``, None outside one."""
+    return next((rule for rule in rules if rule.file_kind == kind and raw[:len(rule.path)] == rule.path), None)
+
+
+def _described(node: Any) -> str | None:
+    found = (node.get("description") or node.get("name") or node.get("text")) if isinstance(node, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _context(kind: str, data: Any, raw: tuple[str | int, ...],
+             rules: Sequence[PackRule]) -> tuple[str | None, str | None, str | None]:
+    """(rule id, its description, the unit of the value) at ``raw`` in a file's data; the rule
+    looked up in the registry of the pack the data is from (:meth:`~crs_rules.model.Protocol.rules`)."""
     rule = description = None
-    if kind == "grading" and raw[:1] == ("definition",) and isinstance(data, dict):
-        definition = data.get("definition")
-        if isinstance(definition, dict) and isinstance(definition.get("id"), str):
-            rule, description = definition["id"], definition.get("text")
-    prefix = _RULE_LISTS.get((kind, str(raw[0]))) if raw else None
-    if prefix is not None and len(raw) > 1 and isinstance(data, dict) and isinstance(data.get(raw[0]), list):
-        items, index = data[raw[0]], raw[1]
-        if isinstance(index, int) and 0 <= index < len(items) and isinstance(items[index], dict):
-            item = items[index]
-            rule = f"{prefix}{item.get('id')}"
-            found = item.get("description") or item.get("name") or item.get("text")
-            description = found if isinstance(found, str) else None
+    found = _rule_at(rules, kind, raw)
+    if found is not None:
+        rule, description = found.id, _described(_node_at(data, found.path))
+    prefix = _NAMED_LISTS.get((kind, str(raw[0]))) if raw else None
+    if prefix is not None and len(raw) > 1:
+        item = _node_at(data, raw[:2])
+        if isinstance(item, dict):
+            rule, description = f"{prefix}{item.get('id')}", _described(item)
     parent, node = None, data
     for part in raw:
         parent = node
@@ -248,22 +255,37 @@ def _context(kind: str, data: Any, raw: tuple[str | int, ...]) -> tuple[str | No
     return rule, description, unit
 
 
+def _node_at(data: Any, raw: tuple[str | int, ...]) -> Any:
+    node = data
+    for part in raw:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
 class _Walker:
     """Walks one file's data in both packs, collecting :class:`PackChange` values."""
 
-    def __init__(self, kind: str, old: LoadedDocument | None, new: LoadedDocument | None) -> None:
+    def __init__(self, kind: str, old: LoadedDocument | None, new: LoadedDocument | None,
+                 old_rules: Sequence[PackRule], new_rules: Sequence[PackRule]) -> None:
         self.kind = kind
         self.old = old
         self.new = new
+        self.old_rules = old_rules
+        self.new_rules = new_rules
         self.changes: list[PackChange] = []
 
     def add(self, change: str, raw: tuple[str | int, ...], shown: tuple[str, ...], old: Any, new: Any) -> None:
-        document = self.old if change == "removed" else self.new
-        document = document or self.old or self.new
+        removed = change == "removed"
+        document = (self.old if removed else self.new) or self.old or self.new
+        rules = self.old_rules if removed else self.new_rules
         line = document.position(raw)[0] if document is not None else 0
         name = Path(document.file).name if document is not None else self.kind
         path = "".join(part if part.startswith("[") else "." + part for part in shown).lstrip(".")
-        rule, description, unit = _context(self.kind, document.data if document is not None else None, raw)
+        rule, description, unit = _context(self.kind, document.data if document is not None else None, raw,
+                                            rules)
         self.changes.append(PackChange(_section(self.kind, raw), name, line, path, change, old, new, rule, description,
                                        unit))
 
@@ -314,19 +336,23 @@ class _Walker:
                 self.add("added", (*new_raw, j), (*head, f"{last}[{j}]"), None, new[j])
 
 
-def pack_changes(old: Mapping[str, LoadedDocument], new: Mapping[str, LoadedDocument]) -> tuple[PackChange, ...]:
-    """Every difference between two packs' documents (as :func:`~crs_rules.pack.read_pack_documents`
-    gives them), file by file in manifest order, each file in its own order. The manifest's
-    release record (version, digest, changelog, file names) is left out."""
+def pack_changes(old: Protocol, new: Protocol) -> tuple[PackChange, ...]:
+    """Every difference between two packs' documents (as loaded with each,
+    :attr:`~crs_rules.model.Protocol.files`), file by file in manifest order, each file in its own
+    order. The rule a change is inside is the one the registry (:meth:`~crs_rules.model.Protocol.rules`)
+    places there: the new pack's for a change or an addition, the old pack's for a removal. The
+    manifest's release record (version, digest, changelog, file names) is left out."""
+    old_documents, new_documents = pack_files(old).documents, pack_files(new).documents
+    old_rules, new_rules = old.rules(), new.rules()
     changes: list[PackChange] = []
     for kind in ("manifest", *FILE_KINDS):
-        old_doc, new_doc = old.get(kind), new.get(kind)
+        old_doc, new_doc = old_documents.get(kind), new_documents.get(kind)
         old_data = old_doc.data if old_doc is not None else None
         new_data = new_doc.data if new_doc is not None else None
         if kind == "manifest":
             old_data = {k: v for k, v in (old_data or {}).items() if k not in _RELEASE_KEYS}
             new_data = {k: v for k, v in (new_data or {}).items() if k not in _RELEASE_KEYS}
-        walker = _Walker(kind, old_doc, new_doc)
+        walker = _Walker(kind, old_doc, new_doc, old_rules, new_rules)
         walker.walk(old_data, new_data, (), (), ())
         changes.extend(walker.changes)
     return tuple(changes)

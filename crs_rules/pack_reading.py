@@ -43,6 +43,8 @@ FILE_KINDS = ("references", "grading", "dosing", "actions", "alerts", "statement
 #: may hold at most :data:`~crs_rules.loading.MAX_FILE_BYTES` (1 MiB). The shipped pack holds 30 KiB.
 MAX_PACK_BYTES = 4 * 1024 * 1024
 
+_TOTAL_EXPECTED = f"expected at most {MAX_PACK_BYTES} bytes ({MAX_PACK_BYTES // (1024 * 1024)} MiB) for the whole pack"
+
 _LINK_OUT = ("the file is a link to a file outside the pack folder",
              "expected the pack's own files inside the pack folder, not links out of it")
 
@@ -61,7 +63,10 @@ class _PackReader:
         self.pack = pack
         self.root = pack.resolve()
         self.total = 0
-        self.raw: dict[str, bytes] = {}
+        #: The problem that stopped the reading once the files together passed MAX_PACK_BYTES:
+        #: nothing more is read after it.
+        self.over: Problem | None = None
+        self.manifest_raw: bytes | None = None
 
     def read(self, name: str) -> tuple[bytes | None, list[Problem]]:
         display = _display(self.pack, name)
@@ -69,6 +74,9 @@ class _PackReader:
         def problem(message: str, expected: str) -> tuple[None, list[Problem]]:
             return None, [Problem(display, 0, 0, "-", message, expected, (), CheckId.PACK_FILE)]
 
+        if self.over is not None:
+            return problem(f"the file is not read: the pack's files already reach {MAX_PACK_BYTES} bytes",
+                           _TOTAL_EXPECTED)
         relative = Path(name)
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
             return problem("the file name leaves the pack folder", "expected a file name inside the pack folder")
@@ -90,9 +98,10 @@ class _PackReader:
         except UnreadableFile as error:
             return problem(error.message, error.expected)
         if self.total + len(raw) > MAX_PACK_BYTES:
-            return problem(f"the pack's files reach {self.total + len(raw)} bytes with this one",
-                           f"expected at most {MAX_PACK_BYTES} bytes ({MAX_PACK_BYTES // (1024 * 1024)} MiB) "
-                           "for the whole pack")
+            refused = problem(f"the pack's files reach {self.total + len(raw)} bytes with this one",
+                              _TOTAL_EXPECTED)
+            self.over = refused[1][0]
+            return refused
         self.total += len(raw)
         return raw, []
 
@@ -100,7 +109,8 @@ class _PackReader:
         raw, problems = self.read(name)
         if raw is None:
             return None, problems
-        self.raw[name] = raw
+        if name == MANIFEST:
+            self.manifest_raw = raw  # a release or a draft edits the manifest's lines; no other file's bytes are kept
         return load_yaml_bytes(raw, _display(self.pack, name))
 
 
@@ -116,70 +126,79 @@ def read_pack_documents(pack: Path) -> tuple[dict[str, LoadedDocument], list[Pro
     ``files`` section is not valid, no file is opened at all. Every file is read confined to the
     pack folder (see :class:`_PackReader`).
     """
-    documents, _, problems = _read_documents(pack)
-    return documents, problems
+    return _read_documents(pack, _PackReader(pack))
 
 
-def _read_documents(pack: Path) -> tuple[dict[str, LoadedDocument], dict[str, bytes], list[Problem]]:
-    """:func:`read_pack_documents`, with the bytes of each document read, by kind."""
+def _read_documents(pack: Path, reader: _PackReader) -> tuple[dict[str, LoadedDocument], list[Problem]]:
+    """:func:`read_pack_documents`, with ``reader`` (which counts the bytes read, for the total)."""
     problems: list[Problem] = []
     if not pack.is_dir():
         problem = Problem(str(pack), 0, 0, "-", "is not a folder", "expected a rule pack folder holding manifest.yaml")
-        return {}, {}, [problem]
-    reader = _PackReader(pack)
+        return {}, [problem]
     manifest, found = reader.load(MANIFEST)
     problems.extend(found)
     if manifest is None:
-        return {}, {}, problems
+        return {}, problems
     documents = {"manifest": manifest}
-    names = {"manifest": MANIFEST}
     manifest_problems = schema_problems(manifest, "manifest")
     problems.extend(manifest_problems)
     files = manifest.data.get("files") if isinstance(manifest.data, dict) else None
     if not isinstance(files, dict) or any(p.path[:1] == ("files",) for p in manifest_problems):
-        return documents, _by_kind(reader, names), problems
+        return documents, problems
     for kind in FILE_KINDS:
         name = files.get(kind)
         if not isinstance(name, str):
             continue
+        if reader.over is not None:
+            break  # the files passed the pack's total: nothing more is read (one problem says so)
         document, found = reader.load(name)
         problems.extend(found)
         if document is not None:
             problems.extend(schema_problems(document, kind))
             documents[kind] = document
-            names[kind] = name
-    return documents, _by_kind(reader, names), problems
+    return documents, problems
 
 
-def _by_kind(reader: _PackReader, names: dict[str, str]) -> dict[str, bytes]:
-    return {kind: reader.raw[name] for kind, name in names.items() if name in reader.raw}
-
-
-def _read_file(pack: Path, name: str) -> ReadFile:
-    raw, problems = read_pack_file(pack, name)
-    return ReadFile(name, _display(pack, name), raw, tuple(problems))
+def _read_file(reader: _PackReader, name: str) -> ReadFile:
+    raw, problems = reader.read(name)
+    return ReadFile(name, _display(reader.pack, name), raw, tuple(problems))
 
 
 def read_scenario_files(pack: Path) -> tuple[ReadFile, ...] | None:
     """The files ``PACK/scenarios/*.yaml`` in name order, each read like the pack's own files (None
     when the pack has no scenarios folder). Their problems are kept, not raised: scenario files are
-    not protocol content, so they are reported when the scenarios are read."""
-    folder = pack / SCENARIO_FOLDER
+    not protocol content, so they are reported when the scenarios are read. Together they may hold
+    at most :data:`MAX_PACK_BYTES`; no file after the one that passes it is read."""
+    return _read_scenario_files(_PackReader(pack))
+
+
+def _read_scenario_files(reader: _PackReader) -> tuple[ReadFile, ...] | None:
+    folder = reader.pack / SCENARIO_FOLDER
     if not folder.is_dir():
         return None
-    return tuple(_read_file(pack, f"{SCENARIO_FOLDER}/{path.name}") for path in sorted(folder.glob("*.yaml")))
+    read: list[ReadFile] = []
+    for path in sorted(folder.glob("*.yaml")):
+        read.append(_read_file(reader, f"{SCENARIO_FOLDER}/{path.name}"))
+        if reader.over is not None:
+            break  # nothing more is read
+    return tuple(read)
 
 
 def read_pack(pack: Path) -> tuple[PackFiles | None, list[Problem]]:
     """Read a pack folder once: the manifest and every file it lists (as :func:`read_pack_documents`),
-    then the seed protocol and the scenario files beside them. Returns ``(files, [])``, or
-    ``(None, problems)`` when a listed file is missing, unreadable or not valid against its schema."""
-    documents, raw, problems = _read_documents(pack)
-    if problems or set(documents) != {"manifest", *FILE_KINDS}:
+    then the seed protocol and the scenario files beside them, all these files together at most
+    :data:`MAX_PACK_BYTES` (nothing more is read once they pass it). Returns ``(files, [])``, or
+    ``(None, problems)`` when a listed file is missing, unreadable or not valid against its schema,
+    or when the documents together pass the limit. The seed and the scenario files are counted in
+    the total too; one that passes it (or comes after it) carries the problem instead of its bytes,
+    reported where it is read (traceability, ``crs-rules test``)."""
+    reader = _PackReader(pack)
+    documents, problems = _read_documents(pack, reader)
+    if problems or set(documents) != {"manifest", *FILE_KINDS} or reader.manifest_raw is None:
         return None, problems or [Problem(str(pack), 0, 0, "-", "the pack is incomplete",
                                           "expected every file the manifest lists")]
-    seed = _read_file(pack, SEED) if os.path.lexists(pack / SEED) else None
-    return PackFiles(str(pack), documents, raw, seed, read_scenario_files(pack)), []
+    seed = _read_file(reader, SEED) if os.path.lexists(pack / SEED) else None
+    return PackFiles(str(pack), documents, reader.manifest_raw, seed, _read_scenario_files(reader)), []
 
 
 def write_pack_file(pack: Path, name: str, text: str) -> Path:

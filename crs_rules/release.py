@@ -170,7 +170,7 @@ def release(pack: str | Path, bump: str, note: str, today: date | None = None,
         raise ReleaseRefusedError(reasons)
 
     manifest_path = folder / MANIFEST
-    text = files.raw["manifest"].decode("utf-8")
+    text = files.manifest_raw.decode("utf-8")
     old = documents["manifest"].data["version"]
     new = bump_version(old, bump)
     stamp = (today or date.today()).isoformat()
@@ -198,11 +198,13 @@ def release(pack: str | Path, bump: str, note: str, today: date | None = None,
     if released.data.get("digest") != digest or content_digest({**documents, "manifest": released}) != digest:
         raise InvalidPackError([Problem(name, 0, 0, "-", "the new digest could not be recorded",
                                         "expected a manifest with one version: line")])
-    write_pack_file(folder, MANIFEST, text)
-    # The released pack as written: the files read above with the new manifest, validated again.
+    # The released pack as it will be written: the files read above with the new manifest,
+    # validated as a released pack before the one write (a refusal leaves the folder as it was).
     released_files = PackFiles(files.folder, {**documents, "manifest": released},
-                               {**files.raw, "manifest": text.encode("utf-8")}, files.seed, files.scenarios)
-    return protocol_from_files(released_files)
+                               text.encode("utf-8"), files.seed, files.scenarios)
+    result = protocol_from_files(released_files)
+    write_pack_file(folder, MANIFEST, text)
+    return result
 
 
 def _read(folder: Path) -> PackFiles:
@@ -233,7 +235,7 @@ def draft(pack: str | Path, dest: str | Path | None = None) -> Path:
         started_from: str | None = protocol_digest(documents)  # released and unchanged
     else:
         started_from = manifest.get("draft_of")  # a draft of a draft starts from the same release
-    text = files.raw["manifest"].decode("utf-8")
+    text = files.manifest_raw.decode("utf-8")
     text, count = re.subn(r'(?m)^status:.*$', "status: draft", text, count=1)
     if count != 1:
         raise InvalidPackError([Problem(documents["manifest"].file, 0, 0, "-", "no status line found",

@@ -12,11 +12,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
-from .checks import CheckId
 from .errors import InvalidInputError, InvalidPackError, Problem
 from .loading import LoadedDocument, load_yaml_bytes, load_yaml_text
 from .model import Protocol, Source
-from .pack import MAX_PACK_BYTES, load_protocol, read_scenario_files
+from .pack import load_protocol, read_scenario_files
 from .patient import PatientState, parse_patient
 from .scenario_model import Expectation, ExpectedDose, ExpectedWithheld, PathKey, Scenario
 from .validation import schema_problems
@@ -257,24 +256,18 @@ def load_scenarios(pack_dir: str | Path, protocol: Protocol | None = None) -> li
         protocol = load_protocol(pack)
     files = protocol.files
     # The pack's own scenario files were read with it; another folder's are read now.
-    read = files.scenarios if files is not None and Path(files.folder) == pack else read_scenario_files(pack)
+    own = files is not None and (Path(files.folder) == pack or Path(files.folder).resolve() == pack.resolve())
+    read = files.scenarios if files is not None and own else read_scenario_files(pack)
     problems: list[Problem] = []
     scenarios: list[Scenario] = []
     first: dict[str, Source] = {}
-    total = 0
     for item in read or ():
         # Read like the pack's own files: a regular file inside the pack, at most 1 MiB (no FIFO,
-        # device or link out of the pack is opened), and at most MAX_PACK_BYTES for all of them.
+        # device or link out of the pack is opened), the pack's files together at most
+        # MAX_PACK_BYTES (a file refused is a problem here, its bytes were never kept).
         raw, found = item.raw, list(item.problems)
         document = None
-        if raw is not None and total + len(raw) > MAX_PACK_BYTES:
-            found = [Problem(item.display, 0, 0, "-",
-                             f"the scenario files reach {total + len(raw)} bytes with this one",
-                             f"expected at most {MAX_PACK_BYTES} bytes "
-                             f"({MAX_PACK_BYTES // (1024 * 1024)} MiB) for all the scenario files",
-                             (), CheckId.PACK_FILE)]
-        elif raw is not None:
-            total += len(raw)
+        if raw is not None:
             document, found = _read(raw, item.display)
         problems.extend(found)
         if document is None:

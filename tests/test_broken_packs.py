@@ -38,6 +38,7 @@ REQUIRED = {
     "dangling-citation",
     "missing-limit",
     "duplicate-id",
+    "definition-id",
     "overlapping-grades",
     "dose-over-cap",
     "yaml-duplicate-key",

@@ -318,3 +318,42 @@ def test_the_shipped_pack_is_within_every_bound() -> None:
     assert sum(len((RULES / name).read_bytes()) for name in os.listdir(RULES)
                if name.endswith(".yaml")) < MAX_PACK_BYTES
     assert pack_module.MAX_PACK_BYTES == MAX_PACK_BYTES
+
+
+def test_many_scenario_files_are_read_only_up_to_the_pack_total(pack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crs_rules import loading, pack_reading
+
+    size = 128 * 1024
+    count = MAX_PACK_BYTES // size + 8
+    body = "scenarios: []\n# " + "x" * (size - 20) + "\n"
+    for index in range(count):
+        (pack / "scenarios" / f"many{index:04d}.yaml").write_text(body, encoding="utf-8")
+    read: list[Path] = []
+    real = loading.read_bounded
+
+    def counted(path: Path, limit: int = MAX_FILE_BYTES, *, follow_links: bool = True) -> bytes:
+        read.append(path)
+        return real(path, limit, follow_links=follow_links)
+
+    monkeypatch.setattr(pack_reading, "read_bounded", counted)
+    protocol = load_protocol(pack)  # scenario files are not protocol content: the pack loads
+    files = protocol.files
+    assert files is not None and files.scenarios is not None
+    scenario_reads = [p for p in read if p.parent.name == "scenarios" and p.name.startswith("many")]
+    # Reading stopped at the file that passed the total: the rest were never opened.
+    assert len(scenario_reads) < MAX_PACK_BYTES // size + 1 < count
+    refused = [f for f in files.scenarios if f.raw is None]
+    assert [f.name for f in refused] == [f"scenarios/{scenario_reads[-1].name}"]
+    assert refused[0].problems[0].message.startswith("the pack's files reach ")
+    assert sum(len(f.raw) for f in files.scenarios if f.raw is not None) <= MAX_PACK_BYTES
+    with pytest.raises(InvalidPackError) as raised:
+        from crs_rules.scenarios import load_scenarios
+        load_scenarios(pack, protocol)
+    assert any("the pack's files reach " in p.message for p in raised.value.problems)
+
+
+def test_the_documents_bytes_are_not_kept_only_the_manifests(pack: Path) -> None:
+    files = load_protocol(pack).files
+    assert files is not None
+    assert files.manifest_raw == (pack / "manifest.yaml").read_bytes()
+    assert not hasattr(files, "raw")

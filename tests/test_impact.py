@@ -35,7 +35,6 @@ from crs_rules.impact import (
     state_input,
 )
 from crs_rules.model import Protocol
-from crs_rules.pack import read_pack_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -146,7 +145,6 @@ def test_a_lowered_cap_is_named_by_its_path_and_numbers_and_nothing_else(
 
 
 def test_elements_with_ids_are_matched_by_id_not_by_position(tmp_path: Path) -> None:
-    old_docs, _ = read_pack_documents(RULES)
     folder = tmp_path / "pack"
     shutil.copytree(RULES, folder)
     actions = folder / "actions.yaml"
@@ -155,17 +153,20 @@ def test_elements_with_ids_are_matched_by_id_not_by_position(tmp_path: Path) -> 
     start = text.index("  - id: grade2.dexamethasone\n")
     end = text.index("  - id: grade2_up.cardiac_monitoring\n")
     actions.write_text(text[:start] + text[end:], encoding="utf-8")
-    new_docs, problems = read_pack_documents(folder)
-    assert not problems
-    changes = pack_changes(old_docs, new_docs)
+    statements = folder / "statements.yaml"
+    statements.write_text(statements.read_text(encoding="utf-8").replace(
+        "encoded_by: [grade2.dexamethasone, dosing.dexamethasone]", "encoded_by: [dosing.dexamethasone]"),
+        encoding="utf-8")
+    record_digest(folder)
+    changes = [c for c in pack_changes(load_protocol(RULES), load_protocol(folder)) if c.file == "actions.yaml"]
     assert [c.describe() for c in changes] == ["rules: grade2.dexamethasone removed"]
     assert changes[0].path == "rules.grade2.dexamethasone" and changes[0].change == "removed"
+    # The rule named is the old pack's (the registry's), not one the new pack has at that place.
+    assert changes[0].rule == "grade2.dexamethasone"
 
 
 def test_identical_packs_have_no_pack_changes() -> None:
-    documents, _ = read_pack_documents(RULES)
-    again, _ = read_pack_documents(RULES)
-    assert pack_changes(documents, again) == ()
+    assert pack_changes(load_protocol(RULES), load_protocol(RULES)) == ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,3 +458,19 @@ def test_dose_changes_are_summarised_by_weight_range_between_the_packs_dose_brea
         "tocilizumab 750 mg instead of 760 mg for patients of 87.5 to under 100 kg",
         "tocilizumab 700 mg instead of 800 mg for patients of 100 kg and more",
     ]
+
+
+def test_the_rule_a_change_is_inside_comes_from_the_registry(tmp_path: Path) -> None:
+    folder = tmp_path / "pack"
+    shutil.copytree(RULES, folder)
+    grading, dosing = folder / "grading.yaml", folder / "dosing.yaml"
+    grading.write_text(grading.read_text(encoding="utf-8").replace(
+        "engagement of endogenous", "engagement of the endogenous", 1), encoding="utf-8")
+    dosing.write_text(dosing.read_text(encoding="utf-8").replace(
+        "Anticytokine therapy; it can mask fever.", "Anti-cytokine therapy; it can mask fever.", 1), encoding="utf-8")
+    record_digest(folder)
+    old = load_protocol(RULES)
+    changes = pack_changes(old, load_protocol(folder))
+    definition = next(rule for rule in old.rules() if rule.path == ("definition",))
+    assert [(c.path, c.rule) for c in changes] == [("definition.text", definition.id),
+                                                   ("drug_classes.anticytokine.description", "class anticytokine")]

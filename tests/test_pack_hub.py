@@ -9,7 +9,9 @@ reads each file of the folder once.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import pickle
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -68,7 +70,7 @@ def shipped() -> Protocol:
 def test_every_rule_and_condition_of_the_protocol_is_in_the_registry(shipped: Protocol) -> None:
     assert unregistered(shipped) == []
     assert {rule.family for rule in shipped.rules()} == set(RuleFamily)
-    assert all(hasattr(shipped, family.field) for family in RULE_FAMILIES)
+    assert all(family.elements(shipped) for family in RULE_FAMILIES)  # every accessor reads elements
 
 
 def test_a_family_left_out_of_the_registry_is_found(shipped: Protocol, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,14 +95,43 @@ def test_each_rule_points_at_its_place_in_the_loaded_documents(shipped: Protocol
         assert rule.citations == tuple(data["citations"])
 
 
-def test_the_conditions_are_the_registry_s_in_file_order(shipped: Protocol) -> None:
+def _condition_nodes(data: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """The path of every ``when`` and ``applies_when`` node of a document's data, in file order
+    (a walk of the YAML as loaded, independent of the model)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in ("when", "applies_when"):
+                yield (*path, key)
+            else:
+                yield from _condition_nodes(value, (*path, key))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _condition_nodes(item, (*path, index))
+
+
+def test_the_conditions_are_every_when_of_the_loaded_documents_in_file_order(shipped: Protocol) -> None:
+    assert shipped.files is not None
+    written = sorted((document.file, *document.position(path))
+                     for document in shipped.files.documents.values() for path in _condition_nodes(document.data))
     pairs = shipped.conditions()
-    assert pairs == tuple((rule.id, c) for rule in shipped.rules() for c in rule.conditions)
-    sources = [(c.source.file, c.source.line, c.source.column) for _, c in pairs]
+    listed = [(c.source.file, c.source.line, c.source.column) for _, c in pairs]
+    assert written and sorted(listed) == written
     by_file: dict[str, list[tuple[int, int]]] = {}
-    for file, line, column in sources:
+    for file, line, column in listed:
         by_file.setdefault(file, []).append((line, column))
     assert all(positions == sorted(positions) for positions in by_file.values())
+    assert pairs == tuple((rule.id, c) for rule in shipped.rules() for c in rule.conditions)
+
+
+def test_a_loaded_document_survives_pickling_with_its_positions(shipped: Protocol) -> None:
+    assert shipped.files is not None
+    for document in shipped.files.documents.values():
+        copy = pickle.loads(pickle.dumps(document))
+        assert (copy.file, copy.data) == (document.file, document.data)
+        assert dict(copy.value_marks) == dict(document.value_marks) and dict(copy.key_marks) == dict(document.key_marks)
+        paths = [path for path in document.value_marks if path][:50]
+        assert paths and all(copy.position(p) == document.position(p) and copy.key_position(p) == document.key_position(p)
+                             for p in paths)
 
 
 # --------------------------------------------------------------------------- nothing re-reads
@@ -126,17 +157,49 @@ def test_no_stage_reads_the_files_again_once_the_pack_is_loaded(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "pack"
     shutil.copytree(RULES, folder)
-    protocol = load_protocol(folder)
-
-    def refuse(*arguments: object, **keywords: object) -> bytes:
-        raise AssertionError("a pack file was read again")
-
-    monkeypatch.setattr("crs_rules.pack_reading.read_bounded", refuse)
-    _, rows, problems = trace(protocol)
-    assert problems == [] and rows
+    protocol, other = load_protocol(folder), load_protocol(RULES)
+    from crs_rules.pack_diff import pack_changes
     from crs_rules.scenario_reading import load_scenarios
 
+    reads: list[str] = []
+    real_open = builtins.open
+
+    def refuse(*arguments: object, **keywords: object) -> bytes:
+        reads.append(str(arguments[0]) if arguments else "?")
+        raise AssertionError("a pack file was read again")
+
+    real_bytes, real_text = Path.read_bytes, Path.read_text
+
+    def in_a_pack(file: Any) -> bool:
+        return str(file).startswith((str(folder), str(RULES)))
+
+    def guarded_open(file: Any, *arguments: Any, **keywords: Any) -> Any:
+        if in_a_pack(file):
+            refuse(file)
+        return real_open(file, *arguments, **keywords)
+
+    def guarded_bytes(path: Path) -> bytes:
+        if in_a_pack(path):
+            refuse(path)
+        return real_bytes(path)
+
+    def guarded_text(path: Path, *arguments: Any, **keywords: Any) -> str:
+        if in_a_pack(path):
+            refuse(path)
+        return real_text(path, *arguments, **keywords)
+
+    # Every way the package reads a file: its bounded reader (under both names), Path and open.
+    monkeypatch.setattr("crs_rules.pack_reading.read_bounded", refuse)
+    monkeypatch.setattr("crs_rules.loading.read_bounded", refuse)
+    monkeypatch.setattr(Path, "read_bytes", guarded_bytes)
+    monkeypatch.setattr(Path, "read_text", guarded_text)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    _, rows, problems = trace(protocol)
+    assert problems == [] and rows
     assert len(load_scenarios(folder, protocol)) > 0
+    assert pack_changes(protocol, other) == ()
+    monkeypatch.undo()
+    assert reads == []
 
 
 def test_a_release_reads_each_file_of_the_folder_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,3 +230,44 @@ def test_the_protocol_knows_where_its_status_is_written(shipped: Protocol) -> No
     lines = Path(shipped.status_source.file).read_text(encoding="utf-8").splitlines()
     line = lines[shipped.status_source.line - 1]
     assert line.startswith("status:") and line[shipped.status_source.column - 1:] == shipped.status
+
+
+def test_a_replaced_protocol_keeps_its_files_and_one_without_reads_only_its_own_content(
+        shipped: Protocol, tmp_path: Path) -> None:
+    from crs_rules.errors import InvalidPackError
+    from crs_rules.pack import pack_files
+
+    copy = dataclasses.replace(shipped, title=shipped.title + " (copy)")
+    assert copy.files is shipped.files and pack_files(copy) is shipped.files
+    # Without files (a protocol built by hand), the folder is read and checked against the digest.
+    folder = tmp_path / "pack"
+    shutil.copytree(RULES, folder)
+    bare = dataclasses.replace(load_protocol(folder), files=None)
+    assert pack_files(bare).documents["grading"].data == pack_files(shipped).documents["grading"].data
+    grading = folder / "grading.yaml"
+    grading.write_text(grading.read_text(encoding="utf-8").replace(
+        "engagement of endogenous", "engagement of the endogenous", 1), encoding="utf-8")
+    with pytest.raises(InvalidPackError) as raised:
+        pack_files(bare)
+    (problem,) = raised.value.problems
+    assert problem.file == str(folder / "manifest.yaml")
+    assert "not the protocol's content" in problem.message
+
+
+def test_the_pack_s_own_scenarios_are_not_read_again_under_another_spelling_of_its_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crs_rules.scenario_reading import load_scenarios
+
+    folder = tmp_path / "pack"
+    shutil.copytree(RULES, folder)
+    (tmp_path / "link").symlink_to(folder)
+    protocol = load_protocol(tmp_path / "link")
+    expected = len(load_scenarios(tmp_path / "link", protocol))
+
+    def refuse(*arguments: object, **keywords: object) -> bytes:
+        raise AssertionError("a scenario file was read again")
+
+    monkeypatch.setattr("crs_rules.pack_reading.read_bounded", refuse)
+    monkeypatch.chdir(tmp_path)
+    for spelling in (folder, Path("pack"), Path("link/../pack"), Path("./link")):
+        assert len(load_scenarios(spelling, protocol)) == expected > 0, spelling

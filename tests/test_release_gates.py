@@ -141,6 +141,28 @@ def test_release_without_effective_date_takes_today(draft: Path) -> None:
     assert manifest(draft)["effective_date"] == "2027-04-02"
 
 
+def test_a_release_whose_final_check_fails_writes_nothing(draft: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The released manifest is validated before it is written: a refusal of that last check
+    leaves the manifest byte for byte as it was."""
+    from crs_rules import pack as pack_module
+    from crs_rules import release as release_module
+    from crs_rules.errors import Problem
+
+    harmless_change(draft)
+    before = (draft / "manifest.yaml").read_bytes()
+    checked = pack_module.protocol_from_files
+
+    def refusing_the_released_pack(files: Any, *, check_release: bool = True) -> Any:
+        if check_release:  # the final check of the released pack (the gates run without it)
+            raise InvalidPackError([Problem(files.documents["manifest"].file, 1, 1, "-", "refused", "expected")])
+        return checked(files, check_release=check_release)
+
+    monkeypatch.setattr(release_module, "protocol_from_files", refusing_the_released_pack)
+    with pytest.raises(InvalidPackError):
+        release(draft, "patch", NOTE)
+    assert (draft / "manifest.yaml").read_bytes() == before
+
+
 def test_release_refuses_an_unchanged_draft(draft: Path) -> None:
     before = (draft / "manifest.yaml").read_bytes()
     code, out, err = cli("release", str(draft), "--bump", "patch", "--note", NOTE)

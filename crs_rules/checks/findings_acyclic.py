@@ -19,8 +19,7 @@ from .base import CheckId, problem
 def _finding_dependencies(protocol: Protocol) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for finding in protocol.findings:
-        conditions = [finding.when] if finding.when is not None else [lv.when for lv in finding.levels]
-        graph[finding.id] = {c.fact.split(".", 1)[1] for cond in conditions for c in comparisons(cond)
+        graph[finding.id] = {c.fact.split(".", 1)[1] for cond in finding.rule_conditions() for c in comparisons(cond)
                              if c.fact.startswith("finding.")}
     graph[GRADE_FINDING] = {c.fact.split(".", 1)[1] for g in protocol.grades for c in comparisons(g.when)
                             if c.fact.startswith("finding.")}

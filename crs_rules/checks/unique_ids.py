@@ -1,8 +1,8 @@
 """unique-ids: ids are unique where they are looked up.
 
 Passes: two rules ``grade2.tocilizumab`` and ``grade3.tocilizumab``. Fails: two rules both written
-``id: grade2.tocilizumab``, two regimens of one drug with the same id, a drug class named like a
-drug.
+``id: grade2.tocilizumab``, a rule written with the CRS definition's id, two regimens of one drug with
+the same id, a drug class named like a drug.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from typing import Iterator
 
 from ..errors import Problem
 from ..model import Protocol, Source
-from .base import CheckId, problem, rule_sources
+from .base import CheckId, problem
 
 
 def check_unique_ids(protocol: Protocol) -> Iterator[Problem]:
-    """Rule ids are unique across the pack; so are action, drug, class, reference and statement ids."""
+    """Rule ids (every rule of :meth:`Protocol.rules`, the definition's included) are unique across
+    the pack; so are action, drug, class, reference and statement ids."""
     groups: dict[str, list[tuple[str, Source]]] = {
-        "rule": list(rule_sources(protocol)),
+        "rule": [(rule.id, rule.source) for rule in protocol.rules()],  # the CRS definition's id included
         "action": [(a.id, a.source) for a in protocol.actions],
         "drug or drug class": [(d.id, d.source) for d in protocol.drugs]
         + [(c.id, c.source) for c in protocol.drug_classes],
