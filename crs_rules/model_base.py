@@ -33,6 +33,17 @@ class Comparison:
     source: Source
     not_counting: tuple[str, ...] = ()
 
+    @property
+    def family(self) -> str:
+        """The fact's family, the part of its path before the first dot: ``vitals``, ``finding``,
+        ``action``, ``history``... (read here, once, so no other module splits the path)."""
+        return self.fact.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        """The fact's path within its family: ``temperature_c`` for ``vitals.temperature_c``."""
+        return self.fact.partition(".")[2]
+
 
 @dataclass(frozen=True)
 class AllOf:

@@ -33,7 +33,7 @@ def suggestion(path: str, known: Iterable[str]) -> str | None:
 
 
 def _unknown_fact(rule_id: str, comparison: Comparison, catalogue: Mapping[str, FactType]) -> Problem:
-    family = comparison.fact.split(".")[0]
+    family = comparison.family
     near = sorted(p for p in catalogue if p.split(".")[0] == family)
     hint = ("expected a known fact such as " + ", ".join(near[:8])) if near else (
         f"expected a fact path starting with {_FAMILIES}")

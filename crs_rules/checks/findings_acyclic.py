@@ -19,10 +19,10 @@ from .base import CheckId, problem
 def _finding_dependencies(protocol: Protocol) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for finding in protocol.findings:
-        graph[finding.id] = {c.fact.split(".", 1)[1] for cond in finding.rule_conditions() for c in comparisons(cond)
-                             if c.fact.startswith("finding.")}
-    graph[GRADE_FINDING] = {c.fact.split(".", 1)[1] for g in protocol.grades for c in comparisons(g.when)
-                            if c.fact.startswith("finding.")}
+        graph[finding.id] = {c.name for cond in finding.rule_conditions() for c in comparisons(cond)
+                             if c.family == "finding"}
+    graph[GRADE_FINDING] = {c.name for g in protocol.grades for c in comparisons(g.when)
+                            if c.family == "finding"}
     return graph
 
 
@@ -48,7 +48,7 @@ def check_findings_acyclic(protocol: Protocol) -> Iterator[Problem]:
     for rule_id, condition in protocol.conditions():
         if rule_id.startswith("finding.") or rule_id in grade_rules:
             for comparison in comparisons(condition):
-                if comparison.fact.startswith("action."):
+                if comparison.family == "action":
                     yield problem(comparison.source, rule_id, "grading reads a proposed action",
                                   "expected findings and grades to read patient facts and findings only",
                                   CheckId.FINDINGS_ACYCLIC)

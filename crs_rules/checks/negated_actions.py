@@ -16,7 +16,7 @@ from .base import CheckId, problem
 
 def _negated_presence(condition: Condition, negated: bool = False) -> Iterator[Comparison]:
     if isinstance(condition, Comparison):
-        if negated and condition.fact.startswith("action."):
+        if negated and condition.family == "action":
             yield condition
     elif isinstance(condition, Not):
         yield from _negated_presence(condition.condition, not negated)

@@ -22,7 +22,7 @@ def check_raised_when_unknown_reads_inputs(protocol: Protocol) -> Iterator[Probl
         if alert.if_unknown != "raise":
             continue
         for comparison in comparisons(alert.when):
-            if comparison.fact.startswith(("finding.", "action.")):
+            if comparison.family in ("finding", "action"):
                 yield problem(comparison.source, alert.rule_id,
                               f"'{comparison.fact}' is read by an alert with if_unknown: raise",
                               "expected a condition on patient facts only, or if_unknown: pending",
