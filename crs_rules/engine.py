@@ -427,8 +427,7 @@ class _Session:
         ruleset = self.ruleset
         hold_prefix, max_firings = ruleset._hold_action_prefix, ruleset.max_firings
         prefix, texts, shapes, known_rule = self.fact_prefix, self.tokens, ruleset._action_shapes, ruleset._knows_rule
-        fired, complete, handle = self.fired, _dre.complete_and_start_action, self.handle
-        handlers = ruleset._handlers
+        fired, run_handler, complete, handle = self.fired, self._run_handler, _dre.complete_and_start_action, self.handle
         rule = ""
         while action is not None:
             if action.startswith(hold_prefix):
@@ -444,38 +443,35 @@ class _Session:
                         f"evaluation (last: {rule}); the rules chain without end"
                     )
                 fired.append(rule)
-                # The handler runs here, inline: one Python call less per firing.
-                firing = Firing(rule, matched, self)
-                self.current = firing
-                try:
-                    returned: Any = handlers[rule](firing)
-                except Exception as exc:
-                    raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
-                finally:
-                    self.current = None
-                if self.failure is not None or returned is not None:
-                    self._handler_failed(rule, returned)
+                run_handler(rule, matched)
             try:
                 action = complete(handle, self.state)
             except _dre.error as exc:
                 action_name = f"{label}: completing the action of {rule}"
                 raise engine_failure(f"{action_name} failed", exc) from exc
 
-    def _handler_failed(self, rule: str, returned: Any) -> NoReturn:
-        """Fail the evaluation after the handler of ``rule`` returned: it caught the failure of its
-        own ``assert_fact``, or it returned something (a coroutine: async handlers are not supported)."""
+    def _run_handler(self, rule: str, matched: Mapping[str, Mapping[str, Any]]) -> None:
         label = self.ruleset.label
+        firing = Firing(rule, matched, self)
+        self.current = firing
+        try:
+            returned: Any = self.ruleset._handlers[rule](firing)
+        except Exception as exc:
+            raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self.current = None
         if self.failure is not None:
             # The handler caught the failure of its own assert_fact: fail anyway.
             if isinstance(self.failure, EngineError):
                 raise self.failure
             raise EngineError(f"{label}: rule {rule} failed: {self.failure}") from self.failure
-        if hasattr(returned, "close"):
-            returned.close()  # a coroutine from an async handler: never awaited
-        raise EngineError(
-            f"{label}: rule {rule} handler returned {type(returned).__name__}; handlers "
-            "must return None (async handlers are not supported)"
-        )
+        if returned is not None:
+            if hasattr(returned, "close"):
+                returned.close()  # a coroutine from an async handler: never awaited
+            raise EngineError(
+                f"{label}: rule {rule} handler returned {type(returned).__name__}; handlers "
+                "must return None (async handlers are not supported)"
+            )
 
     # -- asserting -----------------------------------------------------------------------------
 
