@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .dose_effects import dose_effects
@@ -88,21 +88,26 @@ def _available_cpus() -> int:
 
 
 def _evaluate_all(old: Protocol, new: Protocol, items: Sequence[tuple[str, Mapping[str, Any]]],
-                  workers: int) -> list[tuple[PatientState, Outcome, Outcome]]:
+                  workers: int, meanwhile: Callable[[], None] = lambda: None
+                  ) -> list[tuple[PatientState, Outcome, Outcome]]:
     """Parse and evaluate every item, in order; over ``workers`` processes when it pays.
 
     Evaluations of one pack are serialised within a process, so processes are what scales. Each
     worker gets both packs once and a share of the items in chunks; results come back in order, so
-    the report does not depend on the number of workers.
+    the report does not depend on the number of workers. ``meanwhile`` runs in this process while
+    the workers evaluate (before the items, without workers).
     """
     if workers <= 1 or len(items) < _PARALLEL_FROM:
+        meanwhile()
         return _Evaluator(old, new).run(items)
     chunk = max(100, -(-len(items) // (workers * 4)))
     chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     # fork is quick and needs no re-import, but only a single-threaded process may fork safely.
     method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
     with multiprocessing.get_context(method).Pool(min(workers, len(chunks)), _start_worker, (old, new)) as pool:
-        parts = pool.map(_run_in_worker, chunks)
+        pending = pool.map_async(_run_in_worker, chunks)
+        meanwhile()
+        parts = pending.get()
     return [result for part in parts for result in part]
 
 
@@ -121,11 +126,19 @@ def compare_packs(old: Protocol, new: Protocol, population_size: int | None = No
     # The documents as loaded with each pack: what was validated is what is compared.
     changes = pack_changes(old, new)
 
-    scenarios = scenario_patients((old, new), notes)
-    evaluator = _Evaluator(old, new)
-    results = [(p.state, *evaluator.outcomes(p.state)) for p in scenarios]
     items = population_inputs((old, new), size, seed)
-    results += _evaluate_all(old, new, items, min(_available_cpus(), 8) if workers is None else workers)
+    scenarios: list[Patient] = []
+    results: list[tuple[PatientState, Outcome, Outcome]] = []
+
+    def scenarios_here() -> None:
+        # The scenarios are read and evaluated here while the workers evaluate the population.
+        scenarios.extend(scenario_patients((old, new), notes))
+        evaluator = _Evaluator(old, new)
+        results.extend((p.state, *evaluator.outcomes(p.state)) for p in scenarios)
+
+    population = _evaluate_all(old, new, items, min(_available_cpus(), 8) if workers is None else workers,
+                               scenarios_here)
+    results += population  # the scenarios first, then the population
     patients = [*scenarios, *(Patient(label, state, data) for (label, data), (state, _, _) in zip(items, results[len(scenarios):]))]
     before = [r[1] for r in results]
     after = [r[2] for r in results]

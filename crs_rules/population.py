@@ -8,12 +8,15 @@ changed threshold is always probed on both sides.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Final
 
 from .conditions import comparisons
@@ -157,6 +160,21 @@ class _Sweep:
         self.last_dose = _near(hours, (0.1,), 0.1, 200.0)
         self.orderable = sorted({*self.limited, *self.other_drugs})
         self.protocols = protocols
+        # Derived once, not per patient (the draws are the same): the other drugs some pack doses,
+        # the weights of each limited drug's number of doses as random.choices accumulates them,
+        # and the usual doses by drug and weight as they are asked for.
+        self.dosed_elsewhere = frozenset(d for d in self.other_drugs if any(p.drug(d) for p in protocols))
+        self.dose_counts = {drug: (range(most + 1), list(itertools.accumulate([2 * most] + [3] * most)))
+                            for drug, most in self.limited.items()}
+        self._usual: dict[tuple[str, float], float | None] = {}
+
+    def usual_dose(self, drug_id: str, weight_kg: float) -> float | None:
+        """The first pack's usual dose of a drug for a weight (see :func:`_usual_dose`), once per
+        drug and weight."""
+        key = (drug_id, weight_kg)
+        if key not in self._usual:
+            self._usual[key] = _usual_dose(self.protocols[0], drug_id, weight_kg)
+        return self._usual[key]
 
 
 #: Stand-in vasopressor names. Only the names a pack singles out (``not_counting``, ``includes``)
@@ -171,9 +189,21 @@ def _pick(rng: random.Random, edges: Sequence[float], low: float, high: float, s
     return _round(rng.uniform(low, high), step)
 
 
+_MAYBE: Final = (True, False, None, "absent")
+
+
+@lru_cache(maxsize=64)
+def _accumulated(weights: tuple[int, ...]) -> tuple[list[int], float]:
+    """The cumulative weights and their total, as ``random.Random.choices`` derives them."""
+    cumulative = list(itertools.accumulate(weights))
+    return cumulative, cumulative[-1] + 0.0
+
+
 def _maybe(rng: random.Random, weights: tuple[int, int, int, int] = (35, 35, 15, 15)) -> bool | None | str:
     """True, False, None (unknown) or "absent" (the field left out)."""
-    return rng.choices((True, False, None, "absent"), weights=weights)[0]
+    # rng.choices(_MAYBE, weights=weights)[0], drawn the same way without re-accumulating the weights.
+    cumulative, total = _accumulated(weights)
+    return _MAYBE[bisect.bisect(cumulative, rng.random() * total, 0, len(_MAYBE) - 1)]
 
 
 def _at(hours_before: float) -> str:
@@ -291,8 +321,9 @@ def _records(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
     the other drugs given or not; sometimes not recorded) and a proposed order."""
     weight = data["patient"]["weight_kg"]
     medications: list[dict[str, Any]] = []
-    for drug, most in sorted(sweep.limited.items()):
-        doses = rng.choices(range(most + 1), weights=[2 * most] + [3] * most)[0]
+    for drug, _ in sorted(sweep.limited.items()):
+        counts, cumulative = sweep.dose_counts[drug]  # weights 2 x most for none, 3 for each number
+        doses = rng.choices(counts, cum_weights=cumulative)[0]
         last = _pick(rng, sweep.last_dose, 0.5, 72.0, 0.1)
         given = [last]
         for _ in range(doses - 1):
@@ -300,12 +331,12 @@ def _records(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
         for hours in given[:doses]:
             entry: dict[str, Any] = {"drug": drug, "given_at": _at(hours)}
             if rng.random() < 0.5:
-                amount = _usual_dose(sweep.protocols[0], drug, weight)
+                amount = sweep.usual_dose(drug, weight)
                 if amount:
                     entry["dose_mg"] = amount
             medications.append(entry)
     for drug in sweep.other_drugs:
-        if rng.random() < (0.2 if any(p.drug(drug) for p in sweep.protocols) else 0.03):
+        if rng.random() < (0.2 if drug in sweep.dosed_elsewhere else 0.03):
             first = _pick(rng, sweep.last_dose, 0.5, 48.0, 0.5)
             times = [first] if rng.random() < 0.6 else [first, first + _pick(rng, sweep.spacings, 4.0, 24.0, 0.5)]
             medications.extend({"drug": drug, "given_at": _at(h)} for h in times)
