@@ -124,10 +124,6 @@ def either(parts: list[Formula]) -> Formula:
     return kept[0] if len(kept) == 1 else Either(tuple(dict.fromkeys(kept)))
 
 
-def _family(fact: str) -> tuple[str, str]:
-    family, _, rest = fact.partition(".")
-    return family, rest
-
 
 def certainly(
     condition: Condition,
@@ -149,7 +145,7 @@ def certainly(
         parts = [certainly(c, holding, domains, passes) for c in condition.conditions]
         conjunctive = isinstance(condition, AllOf) == holding
         return both(parts) if conjunctive else either(parts)
-    family, name = _family(condition.fact)
+    family, name = condition.family, condition.name
     if family == FINDING_FAMILY:
         domain = domains[name]
         # Certainly holds: every value failing it is excluded; certainly fails: every passing one.
@@ -169,7 +165,7 @@ def possibly(condition: Condition, holding: bool) -> Formula:
         parts = [possibly(c, holding) for c in condition.conditions]
         conjunctive = isinstance(condition, AllOf) == holding
         return both(parts) if conjunctive else either(parts)
-    family, _ = _family(condition.fact)
+    family = condition.family
     if family in (FINDING_FAMILY, ACTION_FAMILY):
         raise ValueError(f"{condition.fact}: only input facts can be read with if_unknown: raise")
     return Observed(condition, negated=not holding, or_unknown=True)

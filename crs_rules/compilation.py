@@ -411,7 +411,7 @@ def engine_program(
     for alert in protocol.alerts:
         raised = certain(alert.when, True)
         if alert.if_unknown == "raise" and not any(
-                c.fact.startswith(("finding.", "action.")) for c in comparisons(alert.when)):
+                c.family in ("finding", "action") for c in comparisons(alert.when)):
             # (reading a finding or an action that way is refused by validation)
             raised = possibly(alert.when, True)
         add(alert.rule_id, raised, alert.rule_id,
@@ -462,8 +462,8 @@ def _all_of(group: list[Callable[[Firing], None]]) -> Callable[[Firing], None]:
 
 def _actions_read(protocol: Protocol) -> set[str]:
     """The actions some condition reads (``action.<id>``)."""
-    return {c.fact.partition(".")[2] for _, condition in protocol.conditions()
-            for c in comparisons(condition) if c.fact.startswith("action.")}
+    return {c.name for _, condition in protocol.conditions()
+            for c in comparisons(condition) if c.family == "action"}
 
 
 def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],

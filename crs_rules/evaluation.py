@@ -34,9 +34,8 @@ from .dosing import check_dose
 from .engine import renew_after_fork
 from .errors import EngineError, InvalidInputError, InvalidPackError, Problem
 from .facts import doses_above_limit, duplicate_records, flat_facts, input_paths
-from .fields import FIELDS, Field
+from .grade_basis import grade_basis
 from .model import GRADE_FINDING, ActionRule, AlertRule, AllOf, AnyOf, Condition, Drug, Not, Protocol, Source
-from .numbers import shown
 from .pack import load_protocol
 from .patient import Medication, PatientState, accepted, parse_patient, state_input
 from .vocabulary import normalise, unrecognised
@@ -259,7 +258,7 @@ class _Unknowns:
                     open_part = True
                     waiting_all.update(dict.fromkeys(waiting))
             return (None, tuple(waiting_all)) if open_part else (not decisive, ())
-        family, _, name = condition.fact.partition(".")
+        family, name = condition.family, condition.name
         if family == "finding":
             passing = [compare(condition, v) if not isinstance(v, str) else False for v in self.possible[name]]
             if all(passing) or not any(passing):
@@ -468,7 +467,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
         protocol=ProtocolRef(protocol.id, protocol.version, protocol.digest, protocol.status),
         assessed_at=patient.assessed_at,
         crs_grade=grade,
-        grade_basis=_basis(protocol, status, grade, possible_grades, values, patient, tuple(missing)),
+        grade_basis=grade_basis(protocol, status, grade, possible_grades, values, patient, tuple(missing)),
         findings=ordered_findings,
         recommendations=tuple(recommendations),
         withheld=tuple(withheld),
@@ -479,89 +478,3 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
         missing=tuple(missing),
         pending=tuple(pending),
     )
-
-
-def _basis(protocol: Protocol, status: GradeStatus, grade: int | None, possible_grades: tuple[int, ...],
-           values: Mapping[str, Any], patient: PatientState, missing: tuple[str, ...]) -> str:
-    """Why this grade, in words: the grade criterion and the signs behind it; what is not recorded."""
-    signs = []
-    for finding in protocol.findings:
-        value = values[finding.id]
-        text = finding.text_for(value) if value is not None else f"{finding.id.replace('_', ' ')} not determined"
-        if text:
-            signs.append(text)
-    observed = _observed(protocol, patient)
-    details = f"Signs: {'; '.join(signs)} ({', '.join(observed)})."
-    if status == "not_applicable":
-        return (f"CRS grading does not apply: the CRS definition ({protocol.definition_id}) is a response "
-                f"following immune effector cell therapy, and this patient did not receive it. {details}")
-    if status == "indeterminate":
-        open_text = f" Not recorded: {', '.join(missing)}." if missing else ""
-        return (f"Grade not determined: the data recorded is consistent with grades "
-                f"{', '.join(str(g) for g in possible_grades)}.{open_text} {details}")
-    criterion = next(g for g in protocol.grades if g.grade == grade)
-    text = " ".join(criterion.text.split())
-    # The sign(s) that set the grade: levelled findings whose value is the grade itself.
-    setting = [f.text_for(values[f.id]) for f in protocol.findings
-               if not f.is_boolean and values[f.id] == criterion.grade and f.text_for(values[f.id])]
-    set_by = f" Set by: {'; '.join(t for t in setting if t)}." if setting and criterion.grade > 0 else ""
-    return f"{text}{set_by} {details}"
-
-
-def _observed(protocol: Protocol, patient: PatientState) -> list[str]:
-    """The observed values behind the grade: each input field the grade criteria read (through
-    their findings), in the table's order, in its words (:mod:`crs_rules.fields`: ``observed``
-    when known, ``unrecorded`` when unknown, unless the field it requires is not true); the fields
-    of one mapping inside a section (``vitals.oxygen``) as one phrase."""
-    phrases: dict[str, list[str]] = {}
-    for entry in _graded_fields(protocol):
-        value = patient.value(entry.path)
-        if value is None:
-            asked = entry.requires is None or patient.value(entry.requires) is True
-            text = entry.unrecorded if asked else None
-        elif entry.observed is None or value == ():
-            text = None
-        elif isinstance(value, tuple):
-            text = entry.observed.format(value=", ".join(map(str, value)))
-        elif isinstance(value, float):
-            text = entry.observed.format(value=shown(value, _thresholds(protocol, entry.path), entry.decimals))
-        else:
-            text = entry.observed.format(value=value)
-        if text:
-            keys = entry.keys
-            phrases.setdefault(".".join(keys[:-1]) if len(keys) > 2 else entry.path, []).append(text)
-    return [" ".join(words) for words in phrases.values()]
-
-
-@lru_cache(maxsize=64)
-def _graded_fields(protocol: Protocol) -> tuple[Field, ...]:
-    """The input fields the grade criteria read, directly or through the findings they read, in
-    the table's order."""
-    findings = {f.id: f for f in protocol.findings}
-    read: set[str] = set()
-    pending: list[Condition] = [g.when for g in protocol.grades]
-    seen: set[str] = set()
-    while pending:
-        for comparison in comparisons(pending.pop()):
-            family, _, name = comparison.fact.partition(".")
-            finding = findings.get(name) if family == "finding" else None
-            if finding is None:
-                read.add(comparison.fact)
-            elif name not in seen:
-                seen.add(name)
-                pending.extend([finding.when] if finding.when is not None else [])
-                pending.extend(level.when for level in finding.levels)
-    return tuple(f for f in FIELDS if f.path in read and f.in_state)
-
-
-@lru_cache(maxsize=64)
-def _thresholds(protocol: Protocol, fact: str) -> tuple[float, ...]:
-    """Every number the pack compares an input fact with (values are never shown across them)."""
-    found: list[float] = []
-    for _, condition in protocol.conditions():
-        for comparison in comparisons(condition):
-            if comparison.fact == fact and isinstance(comparison.value, (int, float)) \
-                    and not isinstance(comparison.value, bool):
-                found.append(float(comparison.value))
-    return tuple(found)
-

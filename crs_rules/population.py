@@ -150,7 +150,7 @@ class _Sweep:
                 hours.update(h for h in (limits.min_interval_h, limits.window_h) if h is not None)
                 for regimen in drug.regimens:
                     hours.update(h for h in (regimen.interval_h, regimen.up_to_every_h) if h is not None)
-            for fact in {c.fact for c in found if c.fact.startswith("history.") and c.fact.endswith(".hours_since_last")}:
+            for fact in {c.fact for c in found if c.family == "history" and c.name.endswith(".hours_since_last")}:
                 hours.update(thresholds(fact))
         for protocol in protocols:
             for name in [d.id for d in protocol.drugs] + [m for c in protocol.drug_classes for m in c.members]:
