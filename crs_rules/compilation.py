@@ -16,7 +16,10 @@ fails), ``dose`` (``rule``, ``drug``, ``regimen``, ``amount_mg``), ``withheld`` 
 ``limit``) and ``alert`` (``alert``, ``rule``).
 
 Each certainty becomes one engine rule per alternative of its formula (an OR over different facts
-cannot be one pattern); a conclusion is asserted at most once per evaluation. The dose and limit
+cannot be one pattern); a conclusion is asserted at most once per evaluation. Conclusions that enter
+no trace (an excluded grade, a rule that certainly fails) share one engine rule when their
+alternatives are the same, and an alternative whose only premise is one excluded finding value is
+drawn by the handler that draws that exclusion instead of by an engine rule of its own. The dose and limit
 rules are generated from dosing.yaml, so every number stays in the YAML.
 """
 
@@ -289,6 +292,11 @@ def compile_protocol(protocol: Protocol) -> CompiledProtocol:
     return compiled
 
 
+def _key(value: FindingValue) -> tuple[type, FindingValue]:
+    """A finding value as a dictionary key that keeps True apart from 1 (the engine's facts do)."""
+    return (type(value), value)
+
+
 def _value_key(value: FindingValue) -> str:
     return str(value).lower()
 
@@ -316,13 +324,14 @@ def engine_program(
                 list_members.add((comparison.fact, str(comparison.value)))
         return certainly(condition, holding, domains)
 
-    # Conclusions that only record something in the bookkeeping (a rule that certainly fails and
-    # whose failure no rule reads): no engine fact, no trace entry, so the order in which they are
-    # drawn changes nothing. Identical engine rules of those are one engine rule that draws them all.
-    recording: dict[str, list[Callable[[Firing], None]]] = {}
+    # Conclusions that enter no trace (a rule that certainly fails; a grade excluded): identical
+    # engine rules of those are one engine rule that draws them all, and one whose only premise
+    # is one excluded finding value is no engine rule: it is drawn by the handler that draws that
+    # exclusion, in the same firing (see ``exclude``).
+    untraced: dict[str, list[Callable[[Firing], None]]] = {}
+    following: dict[tuple[str, tuple[type, FindingValue]], list[Callable[[Firing], None]]] = {}
 
-    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: str | None,
-            records_only: bool = False) -> None:
+    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: str | None) -> None:
         # traced: the pack rule the conclusion is the effect of, when it enters the trace
         alternatives = _alternatives(formula, MAX_DNF_TERMS)
         if alternatives is None:
@@ -335,13 +344,17 @@ def engine_program(
                 if holder[0].once(key, traced):
                     effect(firing)
 
-            if records_only:
+            if traced is None:
+                tests, atoms = alternative
+                if not tests and len(atoms) == 1 and isinstance(atoms[0], Excluded):
+                    following.setdefault((atoms[0].finding, _key(atoms[0].value)), []).append(handler)
+                    continue
                 same = json.dumps(definition, sort_keys=True)
-                group = recording.get(same)
+                group = untraced.get(same)
                 if group is not None:
                     group.append(handler)
                     continue
-                group = recording[same] = [handler]
+                group = untraced[same] = [handler]
                 handlers[engine_name] = _all_of(group)
                 rules[engine_name] = definition
                 continue
@@ -353,7 +366,14 @@ def engine_program(
         return lambda firing: firing.assert_fact(prepared)
 
     def exclude(name: str, value: FindingValue, rule: str) -> Callable[[Firing], None]:
-        return assert_copy({"t": FactKind.EXCLUDED.value, "name": name, "value": value, "rule": rule})
+        asserting = assert_copy({"t": FactKind.EXCLUDED.value, "name": name, "value": value, "rule": rule})
+        then = following.setdefault((name, _key(value)), [])  # filled while compiling
+
+        def effect(firing: Firing) -> None:
+            asserting(firing)
+            for handler in then:
+                handler(firing)
+        return effect
 
     for finding in protocol.findings:
         rule_id = finding.rule_id
@@ -406,7 +426,7 @@ def engine_program(
         add(rule.rule_id, certain(rule.when, True), rule.rule_id, assert_copy(fact), traced=rule.rule_id)
         in_engine = rule.action in read_actions
         add(f"{rule.rule_id}~fails", certain(rule.when, False), f"{rule.rule_id}~fails",
-            fails(rule.rule_id, in_engine), traced=None, records_only=not in_engine)
+            fails(rule.rule_id, in_engine), traced=None)
 
     for alert in protocol.alerts:
         raised = certain(alert.when, True)
@@ -418,7 +438,7 @@ def engine_program(
             assert_copy({"t": FactKind.ALERT.value, "alert": alert.id, "rule": alert.rule_id,
                          "severity": alert.severity}), traced=alert.rule_id)
         add(f"{alert.rule_id}~fails", certain(alert.when, False), f"{alert.rule_id}~fails",
-            fails(alert.rule_id, False), traced=None, records_only=True)
+            fails(alert.rule_id, False), traced=None)
 
     _add_ruled_out_rules(protocol, rules, handlers, holder)
     for drug in protocol.drugs:
