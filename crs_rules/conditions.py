@@ -8,12 +8,12 @@ the engine matches conjunctions of patterns.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .model import AllOf, AnyOf, Comparison, Condition, Not, Source
 from .operators import OPERATORS, operator
 
-__all__ = ["build_condition", "holds", "comparisons", "MAX_DNF_TERMS"]
+__all__ = ["build_condition", "holds", "comparisons", "numbers_compared", "MAX_DNF_TERMS"]
 
 #: A rule whose condition expands to more conjunctions than this is refused as too complex
 #: (the engine slows down and, past a few hundred tests under one node, hangs).
@@ -64,6 +64,12 @@ def comparisons(condition: Condition) -> Iterator[Comparison]:
 
 
 _MISSING = object()
+
+
+def numbers_compared(found: Iterable[Comparison], fact: str) -> list[float]:
+    """The numbers the comparisons test ``fact`` against, in their order (a pack's thresholds)."""
+    return [float(c.value) for c in found
+            if c.fact == fact and isinstance(c.value, (int, float)) and not isinstance(c.value, bool)]
 
 
 def compare(comparison: Comparison, value: Any) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Mapping
 
-from .conditions import comparisons
+from .conditions import comparisons, numbers_compared
 from .decision import GradeStatus
 from .fields import FIELDS, Field
 from .model import Condition, Protocol
@@ -96,11 +96,5 @@ def _graded_fields(protocol: Protocol) -> tuple[Field, ...]:
 @lru_cache(maxsize=64)
 def _thresholds(protocol: Protocol, fact: str) -> tuple[float, ...]:
     """Every number the pack compares an input fact with (values are never shown across them)."""
-    found: list[float] = []
-    for _, condition in protocol.conditions():
-        for comparison in comparisons(condition):
-            if comparison.fact == fact and isinstance(comparison.value, (int, float)) \
-                    and not isinstance(comparison.value, bool):
-                found.append(float(comparison.value))
-    return tuple(found)
+    return tuple(numbers_compared((c for _, condition in protocol.conditions() for c in comparisons(condition)), fact))
 

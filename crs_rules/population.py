@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Final
 
-from .conditions import comparisons
+from .conditions import comparisons, numbers_compared
 from .decision import iso
 from .dosing import largest_allowed_mg
 from .errors import InvalidPackError
@@ -79,8 +79,7 @@ class _Sweep:
         found: list[Comparison] = [c for p in protocols for condition in _all_conditions(p) for c in comparisons(condition)]
 
         def thresholds(fact: str) -> list[float]:
-            return sorted({float(c.value) for c in found if c.fact == fact
-                           and isinstance(c.value, (int, float)) and not isinstance(c.value, bool)})
+            return sorted(set(numbers_compared(found, fact)))
 
         def named(fact: str) -> set[str]:
             names: set[str] = set()
