@@ -17,6 +17,7 @@ the evaluation it stands for is refused rather than timed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,6 +102,35 @@ class Replay:
             replies.append(reply)
         return replies
 
+
+    def split(self, passes: int) -> dict[str, float]:
+        """Microseconds per evaluation of each kind of engine call, over ``passes`` replays of every
+        patient, each call timed on its own: the first assert (which creates the session), the
+        other asserts, the actions (started, completed, abandoned), reading the facts, deleting
+        the session."""
+        module, handle, clock = self._module, self._handle, time.perf_counter_ns
+        by_call = {ASSERT: module.assert_fact, START: module.start_action_for_state,
+                   COMPLETE: module.complete_and_start_action, ABANDON: module.abandon_action,
+                   READ: module.get_facts, DELETE: module.delete_state}
+        part = {ASSERT: "facts", START: "actions", COMPLETE: "actions", ABANDON: "actions", READ: "reading",
+                DELETE: "deleting"}
+        spent = dict.fromkeys(("creating", "facts", "actions", "reading", "deleting"), 0)
+        for _ in range(passes):
+            for calls in self._calls:
+                state: Any = None
+                for call, argument in calls:
+                    function = by_call[call]
+                    given = argument if call in (ASSERT, READ, DELETE) else state
+                    start = clock()
+                    reply = function(handle, given)
+                    elapsed = clock() - start
+                    if call == ASSERT and state is None:
+                        state = reply[1]
+                        spent["creating"] += elapsed
+                    else:
+                        spent[part[call]] += elapsed
+        evaluations = max(1, passes * len(self._calls))
+        return {name: total / evaluations / 1000 for name, total in spent.items()}
 
     def check(self) -> list[str]:
         """Replay every patient once; what differs from the engine's replies in the evaluation."""

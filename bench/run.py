@@ -732,7 +732,8 @@ def render(results: dict[str, Any]) -> str:
     batched = results["batch"]
     lines += [
         f"  engine floor: {results['engine_floor']['engine_calls_per_evaluation']:.1f} engine calls per evaluation, "
-        "replayed without crs-rules' Python (checked against the evaluations' replies)",
+        "replayed without crs-rules' Python (checked against the evaluations' replies); per evaluation, each "
+        "call timed: " + ", ".join(f"{name} {us:.1f} us" for name, us in results["engine_floor"]["split_us"].items()),
         f"  batch, evaluate_many over the mappings: {batched['per_second']:,.0f} decisions/s "
         f"({batched['per_cpu_second']:,.0f} per CPU-second; {batched['decisions']:,} decisions)",
         "",
@@ -855,6 +856,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  " + line, file=sys.stderr)
         return 1
     engine_floor = latency(replay.run, list(range(len(replay))), n, warmup)
+    floor_split = replay.split(max(1, -(-n // len(replay))))
     batched = batch(protocol, raw, n, warmup)
     rows = {"engine_parsed": engine_parsed, "engine_end_to_end": engine_end_to_end, "engine_floor": engine_floor,
             "reference": reference}
@@ -921,7 +923,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "throughput": reference["per_second"] / engine_parsed["per_second"],
         },
         "ratios": ratios,
-        "engine_floor": {"engine_calls_per_evaluation": replay.calls_per_patient(), "replay_checked": True},
+        "engine_floor": {"engine_calls_per_evaluation": replay.calls_per_patient(), "replay_checked": True,
+                         "split_us": floor_split},
         "batch": batched,
         "memory": mem,
         "zen_memory": zen_memory,

@@ -80,6 +80,9 @@ def test_quick_run_reports_every_figure(quick_run: dict[str, Any]) -> None:
     assert quick_run["engine_floor"]["replay_checked"] is True
     # The replay makes the evaluation's engine calls: a fact each, an action each, a read, a delete.
     assert quick_run["engine_floor"]["engine_calls_per_evaluation"] > 10
+    split = quick_run["engine_floor"]["split_us"]
+    assert set(split) == {"creating", "facts", "actions", "reading", "deleting"}
+    assert all(_number(us) and us > 0 for us in split.values())
     batched = quick_run["batch"]
     assert batched["decisions"] == batched["passes"] * quick_run["mix"]["patients"]
     assert _number(batched["per_second"]) and batched["per_second"] > 0 and batched["per_cpu_second"] > 0
