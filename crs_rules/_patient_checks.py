@@ -220,9 +220,15 @@ _FRACTION: Final = re.compile(r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}[.]([0-9]+)")
 _OFFSET: Final = re.compile(r"[+-]([0-9]{2}):([0-9]{2})$")
 
 
+@cache
+def _date_time_pattern() -> str:
+    pattern: str = resolve(contract_schema()["$defs"]["date_time"])["pattern"]
+    return pattern
+
+
 def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
     """(the instant in UTC or None, what is wrong, the check's name)."""
-    pattern = resolve(contract_schema()["$defs"]["date_time"])["pattern"]
+    pattern = _date_time_pattern()
     # Python reads more than 6 fractional digits by cutting them (moving the instant: a dose a
     # fraction of a microsecond after the assessment would be read as at it), and offsets such as
     # +00:60 as another offset: both are refused before Python reads the text.
@@ -383,8 +389,119 @@ def _within_bounds(data: Any, node: Mapping[str, Any], report: Report, path: Pat
     return data
 
 
+# --------------------------------------------------------------------------------------------
+# The accept path: valid plain input in one walk, checked at compiled speed
+# --------------------------------------------------------------------------------------------
+
+
+class _Plan:
+    """One node of the contract's schema, read once for the walk of :func:`_plain_copy`: whether
+    it is a date-time (its own ``$ref``), and, with its ``$ref`` merged in, its fields, its items
+    and the bound of its list."""
+
+    __slots__ = ("date_time", "properties", "items", "max_items")
+
+    def __init__(self, node: Mapping[str, Any]) -> None:
+        self.date_time = isinstance(node, Mapping) and node.get("$ref") == DATE_TIME_REF
+        merged = resolve(node)
+        properties = merged.get("properties")
+        self.properties: dict[str, _Plan] | None = (
+            {key: _Plan(sub) for key, sub in properties.items()} if isinstance(properties, Mapping) else None)
+        self.items: _Plan | None = _Plan(merged["items"]) if "items" in merged else None
+        bound = merged.get("maxItems")
+        self.max_items: int | None = bound if isinstance(bound, int) else None
+
+
+@cache
+def _plan() -> _Plan:
+    return _Plan(contract_schema())
+
+
+class _NotPlain(Exception):
+    """The input is not one the accept path takes: it goes through every check instead."""
+
+
+def _plain_copy(data: Any, plan: _Plan, path: Path_, times: list[tuple[Path_, str]]) -> Any:
+    """``data`` as :func:`collect`'s every-check path reads it (containers copied, datetime objects
+    at date-time fields written as ISO 8601 text), with every date-time text and its path put in
+    ``times``. Raises :class:`_NotPlain` for anything that path would treat otherwise or that the
+    compiled check may not be given: a key the schema does not know, a list over its bound, a
+    container where the schema has none, a value that is not plain JSON (:func:`plain_json`)."""
+    if plan.date_time:
+        if isinstance(data, datetime):
+            data = data.isoformat()
+        if type(data) is str:
+            times.append((path, data))
+    if isinstance(data, dict):
+        properties = plan.properties
+        if properties is None:
+            raise _NotPlain
+        copied = {}
+        for key, value in data.items():
+            sub = properties.get(key) if type(key) is str else None
+            if sub is None:
+                raise _NotPlain
+            copied[key] = _plain_copy(value, sub, (*path, key), times)
+        return copied
+    if isinstance(data, list):
+        items = plan.items
+        if items is None or (plan.max_items is not None and len(data) > plan.max_items):
+            raise _NotPlain
+        return [_plain_copy(item, items, (*path, index), times) for index, item in enumerate(data)]
+    kind = type(data)
+    if kind is str:
+        if "\n" in data or "\r" in data:
+            raise _NotPlain
+    elif kind is float:
+        if not math.isfinite(data):
+            raise _NotPlain
+    elif not (kind is bool or kind is int or data is None):
+        raise _NotPlain
+    return data
+
+
+def _accept(data: Any, source: str) -> tuple[Any, dict[Path_, datetime]] | None:
+    """The data as checked and its instants, when ``data`` is plain input that passes every check;
+    None for anything else, which then goes through every check, one by one, for their words.
+
+    Whatever this accepts, :func:`collect`'s every-check path accepts, reading it the same: the
+    same copy, the compiled schema check on plain JSON only (:mod:`crs_rules.schema_check`), and
+    the same date-time, order, and vital-sign checks; no NaN or infinity gets this far."""
+    accepts = getattr(_validator(), "accepts_plain", None)
+    if accepts is None:
+        return None
+    times: list[tuple[Path_, str]] = []
+    try:
+        checked = _plain_copy(data, _plan(), (), times)
+    except _NotPlain:
+        return None
+    if not accepts(checked):
+        return None
+    instants: dict[Path_, datetime] = {}
+    for path, text in times:
+        instant = _parse_date_time(text)[0]
+        if instant is None:
+            return None
+        instants[path] = instant
+    assessed_at = instants.get(("assessed_at",))
+    if assessed_at is not None and any(instant > assessed_at for instant in instants.values()):
+        return None
+    if isinstance(checked, dict):
+        vitals = Report(source, None)
+        _check_vitals(checked.get("vitals"), vitals)
+        if vitals.problems:
+            return None
+    return checked, instants
+
+
 def collect(data: Any, report: Report) -> PatientState | None:
     """Run every check; the state only when nothing is wrong."""
+    if not report.problems:
+        accepted = _accept(data, report.source)
+        if accepted is not None:
+            state = build_state(*accepted)
+            register(state, report.source, report.positions, accepted[0])
+            return state
     schema = contract_schema()
     data = _normalized(_within_bounds(data, schema, report), schema)
     for error in _validator().iter_errors(data):
