@@ -221,14 +221,21 @@ _OFFSET: Final = re.compile(r"[+-]([0-9]{2}):([0-9]{2})$")
 
 
 @cache
-def _date_time_pattern() -> str:
+def _date_time_form() -> tuple[re.Pattern[str], bool]:
+    """The schema's pattern of date-times, compiled, and whether it is anchored at the end."""
     pattern: str = resolve(contract_schema()["$defs"]["date_time"])["pattern"]
-    return pattern
+    return re.compile(pattern), pattern.endswith("$")
+
+
+def _written_as_date_time(text: str) -> bool:
+    """:func:`_pattern_matches` with the date-time pattern, compiled once."""
+    form, anchored = _date_time_form()
+    match = form.search(text)
+    return match is not None and (not anchored or match.end() == len(text))
 
 
 def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
     """(the instant in UTC or None, what is wrong, the check's name)."""
-    pattern = _date_time_pattern()
     # Python reads more than 6 fractional digits by cutting them (moving the instant: a dose a
     # fraction of a microsecond after the assessment would be read as at it), and offsets such as
     # +00:60 as another offset: both are refused before Python reads the text.
@@ -255,7 +262,7 @@ def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
         if ":" not in text:
             return None, "which has no time of day and no UTC offset", "input.date-time-offset"
         return None, "which has no UTC offset, so the instant is ambiguous", "input.date-time-offset"
-    if not _pattern_matches(pattern, text):
+    if not _written_as_date_time(text):
         return (
             None,
             "which is not written YYYY-MM-DDThh:mm[:ss[.ffffff]] followed by Z or +hh:mm",
@@ -441,7 +448,12 @@ def _plain_copy(data: Any, plan: _Plan, path: Path_, times: list[tuple[Path_, st
             sub = properties.get(key) if type(key) is str else None
             if sub is None:
                 raise _NotPlain
-            copied[key] = _plain_copy(value, sub, (*path, key), times)
+            kind = type(value)  # the common leaves here, the rest below
+            if (kind is bool or kind is int or value is None
+                    or (kind is str and not sub.date_time and "\n" not in value and "\r" not in value)):
+                copied[key] = value
+            else:
+                copied[key] = _plain_copy(value, sub, (*path, key), times)
         return copied
     if isinstance(data, list):
         items = plan.items

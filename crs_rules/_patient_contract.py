@@ -18,7 +18,7 @@ import dataclasses
 import weakref
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from fractions import Fraction
+from decimal import Decimal
 from functools import cache
 from typing import Any, Final
 
@@ -48,6 +48,13 @@ _SCALARS: Final = tuple(f for f in FIELDS if f.attribute is not None and f.type 
                                                                                      "boolean", "choice"))
 # The fields kept by path: every field of the table without an attribute of its own.
 _BY_PATH: Final = tuple(f for f in FIELDS if f.by_path)
+# How build_state reads them, worked out once: (attribute, keys) of the date-times, of the numbers
+# and of the values read as given; (path, keys, field) of the fields kept by path.
+_TIMES: Final = tuple((f.attribute, f.keys) for f in _SCALARS if f.attribute is not None and f.type == "date-time")
+_NUMBERS: Final = tuple((f.attribute, f.keys) for f in _SCALARS if f.attribute is not None and f.type == "number")
+_AS_GIVEN: Final = tuple((f.attribute, f.keys) for f in _SCALARS
+                         if f.attribute is not None and f.type not in ("date-time", "number"))
+_KEPT: Final = tuple((f.path, f.keys, f) for f in _BY_PATH)
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,8 +182,13 @@ def patient_schema() -> dict[str, Any]:
 
 
 def _fahrenheit_to_celsius(value: float) -> float:
-    """Exact conversion: the decimal the caller wrote, (F - 32) × 5/9, rounded once."""
-    return float((Fraction(str(value)) - 32) * 5 / 9)
+    """Exact conversion: the decimal the caller wrote, (F - 32) × 5/9, rounded once.
+
+    With ``str(value)`` = n/d exactly, (n/d - 32) × 5/9 = 5(n - 32d) / 9d, and the division of two
+    ints is rounded once to the nearest float (as ``float(Fraction)`` does, whose arithmetic in
+    Python costs several times more)."""
+    numerator, denominator = Decimal(str(value)).as_integer_ratio()
+    return 5 * (numerator - 32 * denominator) / (9 * denominator)
 
 
 def _lookup(data: Any, keys: tuple[str, ...]) -> Any:
@@ -190,13 +202,13 @@ def _lookup(data: Any, keys: tuple[str, ...]) -> Any:
 
 def build_state(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> PatientState:
     values: dict[str, Any] = {}
-    for each in _SCALARS:
-        assert each.attribute is not None
-        if each.type == "date-time":
-            values[each.attribute] = instants.get(each.keys)
-        else:
-            value = _lookup(data, each.keys)
-            values[each.attribute] = float(value) if each.type == "number" and value is not None else value
+    for attribute, keys in _TIMES:
+        values[attribute] = instants.get(keys)
+    for attribute, keys in _NUMBERS:
+        value = _lookup(data, keys)
+        values[attribute] = None if value is None else float(value)
+    for attribute, keys in _AS_GIVEN:
+        values[attribute] = _lookup(data, keys)
     vitals = _lookup(data, ("vitals",)) or {}
     if "temperature_f" in vitals:
         values["temperature_c"] = _fahrenheit_to_celsius(vitals["temperature_f"])
@@ -217,10 +229,10 @@ def build_state(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> Pat
     ) if "medications" in data else None
     values["proposed_orders"] = tuple(sorted({order["drug"] for order in data.get("proposed_orders", [])}))
     inputs = {}
-    for each in _BY_PATH:
-        value = instants.get(each.keys) if each.type == "date-time" else _lookup(data, each.keys)
+    for path, keys, each in _KEPT:
+        value = instants.get(keys) if each.type == "date-time" else _lookup(data, keys)
         if value is not None:
-            inputs[each.path] = _read(each, value)
+            inputs[path] = _read(each, value)
     values["inputs"] = FieldValues(inputs)
     return PatientState(**values)
 
@@ -293,17 +305,6 @@ def state_input(state: PatientState) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-# The states this module built from input it accepted, by identity: evaluate() checks any other
-# PatientState again (state_input, then the checks). A state is frozen, so one built here stays
-# valid; a copy changed with dataclasses.replace is another object, and is checked.
-_accepted: Final[weakref.WeakValueDictionary[int, PatientState]] = weakref.WeakValueDictionary()
-
-
-def accepted(state: PatientState) -> bool:
-    """Whether ``state`` is a state this module built from input that passed every check."""
-    return _accepted.get(id(state)) is state
-
-
 @dataclasses.dataclass(frozen=True)
 class _Origin:
     """Where an accepted state was read from: the source's name, its document (for positions)
@@ -314,16 +315,31 @@ class _Origin:
     data: Any
 
 
-_origins: Final[dict[int, _Origin]] = {}
+# The states this module built from input it accepted, by identity, each with where it was read
+# from: evaluate() checks any other PatientState again (state_input, then the checks). A state is
+# frozen, so one built here stays valid; a copy changed with dataclasses.replace is another object,
+# and is checked. An entry goes when its state does (the weak reference's callback).
+_registry: Final[dict[int, tuple[weakref.KeyedRef[int, PatientState], _Origin]]] = {}
+
+
+def _forget(reference: weakref.KeyedRef[int, PatientState]) -> None:
+    entry = _registry.get(reference.key)
+    if entry is not None and entry[0] is reference:
+        del _registry[reference.key]
+
+
+def accepted(state: PatientState) -> bool:
+    """Whether ``state`` is a state this module built from input that passed every check."""
+    entry = _registry.get(id(state))
+    return entry is not None and entry[0]() is state
 
 
 def register(state: PatientState, source: str, positions: LoadedDocument | None, data: Any) -> None:
     """Record ``state`` as built from ``data`` (read from ``source``) after every check passed."""
-    _accepted[id(state)] = state
-    _origins[id(state)] = _Origin(source, positions, data)
-    weakref.finalize(state, _origins.pop, id(state), None)
+    _registry[id(state)] = (weakref.KeyedRef(state, _forget, id(state)), _Origin(source, positions, data))
 
 
 def origin_of(state: PatientState) -> _Origin | None:
     """Where an accepted state was read from; None for any other state."""
-    return _origins.get(id(state)) if accepted(state) else None
+    entry = _registry.get(id(state))
+    return entry[1] if entry is not None and entry[0]() is state else None
