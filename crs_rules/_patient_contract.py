@@ -29,7 +29,7 @@ from .loading import LoadedDocument
 
 __all__ = [
     "Medication", "PatientState", "FieldValues", "Path_", "SCHEMA_PATH", "MAX_LIST_ITEMS", "contract_schema", "patient_schema",
-    "build_state", "state_input", "accepted", "register", "origin_of",
+    "build_state", "state_input", "accepted", "register", "origin_of", "new_state", "replaced",
 ]
 
 Path_ = tuple[str | int, ...]
@@ -51,9 +51,19 @@ _BY_PATH: Final = tuple(f for f in FIELDS if f.by_path)
 # How build_state reads them, worked out once: (attribute, keys) of the date-times, of the numbers
 # and of the values read as given; (path, keys, field) of the fields kept by path.
 _TIMES: Final = tuple((f.attribute, f.keys) for f in _SCALARS if f.attribute is not None and f.type == "date-time")
-_NUMBERS: Final = tuple((f.attribute, f.keys) for f in _SCALARS if f.attribute is not None and f.type == "number")
-_AS_GIVEN: Final = tuple((f.attribute, f.keys) for f in _SCALARS
-                         if f.attribute is not None and f.type not in ("date-time", "number"))
+
+
+def _by_mapping(fields: tuple[Field, ...]) -> tuple[tuple[tuple[str, ...], tuple[tuple[str, str, bool], ...]], ...]:
+    """The fields read from the input's mappings, by the keys of the mapping that holds them:
+    (attribute, key, whether it is read as a number)."""
+    reads: dict[tuple[str, ...], list[tuple[str, str, bool]]] = {}
+    for each in fields:
+        if each.attribute is not None and each.type != "date-time":
+            reads.setdefault(each.keys[:-1], []).append((each.attribute, each.keys[-1], each.type == "number"))
+    return tuple((mapping, tuple(found)) for mapping, found in reads.items())
+
+
+_READS: Final = _by_mapping(_SCALARS)
 _KEPT: Final = tuple((f.path, f.keys, f) for f in _BY_PATH)
 
 
@@ -148,6 +158,35 @@ class PatientState:
         return self.inputs.get(path)
 
 
+_FIELD_NAMES: Final = frozenset(f.name for f in dataclasses.fields(PatientState))
+# A frozen dataclass's __init__ sets each field with a call of object.__setattr__; a state whose
+# every field is given is the same object made at once, as long as __init__ does nothing else.
+_AT_ONCE: Final = (all(f.init for f in dataclasses.fields(PatientState))
+                   and not hasattr(PatientState, "__post_init__") and "__slots__" not in vars(PatientState))
+
+
+def _at_once(values: dict[str, Any]) -> PatientState:
+    state: PatientState = object.__new__(PatientState)
+    vars(state).update(values)
+    return state
+
+
+def new_state(values: dict[str, Any]) -> PatientState:
+    """``PatientState(**values)``, made at once when ``values`` gives every field (else through
+    ``__init__``, which names what is missing or unknown)."""
+    if _AT_ONCE and values.keys() == _FIELD_NAMES:
+        return _at_once(values)
+    return PatientState(**values)
+
+
+def replaced(state: PatientState, **changes: Any) -> PatientState:
+    """``dataclasses.replace(state, **changes)``, made at once for a :class:`PatientState` itself."""
+    values = {**vars(state), **changes}
+    if _AT_ONCE and type(state) is PatientState and values.keys() == _FIELD_NAMES:
+        return _at_once(values)
+    return dataclasses.replace(state, **changes)
+
+
 # --------------------------------------------------------------------------------------------
 # The schema
 # --------------------------------------------------------------------------------------------
@@ -204,11 +243,11 @@ def build_state(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> Pat
     values: dict[str, Any] = {}
     for attribute, keys in _TIMES:
         values[attribute] = instants.get(keys)
-    for attribute, keys in _NUMBERS:
-        value = _lookup(data, keys)
-        values[attribute] = None if value is None else float(value)
-    for attribute, keys in _AS_GIVEN:
-        values[attribute] = _lookup(data, keys)
+    for mapping_keys, reads in _READS:
+        mapping = _lookup(data, mapping_keys)
+        for attribute, key, number in reads:
+            value = mapping.get(key) if isinstance(mapping, dict) else None
+            values[attribute] = float(value) if number and value is not None else value
     vitals = _lookup(data, ("vitals",)) or {}
     if "temperature_f" in vitals:
         values["temperature_c"] = _fahrenheit_to_celsius(vitals["temperature_f"])
@@ -234,7 +273,7 @@ def build_state(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> Pat
         if value is not None:
             inputs[path] = _read(each, value)
     values["inputs"] = FieldValues(inputs)
-    return PatientState(**values)
+    return new_state(values)
 
 
 def _read(entry: Field, value: Any) -> Any:

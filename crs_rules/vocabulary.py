@@ -13,10 +13,10 @@ This module knows no drug name: every name comes from the pack.
 
 from __future__ import annotations
 
-import dataclasses
 from functools import lru_cache
 from typing import Iterator
 
+from ._patient_contract import replaced
 from .errors import InvalidInputError, Problem
 from .model import Protocol, Source
 from .patient import Medication, PatientState, input_problem
@@ -92,7 +92,7 @@ def normalise(patient: PatientState, protocol: Protocol) -> PatientState:
             key=lambda m: (m.given_at, m.drug, m.dose_mg or 0.0)))
     vasopressors = (None if patient.vasopressors is None
                     else tuple(sorted({_canonical(protocol, n) for n in patient.vasopressors})))
-    return dataclasses.replace(
+    return replaced(
         patient, medications=medications, vasopressors=vasopressors,
         proposed_orders=tuple(sorted({_canonical(protocol, n) for n in patient.proposed_orders})),
     )
