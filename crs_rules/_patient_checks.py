@@ -183,21 +183,45 @@ def _validator() -> Validator:
 # --------------------------------------------------------------------------------------------
 
 
-def _fields(data: Any, node: Mapping[str, Any], path: Path_ = ()) -> Iterator[tuple[Path_, Any, dict[str, Any]]]:
+class _Plan:
+    """One node of the contract's schema, read once for the walks of the input: the node as
+    written, the node with its ``$ref`` merged in (:func:`resolve`), whether it is a date-time (its
+    own ``$ref``), and, from the merged node, its fields, its items and the bound of its list."""
+
+    __slots__ = ("node", "merged", "date_time", "properties", "items", "max_items")
+
+    def __init__(self, node: Mapping[str, Any]) -> None:
+        self.node = node
+        self.date_time = isinstance(node, Mapping) and node.get("$ref") == DATE_TIME_REF
+        self.merged = merged = resolve(node)
+        properties = merged.get("properties")
+        self.properties: dict[str, _Plan] | None = (
+            {key: _Plan(sub) for key, sub in properties.items()} if isinstance(properties, Mapping) else None)
+        self.items: _Plan | None = _Plan(merged["items"]) if "items" in merged else None
+        bound = merged.get("maxItems")
+        self.max_items: int | None = bound if isinstance(bound, int) else None
+
+
+@cache
+def _plan() -> _Plan:
+    return _Plan(contract_schema())
+
+
+def _fields(data: Any, plan: _Plan, path: Path_ = ()) -> Iterator[tuple[Path_, Any, Mapping[str, Any]]]:
     """Every field of ``data`` the schema knows: (path, value, the field's local schema node)."""
-    node = resolve(node)
     if isinstance(data, dict):
-        for key, sub in node.get("properties", {}).items():
+        for key, sub in (plan.properties or {}).items():
             if key in data:
-                yield (*path, key), data[key], sub
+                yield (*path, key), data[key], sub.node
                 yield from _fields(data[key], sub, (*path, key))
-    elif isinstance(data, list) and "items" in node:
+    elif isinstance(data, list) and plan.items is not None:
+        items = plan.items
         for index, item in enumerate(data):
-            yield (*path, index), item, node["items"]
-            yield from _fields(item, node["items"], (*path, index))
+            yield (*path, index), item, items.node
+            yield from _fields(item, items, (*path, index))
 
 
-def _normalized(data: Any, node: Mapping[str, Any]) -> Any:
+def _normalized(data: Any, plan: _Plan) -> Any:
     """``data`` with datetime objects at date-time fields written as ISO 8601 text.
 
     Callers in Python may pass datetime objects, and so does data read by ``yaml.safe_load`` from
@@ -205,14 +229,14 @@ def _normalized(data: Any, node: Mapping[str, Any]) -> Any:
     them back as text sends them through the same checks as a string (a naive datetime gets "no
     UTC offset"). Only the containers on the way are copied.
     """
-    if isinstance(node, Mapping) and node.get("$ref") == DATE_TIME_REF and isinstance(data, datetime):
+    if plan.date_time and isinstance(data, datetime):
         return data.isoformat()
-    node = resolve(node)
-    if isinstance(data, dict) and "properties" in node:
-        properties = node["properties"]
+    properties = plan.properties
+    if isinstance(data, dict) and properties is not None:
         return {k: _normalized(v, properties[k]) if k in properties else v for k, v in data.items()}
-    if isinstance(data, list) and "items" in node:
-        return [_normalized(item, node["items"]) for item in data]
+    items = plan.items
+    if isinstance(data, list) and items is not None:
+        return [_normalized(item, items) for item in data]
     return data
 
 
@@ -276,7 +300,7 @@ def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
 
 def _check_date_times(data: Any, report: Report) -> dict[Path_, datetime]:
     instants: dict[Path_, datetime] = {}
-    for path, value, node in _fields(data, contract_schema()):
+    for path, value, node in _fields(data, _plan()):
         if node.get("$ref") != DATE_TIME_REF or not isinstance(value, str):
             continue
         instant, wrong, check = _parse_date_time(value)
@@ -372,56 +396,33 @@ def _check_vitals(vitals: Any, report: Report) -> None:
 
 
 def _check_numbers(data: Any, report: Report) -> None:
-    for path, value, node in _fields(data, contract_schema()):
+    for path, value, node in _fields(data, _plan()):
         if isinstance(value, float) and math.isnan(value):
             report.add(path, "is NaN (not a number)", expected_words(resolve(node)), "input.not-a-number")
 
 
-def _within_bounds(data: Any, node: Mapping[str, Any], report: Report, path: Path_ = ()) -> Any:
+def _within_bounds(data: Any, plan: _Plan, report: Report, path: Path_ = ()) -> Any:
     """``data`` with every list longer than its ``maxItems`` reported once and cut to its bound, so
     that the other checks look at a bounded number of items (only the containers on the way are
     copied). Runs before the schema, whose ``maxItems`` then never fires."""
-    node = resolve(node)
-    if isinstance(data, dict) and "properties" in node:
-        properties = node["properties"]
+    properties = plan.properties
+    if isinstance(data, dict) and properties is not None:
         return {k: _within_bounds(v, properties[k], report, (*path, k)) if k in properties else v
                 for k, v in data.items()}
-    if isinstance(data, list) and "items" in node:
-        bound = node.get("maxItems")
-        if isinstance(bound, int) and len(data) > bound:
-            report.add(path, f"is a list of {len(data)} items", f"{expected_words(node)}, at most {bound} items",
+    items = plan.items
+    if isinstance(data, list) and items is not None:
+        bound = plan.max_items
+        if bound is not None and len(data) > bound:
+            report.add(path, f"is a list of {len(data)} items", f"{expected_words(plan.merged)}, at most {bound} items",
                        "input.too-many-items")
             data = data[:bound]
-        return [_within_bounds(item, node["items"], report, (*path, index)) for index, item in enumerate(data)]
+        return [_within_bounds(item, items, report, (*path, index)) for index, item in enumerate(data)]
     return data
 
 
 # --------------------------------------------------------------------------------------------
 # The accept path: valid plain input in one walk, checked at compiled speed
 # --------------------------------------------------------------------------------------------
-
-
-class _Plan:
-    """One node of the contract's schema, read once for the walk of :func:`_plain_copy`: whether
-    it is a date-time (its own ``$ref``), and, with its ``$ref`` merged in, its fields, its items
-    and the bound of its list."""
-
-    __slots__ = ("date_time", "properties", "items", "max_items")
-
-    def __init__(self, node: Mapping[str, Any]) -> None:
-        self.date_time = isinstance(node, Mapping) and node.get("$ref") == DATE_TIME_REF
-        merged = resolve(node)
-        properties = merged.get("properties")
-        self.properties: dict[str, _Plan] | None = (
-            {key: _Plan(sub) for key, sub in properties.items()} if isinstance(properties, Mapping) else None)
-        self.items: _Plan | None = _Plan(merged["items"]) if "items" in merged else None
-        bound = merged.get("maxItems")
-        self.max_items: int | None = bound if isinstance(bound, int) else None
-
-
-@cache
-def _plan() -> _Plan:
-    return _Plan(contract_schema())
 
 
 class _NotPlain(Exception):
@@ -507,15 +508,21 @@ def _accept(data: Any, source: str) -> tuple[Any, dict[Path_, datetime]] | None:
 
 
 def collect(data: Any, report: Report) -> PatientState | None:
-    """Run every check; the state only when nothing is wrong."""
+    """Run every check; the state only when nothing is wrong. Valid plain input takes the accept
+    path (:func:`_accept`); anything else, and any input with a problem, goes through every check,
+    one by one (:func:`_every_check`), for their words."""
     if not report.problems:
         accepted = _accept(data, report.source)
         if accepted is not None:
             state = build_state(*accepted)
             register(state, report.source, report.positions, accepted[0])
             return state
-    schema = contract_schema()
-    data = _normalized(_within_bounds(data, schema, report), schema)
+    return _every_check(data, report)
+
+
+def _every_check(data: Any, report: Report) -> PatientState | None:
+    plan = _plan()
+    data = _normalized(_within_bounds(data, plan, report), plan)
     for error in _validator().iter_errors(data):
         translate(error, report)
     instants = _check_date_times(data, report)
