@@ -425,6 +425,9 @@ def _within_bounds(data: Any, plan: _Plan, report: Report, path: Path_ = ()) -> 
 # --------------------------------------------------------------------------------------------
 
 
+_isfinite: Final = math.isfinite
+
+
 class _NotPlain(Exception):
     """The input is not one the accept path takes: it goes through every check instead."""
 
@@ -449,9 +452,12 @@ def _plain_copy(data: Any, plan: _Plan, path: Path_, times: list[tuple[Path_, st
             sub = properties.get(key) if type(key) is str else None
             if sub is None:
                 raise _NotPlain
-            kind = type(value)  # the common leaves here, the rest below
-            if (kind is bool or kind is int or value is None
-                    or (kind is str and not sub.date_time and "\n" not in value and "\r" not in value)):
+            kind = type(value)  # the plain leaves here, as below; anything else by the call below
+            if kind is str and "\n" not in value and "\r" not in value:
+                if sub.date_time:
+                    times.append(((*path, key), value))
+                copied[key] = value
+            elif kind is bool or kind is int or value is None or (kind is float and _isfinite(value)):
                 copied[key] = value
             else:
                 copied[key] = _plain_copy(value, sub, (*path, key), times)
@@ -460,6 +466,9 @@ def _plain_copy(data: Any, plan: _Plan, path: Path_, times: list[tuple[Path_, st
         items = plan.items
         if items is None or (plan.max_items is not None and len(data) > plan.max_items):
             raise _NotPlain
+        if not items.date_time and all(type(item) is str and "\n" not in item and "\r" not in item
+                                       for item in data):
+            return list(data)  # a list of names or choices
         return [_plain_copy(item, items, (*path, index), times) for index, item in enumerate(data)]
     kind = type(data)
     if kind is str:
