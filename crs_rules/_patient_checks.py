@@ -9,7 +9,11 @@
   hypotension only with ``hypotension: true``; no oxygen flow on room air; no NaN; lists within
   their bounds.
 
-:func:`collect` runs them all and builds the state only when nothing is wrong.
+:func:`collect` runs them all and builds the state only when nothing is wrong. Valid plain input
+(what JSON and YAML readers give, date-times also as ``datetime`` objects) takes the accept path:
+one walk copies it along a plan of the schema read once per process, the compiled schema check of
+:mod:`crs_rules.schema_check` runs on the copy, then the checks above. Anything it does not take,
+and every input with a problem, goes through every check one by one, which word the problems.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from jsonschema import Draft202012Validator
 
@@ -48,8 +48,8 @@ _SCALARS: Final = tuple(f for f in FIELDS if f.attribute is not None and f.type 
                                                                                      "boolean", "choice"))
 # The fields kept by path: every field of the table without an attribute of its own.
 _BY_PATH: Final = tuple(f for f in FIELDS if f.by_path)
-# How build_state reads them, worked out once: (attribute, keys) of the date-times, of the numbers
-# and of the values read as given; (path, keys, field) of the fields kept by path.
+# How build_state reads them, worked out once: (attribute, keys) of the date-times; the other
+# fields by the mapping holding them (_by_mapping); (path, keys, field) of the fields kept by path.
 _TIMES: Final = tuple((f.attribute, f.keys) for f in _SCALARS if f.attribute is not None and f.type == "date-time")
 
 
@@ -344,8 +344,7 @@ def state_input(state: PatientState) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Origin:
+class _Origin(NamedTuple):
     """Where an accepted state was read from: the source's name, its document (for positions)
     and the data as checked (lists in the order written)."""
 
