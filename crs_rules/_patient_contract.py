@@ -360,10 +360,12 @@ class _Origin(NamedTuple):
 _registry: Final[dict[int, tuple[weakref.KeyedRef[int, PatientState], _Origin]]] = {}
 
 
-def _forget(reference: weakref.KeyedRef[int, PatientState]) -> None:
-    entry = _registry.get(reference.key)
+def _forget(reference: weakref.KeyedRef[int, PatientState],
+            registry: dict[int, tuple[weakref.KeyedRef[int, PatientState], _Origin]] = _registry) -> None:
+    # The registry is bound here, not looked up: this may run while the interpreter shuts down.
+    entry = registry.get(reference.key)
     if entry is not None and entry[0] is reference:
-        del _registry[reference.key]
+        del registry[reference.key]
 
 
 def accepted(state: PatientState) -> bool:

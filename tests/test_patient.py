@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import io
 import json
 import sys
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from crs_rules._patient_contract import _fahrenheit_to_celsius, new_state, replaced
+from crs_rules._patient_contract import _fahrenheit_to_celsius, _registry, accepted, new_state, origin_of, replaced
 from crs_rules.errors import InvalidInputError, Problem
 from crs_rules.patient import (
     SCHEMA_PATH,
@@ -894,3 +895,17 @@ def test_a_state_missing_a_field_or_with_an_unknown_one_is_refused_as_init_refus
         new_state(values)
     with pytest.raises(TypeError, match="weight"):
         replaced(parse_patient(EXAMPLE), weight=70.0)
+
+
+def test_an_accepted_state_is_known_as_accepted_until_it_is_gone_and_no_copy_of_it_is() -> None:
+    gc.collect()
+    before = len(_registry)
+    states = [parse_patient(EXAMPLE, f"patient-{index}.json") for index in range(100)]
+    assert all(accepted(state) for state in states) and len(_registry) == before + 100
+    origin = origin_of(states[7])
+    assert origin is not None and origin.source == "patient-7.json" and origin.data == EXAMPLE
+    copy_ = dataclasses.replace(states[7])
+    assert copy_ == states[7] and not accepted(copy_) and origin_of(copy_) is None
+    del states, copy_
+    gc.collect()
+    assert len(_registry) == before
