@@ -98,20 +98,32 @@ def _local_target(root: Mapping[str, Any], ref: str) -> Any:
     return node if isinstance(node, Mapping) else None
 
 
-def _inline_refs(node: Any, root: Mapping[str, Any], following: tuple[str, ...] = ()) -> Any:
+#: The most schema nodes references are replaced into (a chain of definitions each using the next
+#: twice would grow without bound); past it the schema is compiled with its references.
+MAX_INLINED_NODES = 20_000
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _inline_refs(node: Any, root: Mapping[str, Any], budget: list[int], following: tuple[str, ...] = ()) -> Any:
     """The draft-7 schema ``node`` with every local ``$ref`` (beside annotations only: any other
     sibling was moved into an ``allOf`` by :func:`_as_draft7`) replaced by its target; a reference
-    back into the chain being replaced is kept."""
+    back into the chain being replaced is kept. Raises :class:`_TooLarge` past ``budget`` nodes."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
     if isinstance(node, list):
-        return [_inline_refs(item, root, following) for item in node]
+        return [_inline_refs(item, root, budget, following) for item in node]
     if not isinstance(node, Mapping):
         return node
     ref = node.get("$ref")
     if isinstance(ref, str) and set(node) <= {"$ref", "title", "description"} and ref not in following:
         target = _local_target(root, ref)
         if target is not None:
-            return _inline_refs(target, root, (*following, ref))
-    return {key: value if key in _NOT_SCHEMAS else _inline_refs(value, root, following)
+            return _inline_refs(target, root, budget, (*following, ref))
+    return {key: value if key in _NOT_SCHEMAS else _inline_refs(value, root, budget, following)
             for key, value in node.items()}
 
 
@@ -121,7 +133,10 @@ def _compilable(schema: Mapping[str, Any]) -> dict[str, Any]:
     converted: dict[str, Any] = _as_draft7(dict(schema))
     if _has_nested_id(converted):
         return converted  # a nested $id changes what a reference below it means: kept as written
-    inlined: dict[str, Any] = _inline_refs(converted, converted)
+    try:
+        inlined: dict[str, Any] = _inline_refs(converted, converted, [MAX_INLINED_NODES])
+    except _TooLarge:
+        return converted
     return inlined
 
 

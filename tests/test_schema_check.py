@@ -199,3 +199,22 @@ def test_a_recursive_reference_is_compiled_as_a_reference() -> None:
     assert accepts({"below": {"below": {"leaf": 5}}})
     assert not accepts({"below": {"below": {"leaf": 6}}})
     assert not accepts({"below": {"below": {"other": 1}}})
+
+
+def test_references_that_would_grow_without_bound_are_compiled_as_references() -> None:
+    # Each definition uses the next twice: replaced in place, 2 ** 30 copies of the last.
+    defs: dict[str, Any] = {f"d{i}": {"type": "object", "properties": {"a": {"$ref": f"#/$defs/d{i + 1}"},
+                                                                      "b": {"$ref": f"#/$defs/d{i + 1}"}}}
+                            for i in range(30)}
+    defs["d30"] = {"type": "number", "maximum": 5}
+    schema = {"$defs": defs, "properties": {"x": {"$ref": "#/$defs/d0"}}}
+    assert "$ref" in repr(_compilable(schema)["properties"])
+    accepts = compile_acceptor(schema)
+    def chain(last: Any) -> Any:  # 30 mappings down to d30
+        for _ in range(30):
+            last = {"a": last}
+        return last
+
+    assert accepts({"x": chain(5)})
+    assert not accepts({"x": chain(6)})
+    assert not accepts({"x": {"b": {"a": 5}}})  # d2 is a mapping
