@@ -9,7 +9,11 @@
   hypotension only with ``hypotension: true``; no oxygen flow on room air; no NaN; lists within
   their bounds.
 
-:func:`collect` runs them all and builds the state only when nothing is wrong.
+:func:`collect` runs them all and builds the state only when nothing is wrong. Valid plain input
+(what JSON and YAML readers give, date-times also as ``datetime`` objects) takes the accept path:
+one walk copies it along a plan of the schema read once per process, the compiled schema check of
+:mod:`crs_rules.schema_check` runs on the copy, then the checks above. Anything it does not take,
+and every input with a problem, goes through every check one by one, which word the problems.
 """
 
 from __future__ import annotations
@@ -183,21 +187,45 @@ def _validator() -> Validator:
 # --------------------------------------------------------------------------------------------
 
 
-def _fields(data: Any, node: Mapping[str, Any], path: Path_ = ()) -> Iterator[tuple[Path_, Any, dict[str, Any]]]:
+class _Plan:
+    """One node of the contract's schema, read once for the walks of the input: the node as
+    written, the node with its ``$ref`` merged in (:func:`resolve`), whether it is a date-time (its
+    own ``$ref``), and, from the merged node, its fields, its items and the bound of its list."""
+
+    __slots__ = ("node", "merged", "date_time", "properties", "items", "max_items")
+
+    def __init__(self, node: Mapping[str, Any]) -> None:
+        self.node = node
+        self.date_time = isinstance(node, Mapping) and node.get("$ref") == DATE_TIME_REF
+        self.merged = merged = resolve(node)
+        properties = merged.get("properties")
+        self.properties: dict[str, _Plan] | None = (
+            {key: _Plan(sub) for key, sub in properties.items()} if isinstance(properties, Mapping) else None)
+        self.items: _Plan | None = _Plan(merged["items"]) if "items" in merged else None
+        bound = merged.get("maxItems")
+        self.max_items: int | None = bound if isinstance(bound, int) else None
+
+
+@cache
+def _plan() -> _Plan:
+    return _Plan(contract_schema())
+
+
+def _fields(data: Any, plan: _Plan, path: Path_ = ()) -> Iterator[tuple[Path_, Any, Mapping[str, Any]]]:
     """Every field of ``data`` the schema knows: (path, value, the field's local schema node)."""
-    node = resolve(node)
     if isinstance(data, dict):
-        for key, sub in node.get("properties", {}).items():
+        for key, sub in (plan.properties or {}).items():
             if key in data:
-                yield (*path, key), data[key], sub
+                yield (*path, key), data[key], sub.node
                 yield from _fields(data[key], sub, (*path, key))
-    elif isinstance(data, list) and "items" in node:
+    elif isinstance(data, list) and plan.items is not None:
+        items = plan.items
         for index, item in enumerate(data):
-            yield (*path, index), item, node["items"]
-            yield from _fields(item, node["items"], (*path, index))
+            yield (*path, index), item, items.node
+            yield from _fields(item, items, (*path, index))
 
 
-def _normalized(data: Any, node: Mapping[str, Any]) -> Any:
+def _normalized(data: Any, plan: _Plan) -> Any:
     """``data`` with datetime objects at date-time fields written as ISO 8601 text.
 
     Callers in Python may pass datetime objects, and so does data read by ``yaml.safe_load`` from
@@ -205,14 +233,14 @@ def _normalized(data: Any, node: Mapping[str, Any]) -> Any:
     them back as text sends them through the same checks as a string (a naive datetime gets "no
     UTC offset"). Only the containers on the way are copied.
     """
-    if isinstance(node, Mapping) and node.get("$ref") == DATE_TIME_REF and isinstance(data, datetime):
+    if plan.date_time and isinstance(data, datetime):
         return data.isoformat()
-    node = resolve(node)
-    if isinstance(data, dict) and "properties" in node:
-        properties = node["properties"]
+    properties = plan.properties
+    if isinstance(data, dict) and properties is not None:
         return {k: _normalized(v, properties[k]) if k in properties else v for k, v in data.items()}
-    if isinstance(data, list) and "items" in node:
-        return [_normalized(item, node["items"]) for item in data]
+    items = plan.items
+    if isinstance(data, list) and items is not None:
+        return [_normalized(item, items) for item in data]
     return data
 
 
@@ -220,9 +248,22 @@ _FRACTION: Final = re.compile(r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}[.]([0-9]+)")
 _OFFSET: Final = re.compile(r"[+-]([0-9]{2}):([0-9]{2})$")
 
 
+@cache
+def _date_time_form() -> tuple[re.Pattern[str], bool]:
+    """The schema's pattern of date-times, compiled, and whether it is anchored at the end."""
+    pattern: str = resolve(contract_schema()["$defs"]["date_time"])["pattern"]
+    return re.compile(pattern), pattern.endswith("$")
+
+
+def _written_as_date_time(text: str) -> bool:
+    """:func:`_pattern_matches` with the date-time pattern, compiled once."""
+    form, anchored = _date_time_form()
+    match = form.search(text)
+    return match is not None and (not anchored or match.end() == len(text))
+
+
 def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
     """(the instant in UTC or None, what is wrong, the check's name)."""
-    pattern = resolve(contract_schema()["$defs"]["date_time"])["pattern"]
     # Python reads more than 6 fractional digits by cutting them (moving the instant: a dose a
     # fraction of a microsecond after the assessment would be read as at it), and offsets such as
     # +00:60 as another offset: both are refused before Python reads the text.
@@ -249,7 +290,7 @@ def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
         if ":" not in text:
             return None, "which has no time of day and no UTC offset", "input.date-time-offset"
         return None, "which has no UTC offset, so the instant is ambiguous", "input.date-time-offset"
-    if not _pattern_matches(pattern, text):
+    if not _written_as_date_time(text):
         return (
             None,
             "which is not written YYYY-MM-DDThh:mm[:ss[.ffffff]] followed by Z or +hh:mm",
@@ -263,7 +304,7 @@ def _parse_date_time(text: str) -> tuple[datetime | None, str, str]:
 
 def _check_date_times(data: Any, report: Report) -> dict[Path_, datetime]:
     instants: dict[Path_, datetime] = {}
-    for path, value, node in _fields(data, contract_schema()):
+    for path, value, node in _fields(data, _plan()):
         if node.get("$ref") != DATE_TIME_REF or not isinstance(value, str):
             continue
         instant, wrong, check = _parse_date_time(value)
@@ -359,34 +400,142 @@ def _check_vitals(vitals: Any, report: Report) -> None:
 
 
 def _check_numbers(data: Any, report: Report) -> None:
-    for path, value, node in _fields(data, contract_schema()):
+    for path, value, node in _fields(data, _plan()):
         if isinstance(value, float) and math.isnan(value):
             report.add(path, "is NaN (not a number)", expected_words(resolve(node)), "input.not-a-number")
 
 
-def _within_bounds(data: Any, node: Mapping[str, Any], report: Report, path: Path_ = ()) -> Any:
+def _within_bounds(data: Any, plan: _Plan, report: Report, path: Path_ = ()) -> Any:
     """``data`` with every list longer than its ``maxItems`` reported once and cut to its bound, so
     that the other checks look at a bounded number of items (only the containers on the way are
     copied). Runs before the schema, whose ``maxItems`` then never fires."""
-    node = resolve(node)
-    if isinstance(data, dict) and "properties" in node:
-        properties = node["properties"]
+    properties = plan.properties
+    if isinstance(data, dict) and properties is not None:
         return {k: _within_bounds(v, properties[k], report, (*path, k)) if k in properties else v
                 for k, v in data.items()}
-    if isinstance(data, list) and "items" in node:
-        bound = node.get("maxItems")
-        if isinstance(bound, int) and len(data) > bound:
-            report.add(path, f"is a list of {len(data)} items", f"{expected_words(node)}, at most {bound} items",
+    items = plan.items
+    if isinstance(data, list) and items is not None:
+        bound = plan.max_items
+        if bound is not None and len(data) > bound:
+            report.add(path, f"is a list of {len(data)} items", f"{expected_words(plan.merged)}, at most {bound} items",
                        "input.too-many-items")
             data = data[:bound]
-        return [_within_bounds(item, node["items"], report, (*path, index)) for index, item in enumerate(data)]
+        return [_within_bounds(item, items, report, (*path, index)) for index, item in enumerate(data)]
     return data
 
 
+# --------------------------------------------------------------------------------------------
+# The accept path: valid plain input in one walk, checked at compiled speed
+# --------------------------------------------------------------------------------------------
+
+
+_isfinite: Final = math.isfinite
+
+
+class _NotPlain(Exception):
+    """The input is not one the accept path takes: it goes through every check instead."""
+
+
+def _plain_copy(data: Any, plan: _Plan, path: Path_, times: list[tuple[Path_, str]]) -> Any:
+    """``data`` as :func:`collect`'s every-check path reads it (containers copied, datetime objects
+    at date-time fields written as ISO 8601 text), with every date-time text and its path put in
+    ``times``. Raises :class:`_NotPlain` for anything that path would treat otherwise or that the
+    compiled check may not be given: a key the schema does not know, a list over its bound, a
+    container where the schema has none, a value that is not plain JSON (:func:`plain_json`)."""
+    if plan.date_time:
+        if isinstance(data, datetime):
+            data = data.isoformat()
+        if type(data) is str:
+            times.append((path, data))
+    if isinstance(data, dict):
+        properties = plan.properties
+        if properties is None:
+            raise _NotPlain
+        copied = {}
+        for key, value in data.items():
+            sub = properties.get(key) if type(key) is str else None
+            if sub is None:
+                raise _NotPlain
+            kind = type(value)  # the plain leaves here, as below; anything else by the call below
+            if kind is str and "\n" not in value and "\r" not in value:
+                if sub.date_time:
+                    times.append(((*path, key), value))
+                copied[key] = value
+            elif kind is bool or kind is int or value is None or (kind is float and _isfinite(value)):
+                copied[key] = value
+            else:
+                copied[key] = _plain_copy(value, sub, (*path, key), times)
+        return copied
+    if isinstance(data, list):
+        items = plan.items
+        if items is None or (plan.max_items is not None and len(data) > plan.max_items):
+            raise _NotPlain
+        if not items.date_time and all(type(item) is str and "\n" not in item and "\r" not in item
+                                       for item in data):
+            return list(data)  # a list of names or choices
+        return [_plain_copy(item, items, (*path, index), times) for index, item in enumerate(data)]
+    kind = type(data)
+    if kind is str:
+        if "\n" in data or "\r" in data:
+            raise _NotPlain
+    elif kind is float:
+        if not math.isfinite(data):
+            raise _NotPlain
+    elif not (kind is bool or kind is int or data is None):
+        raise _NotPlain
+    return data
+
+
+def _accept(data: Any, source: str) -> tuple[Any, dict[Path_, datetime]] | None:
+    """The data as checked and its instants, when ``data`` is plain input that passes every check;
+    None for anything else, which then goes through every check, one by one, for their words.
+
+    Whatever this accepts, :func:`collect`'s every-check path accepts, reading it the same: the
+    same copy, the compiled schema check on plain JSON only (:mod:`crs_rules.schema_check`), and
+    the same date-time, order, and vital-sign checks; no NaN or infinity gets this far."""
+    accepts = getattr(_validator(), "accepts_plain", None)
+    if accepts is None:
+        return None
+    times: list[tuple[Path_, str]] = []
+    try:
+        checked = _plain_copy(data, _plan(), (), times)
+    except _NotPlain:
+        return None
+    if not accepts(checked):
+        return None
+    instants: dict[Path_, datetime] = {}
+    for path, text in times:
+        instant = _parse_date_time(text)[0]
+        if instant is None:
+            return None
+        instants[path] = instant
+    assessed_at = instants.get(("assessed_at",))
+    if assessed_at is not None and any(instant > assessed_at for instant in instants.values()):
+        return None
+    if isinstance(checked, dict):
+        vitals = Report(source, None)
+        _check_vitals(checked.get("vitals"), vitals)
+        if vitals.problems:
+            return None
+    return checked, instants
+
+
 def collect(data: Any, report: Report) -> PatientState | None:
-    """Run every check; the state only when nothing is wrong."""
-    schema = contract_schema()
-    data = _normalized(_within_bounds(data, schema, report), schema)
+    """Run every check; the state only when nothing is wrong. Valid plain input takes the accept
+    path (:func:`_accept`); anything else, and any input with a problem, goes through every check,
+    one by one (:func:`_every_check`), for their words."""
+    if not report.problems:
+        accepted = _accept(data, report.source)
+        if accepted is not None:
+            state = build_state(*accepted)
+            register(state, report.source, report.positions, accepted[0])
+            return state
+    return _every_check(data, report)
+
+
+def _every_check(data: Any, report: Report) -> PatientState | None:
+    plan = _plan()
+    data = _normalized(_within_bounds(data, plan, report), plan)
     for error in _validator().iter_errors(data):
         translate(error, report)
     instants = _check_date_times(data, report)

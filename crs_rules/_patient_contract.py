@@ -18,9 +18,9 @@ import dataclasses
 import weakref
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from fractions import Fraction
+from decimal import Decimal
 from functools import cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from jsonschema import Draft202012Validator
 
@@ -29,7 +29,7 @@ from .loading import LoadedDocument
 
 __all__ = [
     "Medication", "PatientState", "FieldValues", "Path_", "SCHEMA_PATH", "MAX_LIST_ITEMS", "contract_schema", "patient_schema",
-    "build_state", "state_input", "accepted", "register", "origin_of",
+    "build_state", "state_input", "accepted", "register", "origin_of", "new_state", "replaced",
 ]
 
 Path_ = tuple[str | int, ...]
@@ -48,6 +48,23 @@ _SCALARS: Final = tuple(f for f in FIELDS if f.attribute is not None and f.type 
                                                                                      "boolean", "choice"))
 # The fields kept by path: every field of the table without an attribute of its own.
 _BY_PATH: Final = tuple(f for f in FIELDS if f.by_path)
+# How build_state reads them, worked out once: (attribute, keys) of the date-times; the other
+# fields by the mapping holding them (_by_mapping); (path, keys, field) of the fields kept by path.
+_TIMES: Final = tuple((f.attribute, f.keys) for f in _SCALARS if f.attribute is not None and f.type == "date-time")
+
+
+def _by_mapping(fields: tuple[Field, ...]) -> tuple[tuple[tuple[str, ...], tuple[tuple[str, str, bool], ...]], ...]:
+    """The fields read from the input's mappings, by the keys of the mapping that holds them:
+    (attribute, key, whether it is read as a number)."""
+    reads: dict[tuple[str, ...], list[tuple[str, str, bool]]] = {}
+    for each in fields:
+        if each.attribute is not None and each.type != "date-time":
+            reads.setdefault(each.keys[:-1], []).append((each.attribute, each.keys[-1], each.type == "number"))
+    return tuple((mapping, tuple(found)) for mapping, found in reads.items())
+
+
+_READS: Final = _by_mapping(_SCALARS)
+_KEPT: Final = tuple((f.path, f.keys, f) for f in _BY_PATH)
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,6 +158,35 @@ class PatientState:
         return self.inputs.get(path)
 
 
+_FIELD_NAMES: Final = frozenset(f.name for f in dataclasses.fields(PatientState))
+# A frozen dataclass's __init__ sets each field with a call of object.__setattr__; a state whose
+# every field is given is the same object made at once, as long as __init__ does nothing else.
+_AT_ONCE: Final = (all(f.init for f in dataclasses.fields(PatientState))
+                   and not hasattr(PatientState, "__post_init__") and "__slots__" not in vars(PatientState))
+
+
+def _at_once(values: dict[str, Any]) -> PatientState:
+    state: PatientState = object.__new__(PatientState)
+    vars(state).update(values)
+    return state
+
+
+def new_state(values: dict[str, Any]) -> PatientState:
+    """``PatientState(**values)``, made at once when ``values`` gives every field (else through
+    ``__init__``, which names what is missing or unknown)."""
+    if _AT_ONCE and values.keys() == _FIELD_NAMES:
+        return _at_once(values)
+    return PatientState(**values)
+
+
+def replaced(state: PatientState, **changes: Any) -> PatientState:
+    """``dataclasses.replace(state, **changes)``, made at once for a :class:`PatientState` itself."""
+    values = {**vars(state), **changes}
+    if _AT_ONCE and type(state) is PatientState and values.keys() == _FIELD_NAMES:
+        return _at_once(values)
+    return dataclasses.replace(state, **changes)
+
+
 # --------------------------------------------------------------------------------------------
 # The schema
 # --------------------------------------------------------------------------------------------
@@ -175,8 +221,13 @@ def patient_schema() -> dict[str, Any]:
 
 
 def _fahrenheit_to_celsius(value: float) -> float:
-    """Exact conversion: the decimal the caller wrote, (F - 32) × 5/9, rounded once."""
-    return float((Fraction(str(value)) - 32) * 5 / 9)
+    """Exact conversion: the decimal the caller wrote, (F - 32) × 5/9, rounded once.
+
+    With ``str(value)`` = n/d exactly, (n/d - 32) × 5/9 = 5(n - 32d) / 9d, and the division of two
+    ints is rounded once to the nearest float (as ``float(Fraction)`` does, whose arithmetic in
+    Python costs several times more)."""
+    numerator, denominator = Decimal(str(value)).as_integer_ratio()
+    return 5 * (numerator - 32 * denominator) / (9 * denominator)
 
 
 def _lookup(data: Any, keys: tuple[str, ...]) -> Any:
@@ -190,13 +241,13 @@ def _lookup(data: Any, keys: tuple[str, ...]) -> Any:
 
 def build_state(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> PatientState:
     values: dict[str, Any] = {}
-    for each in _SCALARS:
-        assert each.attribute is not None
-        if each.type == "date-time":
-            values[each.attribute] = instants.get(each.keys)
-        else:
-            value = _lookup(data, each.keys)
-            values[each.attribute] = float(value) if each.type == "number" and value is not None else value
+    for attribute, keys in _TIMES:
+        values[attribute] = instants.get(keys)
+    for mapping_keys, reads in _READS:
+        mapping = _lookup(data, mapping_keys)
+        for attribute, key, number in reads:
+            value = mapping.get(key) if isinstance(mapping, dict) else None
+            values[attribute] = float(value) if number and value is not None else value
     vitals = _lookup(data, ("vitals",)) or {}
     if "temperature_f" in vitals:
         values["temperature_c"] = _fahrenheit_to_celsius(vitals["temperature_f"])
@@ -217,12 +268,12 @@ def build_state(data: dict[str, Any], instants: Mapping[Path_, datetime]) -> Pat
     ) if "medications" in data else None
     values["proposed_orders"] = tuple(sorted({order["drug"] for order in data.get("proposed_orders", [])}))
     inputs = {}
-    for each in _BY_PATH:
-        value = instants.get(each.keys) if each.type == "date-time" else _lookup(data, each.keys)
+    for path, keys, each in _KEPT:
+        value = instants.get(keys) if each.type == "date-time" else _lookup(data, keys)
         if value is not None:
-            inputs[each.path] = _read(each, value)
+            inputs[path] = _read(each, value)
     values["inputs"] = FieldValues(inputs)
-    return PatientState(**values)
+    return new_state(values)
 
 
 def _read(entry: Field, value: Any) -> Any:
@@ -293,19 +344,7 @@ def state_input(state: PatientState) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-# The states this module built from input it accepted, by identity: evaluate() checks any other
-# PatientState again (state_input, then the checks). A state is frozen, so one built here stays
-# valid; a copy changed with dataclasses.replace is another object, and is checked.
-_accepted: Final[weakref.WeakValueDictionary[int, PatientState]] = weakref.WeakValueDictionary()
-
-
-def accepted(state: PatientState) -> bool:
-    """Whether ``state`` is a state this module built from input that passed every check."""
-    return _accepted.get(id(state)) is state
-
-
-@dataclasses.dataclass(frozen=True)
-class _Origin:
+class _Origin(NamedTuple):
     """Where an accepted state was read from: the source's name, its document (for positions)
     and the data as checked (lists in the order written)."""
 
@@ -314,16 +353,33 @@ class _Origin:
     data: Any
 
 
-_origins: Final[dict[int, _Origin]] = {}
+# The states this module built from input it accepted, by identity, each with where it was read
+# from: evaluate() checks any other PatientState again (state_input, then the checks). A state is
+# frozen, so one built here stays valid; a copy changed with dataclasses.replace is another object,
+# and is checked. An entry goes when its state does (the weak reference's callback).
+_registry: Final[dict[int, tuple[weakref.KeyedRef[int, PatientState], _Origin]]] = {}
+
+
+def _forget(reference: weakref.KeyedRef[int, PatientState],
+            registry: dict[int, tuple[weakref.KeyedRef[int, PatientState], _Origin]] = _registry) -> None:
+    # The registry is bound here, not looked up: this may run while the interpreter shuts down.
+    entry = registry.get(reference.key)
+    if entry is not None and entry[0] is reference:
+        del registry[reference.key]
+
+
+def accepted(state: PatientState) -> bool:
+    """Whether ``state`` is a state this module built from input that passed every check."""
+    entry = _registry.get(id(state))
+    return entry is not None and entry[0]() is state
 
 
 def register(state: PatientState, source: str, positions: LoadedDocument | None, data: Any) -> None:
     """Record ``state`` as built from ``data`` (read from ``source``) after every check passed."""
-    _accepted[id(state)] = state
-    _origins[id(state)] = _Origin(source, positions, data)
-    weakref.finalize(state, _origins.pop, id(state), None)
+    _registry[id(state)] = (weakref.KeyedRef(state, _forget, id(state)), _Origin(source, positions, data))
 
 
 def origin_of(state: PatientState) -> _Origin | None:
     """Where an accepted state was read from; None for any other state."""
-    return _origins.get(id(state)) if accepted(state) else None
+    entry = _registry.get(id(state))
+    return entry[1] if entry is not None and entry[0]() is state else None

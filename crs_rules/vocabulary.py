@@ -13,10 +13,10 @@ This module knows no drug name: every name comes from the pack.
 
 from __future__ import annotations
 
-import dataclasses
 from functools import lru_cache
 from typing import Iterator
 
+from ._patient_contract import replaced
 from .errors import InvalidInputError, Problem
 from .model import Protocol, Source
 from .patient import Medication, PatientState, input_problem
@@ -60,13 +60,21 @@ def unrecognised(patient: PatientState, protocol: Protocol) -> tuple[str, ...]:
 _VASOPRESSORS = ("vitals", "vasopressors")
 
 
-def _vasopressor_problems(patient: PatientState, protocol: Protocol) -> Iterator[Problem]:
+@lru_cache(maxsize=16)
+def _vasopressor_vocabulary(protocol: Protocol) -> tuple[frozenset[str], dict[str, str | None]]:
+    """The drugs ``vitals.vasopressors`` accepts, and those it refuses with the reason."""
     list_path = ".".join(_VASOPRESSORS)
-    accepted = {m for c in protocol.drug_classes if c.vocabulary_of == list_path for m in c.members}
-    if not accepted or not patient.vasopressors:
+    accepted = frozenset(m for c in protocol.drug_classes if c.vocabulary_of == list_path for m in c.members)
+    refused = {m: c.refusal for c in protocol.drug_classes if c.refused_from == list_path for m in c.members}
+    return accepted, refused
+
+
+def _vasopressor_problems(patient: PatientState, protocol: Protocol) -> Iterator[Problem]:
+    if not patient.vasopressors:
         return
-    refused = {m: c.refusal for c in protocol.drug_classes if c.refused_from == list_path
-               for m in c.members}
+    accepted, refused = _vasopressor_vocabulary(protocol)
+    if not accepted:
+        return
     for name in patient.vasopressors:
         drug = _canonical(protocol, name)
         if drug in accepted:
@@ -85,16 +93,17 @@ def normalise(patient: PatientState, protocol: Protocol) -> PatientState:
     problems = list(_vasopressor_problems(patient, protocol))
     if problems:
         raise InvalidInputError(problems)
+    names = canonical_names(protocol)
     medications = None
     if patient.medications is not None:
         medications = tuple(sorted(
-            (Medication(_canonical(protocol, m.drug), m.given_at, m.dose_mg) for m in patient.medications),
+            (Medication(names.get(key(m.drug), m.drug), m.given_at, m.dose_mg) for m in patient.medications),
             key=lambda m: (m.given_at, m.drug, m.dose_mg or 0.0)))
     vasopressors = (None if patient.vasopressors is None
-                    else tuple(sorted({_canonical(protocol, n) for n in patient.vasopressors})))
-    return dataclasses.replace(
+                    else tuple(sorted({names.get(key(n), n) for n in patient.vasopressors})))
+    return replaced(
         patient, medications=medications, vasopressors=vasopressors,
-        proposed_orders=tuple(sorted({_canonical(protocol, n) for n in patient.proposed_orders})),
+        proposed_orders=tuple(sorted({names.get(key(n), n) for n in patient.proposed_orders})),
     )
 
 

@@ -4,10 +4,13 @@ InvalidInputError naming every bad field, echoing its value and saying what was 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import gc
 import io
 import json
 import sys
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from crs_rules._patient_contract import _fahrenheit_to_celsius, _registry, accepted, new_state, origin_of, replaced
 from crs_rules.errors import InvalidInputError, Problem
 from crs_rules.patient import (
     SCHEMA_PATH,
@@ -220,6 +224,16 @@ def fahrenheit(value: float) -> dict[str, Any]:
 
 def test_fahrenheit_100_4_is_exactly_38_celsius_the_fever_threshold() -> None:
     assert parse_patient(fahrenheit(100.4)).temperature_c == 38.0
+
+
+@given(st.floats(min_value=55.4, max_value=116.6)
+       | st.decimals(min_value="55.4", max_value="116.6", places=1).map(float)
+       | st.decimals(min_value="55.4", max_value="116.6", places=3).map(float)
+       | st.integers(min_value=56, max_value=116))
+def test_fahrenheit_is_converted_as_exact_fraction_arithmetic_would(written: float) -> None:
+    # The conversion runs in integers; it must give the float that (F - 32) x 5/9 on the exact
+    # fraction written gives, rounded once.
+    assert _fahrenheit_to_celsius(written) == float((Fraction(str(written)) - 32) * 5 / 9)
 
 
 def test_fahrenheit_100_2_is_below_38_celsius() -> None:
@@ -849,3 +863,49 @@ def test_the_example_with_any_field_replaced_by_any_value_gives_a_state_or_an_in
     if isinstance(outcome, InvalidInputError):
         # The problem is about the replaced field, inside it, or a check that reads it.
         assert any(p.path[: len(path)] == path or p.check.startswith("input.") for p in outcome.problems)
+
+
+# --------------------------------------------------------------------------------------------
+# A state made at once
+# --------------------------------------------------------------------------------------------
+
+
+class _Marked(PatientState):
+    """A caller's subclass: made and replaced through __init__, as dataclasses.replace does."""
+
+
+def test_a_state_made_at_once_is_the_state_its_fields_make() -> None:
+    state = parse_patient(EXAMPLE)
+    values = {f.name: getattr(state, f.name) for f in dataclasses.fields(PatientState)}
+    at_once, through_init = new_state(dict(values)), PatientState(**values)
+    assert type(at_once) is PatientState
+    assert at_once == through_init and hash(at_once) == hash(through_init) and repr(at_once) == repr(through_init)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        at_once.weight_kg = 1.0  # type: ignore[misc]
+    changed = replaced(state, proposed_orders=("tocilizumab",), vasopressors=None)
+    assert changed == dataclasses.replace(state, proposed_orders=("tocilizumab",), vasopressors=None) != state
+    marked = _Marked(**values)
+    assert type(replaced(marked, weight_kg=70.0)) is _Marked
+
+
+def test_a_state_missing_a_field_or_with_an_unknown_one_is_refused_as_init_refuses_it() -> None:
+    values = {f.name: getattr(parse_patient(EXAMPLE), f.name) for f in dataclasses.fields(PatientState)}
+    del values["weight_kg"]
+    with pytest.raises(TypeError, match="weight_kg"):
+        new_state(values)
+    with pytest.raises(TypeError, match="weight"):
+        replaced(parse_patient(EXAMPLE), weight=70.0)
+
+
+def test_an_accepted_state_is_known_as_accepted_until_it_is_gone_and_no_copy_of_it_is() -> None:
+    gc.collect()
+    before = len(_registry)
+    states = [parse_patient(EXAMPLE, f"patient-{index}.json") for index in range(100)]
+    assert all(accepted(state) for state in states) and len(_registry) == before + 100
+    origin = origin_of(states[7])
+    assert origin is not None and origin.source == "patient-7.json" and origin.data == EXAMPLE
+    copy_ = dataclasses.replace(states[7])
+    assert copy_ == states[7] and not accepted(copy_) and origin_of(copy_) is None
+    del states, copy_
+    gc.collect()
+    assert len(_registry) == before

@@ -8,6 +8,7 @@ whatever the compiled code accepts, jsonschema accepts too (else an error would 
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from hypothesis import strategies as st
 
 from crs_rules import _patient_checks
 from crs_rules import patient as patient_module
-from crs_rules.schema_check import AcceptFirst, compile_acceptor, plain_json
+from crs_rules._input_words import Report
+from crs_rules._patient_contract import build_state, origin_of
+from crs_rules.schema_check import AcceptFirst, _compilable, compile_acceptor, plain_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = patient_module.patient_schema()
@@ -126,3 +129,92 @@ def test_deep_or_self_holding_data_goes_to_jsonschema_without_recursion() -> Non
     wide: list[Any] = []
     wide.extend([wide, wide])
     assert not plain_json(wide)
+
+
+# --------------------------------------------------------------------------------------------
+# The accept path of parse_patient: one walk, then the compiled check
+# --------------------------------------------------------------------------------------------
+
+
+def _with_datetime_objects(data: dict[str, Any]) -> dict[str, Any]:
+    """The input as a caller in Python may give it: date-times as datetime objects."""
+    changed = copy.deepcopy(data)
+    changed["assessed_at"] = datetime.fromisoformat(changed["assessed_at"].replace("Z", "+00:00"))
+    for item in changed.get("medications", []):
+        item["given_at"] = datetime.fromisoformat(item["given_at"].replace("Z", "+00:00"))
+    return changed
+
+
+def _agree(data: Any) -> bool:
+    """Whether the accept path and the every-check path read ``data`` the same way; True when
+    the accept path took it."""
+    fast = _patient_checks._accept(data, "<input>")
+    report = Report("<input>", None)
+    slow = _patient_checks._every_check(data, report)
+    if fast is None:
+        return False
+    assert report.problems == [] and slow is not None  # accepted by one path, so by the other
+    origin = origin_of(slow)
+    assert origin is not None and origin.data == fast[0]  # the same data as checked ...
+    assert build_state(*fast) == slow  # ... read into the same state
+    return True
+
+
+def test_every_example_takes_the_accept_path_and_reads_as_every_check_reads_it() -> None:
+    for example in EXAMPLES:
+        assert _agree(example)
+        assert _agree(_with_datetime_objects(example))
+
+
+@given(edited_examples())
+def test_whatever_the_accept_path_accepts_every_check_accepts_as_the_same_state(data: dict[str, Any]) -> None:
+    _agree(data)
+
+
+def test_the_accept_path_leaves_input_with_a_problem_to_every_check() -> None:
+    data = copy.deepcopy(EXAMPLES[0])
+    data["vitals"]["temperature_f"] = 100.4  # both temperatures: a check beyond the schema
+    assert not _agree(data)
+    data = copy.deepcopy(EXAMPLES[0])
+    data["assessed_at"] = "2020-01-01T00:00:00Z"  # before the doses and the onset
+    assert not _agree(data)
+    data = copy.deepcopy(EXAMPLES[0])
+    data["patient"]["weight_kg"] = float("nan")
+    assert not _agree(data)
+
+
+def test_the_patient_schema_is_compiled_with_its_references_in_place() -> None:
+    # A $ref costs a call per checked value in the compiled code: the contract's are replaced.
+    compiled = _compilable(SCHEMA)
+    compiled.pop("$defs")
+    assert "$ref" not in repr(compiled)
+
+
+def test_a_recursive_reference_is_compiled_as_a_reference() -> None:
+    schema = {"$defs": {"tree": {"type": "object", "additionalProperties": False,
+                                 "properties": {"leaf": {"type": "number", "maximum": 5},
+                                                "below": {"$ref": "#/$defs/tree"}}}},
+              "$ref": "#/$defs/tree"}
+    accepts = compile_acceptor(schema)
+    assert accepts({"below": {"below": {"leaf": 5}}})
+    assert not accepts({"below": {"below": {"leaf": 6}}})
+    assert not accepts({"below": {"below": {"other": 1}}})
+
+
+def test_references_that_would_grow_without_bound_are_compiled_as_references() -> None:
+    # Each definition uses the next twice: replaced in place, 2 ** 30 copies of the last.
+    defs: dict[str, Any] = {f"d{i}": {"type": "object", "properties": {"a": {"$ref": f"#/$defs/d{i + 1}"},
+                                                                      "b": {"$ref": f"#/$defs/d{i + 1}"}}}
+                            for i in range(30)}
+    defs["d30"] = {"type": "number", "maximum": 5}
+    schema = {"$defs": defs, "properties": {"x": {"$ref": "#/$defs/d0"}}}
+    assert "$ref" in repr(_compilable(schema)["properties"])
+    accepts = compile_acceptor(schema)
+    def chain(last: Any) -> Any:  # 30 mappings down to d30
+        for _ in range(30):
+            last = {"a": last}
+        return last
+
+    assert accepts({"x": chain(5)})
+    assert not accepts({"x": chain(6)})
+    assert not accepts({"x": {"b": {"a": 5}}})  # d2 is a mapping
