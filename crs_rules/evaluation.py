@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
 from .conditions import compare, comparisons
@@ -180,6 +180,67 @@ def _action_conditions(protocol: Protocol, action: str) -> tuple[Condition, ...]
     return tuple(r.when for r in protocol.action_rules if r.action == action)
 
 
+#: A condition read for the explanation of a pending rule (see :class:`_Unknowns`): (True, False or
+#: None for open, the inputs an open part waits for).
+_Read = Callable[["_Unknowns", frozenset[str]], tuple[bool | None, tuple[str, ...]]]
+
+
+def _reader(condition: Condition) -> _Read:
+    """How :class:`_Unknowns` reads a condition, compiled once per pack: the tests on its kind and
+    its fact's family are made here, not at each reading."""
+    if isinstance(condition, Not):
+        inner = _reader(condition.condition)
+
+        def negated(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+            value, waiting = inner(unknowns, seen)
+            return (None if value is None else not value), waiting
+
+        return negated
+    if isinstance(condition, (AllOf, AnyOf)):
+        decisive = isinstance(condition, AnyOf)  # the value that settles it: True for any, False for all
+        parts = tuple(_reader(part) for part in condition.conditions)
+
+        def combined(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+            waiting_all: dict[str, None] = {}
+            open_part = False
+            for part in parts:
+                value, waiting = part(unknowns, seen)
+                if value is decisive:
+                    return decisive, ()
+                if value is None:
+                    open_part = True
+                    waiting_all.update(dict.fromkeys(waiting))
+            return (None, tuple(waiting_all)) if open_part else (not decisive, ())
+
+        return combined
+    comparison, family, name, fact = condition, condition.family, condition.name, condition.fact
+    if family == "finding":
+        def finding(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+            passing = [compare(comparison, v) if not isinstance(v, str) else False for v in unknowns.possible[name]]
+            if all(passing) or not any(passing):
+                return all(passing), ()
+            return None, unknowns.waiting_for("finding", name, seen)
+
+        return finding
+    if family == "action":
+        def action(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+            if name in unknowns.proposed_actions:
+                return True, ()
+            if name not in unknowns.open_actions:
+                return False, ()
+            return None, unknowns.waiting_for("action", name, seen)
+
+        return action
+
+    def observed(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+        known = unknowns.known
+        if fact in known:
+            return compare(comparison, known[fact]), ()
+        return None, input_paths(fact, unknowns.patient)
+
+    return observed
+
+
 class _Unknowns:
     """Which unknown inputs keep a condition open: the explanation of a pending rule (the decision
     itself comes from the chain). A part of a condition already decided by the data is not waited for."""
@@ -189,69 +250,35 @@ class _Unknowns:
         self.protocol, self.patient, self.possible = protocol, patient, possible
         self.proposed_actions, self.open_actions = proposed_actions, open_actions
         self.known = flat_facts(patient, protocol) if known is None else known
+        self.tables = _tables(protocol)
         # What each finding or action waits for, once per evaluation: many conditions read the same
         # finding. An answer cut short by a cycle (``seen``) depends on the path and is not kept.
         self._waits_for: dict[tuple[str, str], tuple[str, ...]] = {}
         self._cut = False
 
-    def finding_conditions(self, name: str) -> tuple[Condition, ...]:
-        return _finding_conditions(self.protocol, name)
-
-    def of(self, conditions: Sequence[Condition], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    def of(self, readers: Sequence[_Read], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """The inputs the open ones of these conditions (:func:`_reader`) wait for."""
         paths: dict[str, None] = {}
-        for condition in conditions:
-            value, waiting = self._read(condition, seen)
+        for read in readers:
+            value, waiting = read(self, seen)
             if value is None:
                 paths.update(dict.fromkeys(waiting))
         return tuple(paths)
 
-    def _waiting_for(self, family: str, name: str, seen: frozenset[str]) -> tuple[str, ...]:
+    def waiting_for(self, family: str, name: str, seen: frozenset[str]) -> tuple[str, ...]:
+        """The inputs what decides a finding's value (``family`` ``finding``) or an action's proposal
+        (``action``) waits for."""
         if name in seen:
             self._cut = True
             return ()
         found = self._waits_for.get((family, name))
         if found is None:
-            conditions = (self.finding_conditions(name) if family == "finding"
-                          else _action_conditions(self.protocol, name))
             cut_before, self._cut = self._cut, False
-            found = self.of(conditions, seen | {name})
+            found = self.of(self.tables.readers(family, name), seen | {name})
             if not self._cut:
                 self._waits_for[(family, name)] = found
             self._cut = self._cut or cut_before
         return found
-
-    def _read(self, condition: Condition, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
-        """(True, False or None for open, the inputs an open part waits for)."""
-        if isinstance(condition, Not):
-            value, waiting = self._read(condition.condition, seen)
-            return (None if value is None else not value), waiting
-        if isinstance(condition, (AllOf, AnyOf)):
-            decisive = isinstance(condition, AnyOf)  # the value that settles it: True for any, False for all
-            waiting_all: dict[str, None] = {}
-            open_part = False
-            for part in condition.conditions:
-                value, waiting = self._read(part, seen)
-                if value is decisive:
-                    return decisive, ()
-                if value is None:
-                    open_part = True
-                    waiting_all.update(dict.fromkeys(waiting))
-            return (None, tuple(waiting_all)) if open_part else (not decisive, ())
-        family, name = condition.family, condition.name
-        if family == "finding":
-            passing = [compare(condition, v) if not isinstance(v, str) else False for v in self.possible[name]]
-            if all(passing) or not any(passing):
-                return all(passing), ()
-            return None, self._waiting_for("finding", name, seen)
-        if family == "action":
-            if name in self.proposed_actions:
-                return True, ()
-            if name not in self.open_actions:
-                return False, ()
-            return None, self._waiting_for("action", name, seen)
-        if condition.fact in self.known:
-            return compare(condition, self.known[condition.fact]), ()
-        return None, input_paths(condition.fact, self.patient)
 
 
 def _repeat_text(drug: Drug) -> str | None:
@@ -313,6 +340,8 @@ class _ActionRow:
     repeat: str | None
     replaces: tuple[str, str] | None
     """(drug, regimen) this rule's regimen replaces when recommended (an escalation)."""
+    reader: _Read
+    """Its condition, read for the explanation when the rule is pending."""
 
 
 @dataclass(frozen=True)
@@ -325,12 +354,15 @@ class _AlertRow:
     """Its text on one line."""
     detailed: tuple[str, ...]
     """The facts its condition reads, in order, that add a detail to the text (:func:`_alert_detail`)."""
+    reader: _Read
+    """Its condition, read for the explanation when the alert is pending."""
 
 
 @dataclass(frozen=True)
 class _Tables:
     """What a decision reads of a pack that no patient changes, derived once per protocol object."""
 
+    protocol: Protocol
     ref: ProtocolRef
     domains: Mapping[str, tuple[Any, ...]]
     rule_order: Mapping[str, int]
@@ -349,7 +381,22 @@ class _Tables:
     grade_rules: Mapping[int, str]
     """The rule of each grade (the first criterion of that grade)."""
     finding_ids: tuple[str, ...]
+    _readers: dict[tuple[str, str], tuple[_Read, ...]] = field(default_factory=dict, compare=False)
 
+    def readers(self, family: str, name: str) -> tuple[_Read, ...]:
+        """The conditions that decide a finding's (or the grade's) value (``family`` ``finding``) or
+        that propose an action (``action``), read for the explanation (derived at their first use)."""
+        found = self._readers.get((family, name))
+        if found is None:
+            conditions = (_finding_conditions(self.protocol, name) if family == "finding"
+                          else _action_conditions(self.protocol, name))
+            found = self._readers[(family, name)] = tuple(_reader(c) for c in conditions)
+        return found
+
+
+#: The kinds of the engine's facts the decision reads (an enum member's value read once).
+_EXCLUDED, _DOSE, _WITHHELD, _ACTION, _ALERT = (kind.value for kind in (
+    FactKind.EXCLUDED, FactKind.DOSE, FactKind.WITHHELD, FactKind.ACTION, FactKind.ALERT))
 
 #: The facts whose reading adds a detail to an alert's text (see :func:`_alert_detail`).
 _DETAILED_FACTS = frozenset({"record.unrecognised_names", "record.duplicate_doses", "record.dose_above_limit"})
@@ -373,14 +420,16 @@ def _tables(protocol: Protocol) -> _Tables:
                 repeat = _repeat_text(drug)
                 replaces = (drug.id, regimen.replaces) if regimen.replaces else None
         action_rows.append(_ActionRow(rule, rule.action in catalogue, _one_line(rule.description), citations, drug,
-                                      regimen, interval_h, repeat, replaces))
+                                      regimen, interval_h, repeat, replaces, _reader(rule.when)))
     alert_rows = tuple(_AlertRow(alert, order, _one_line(alert.text),
-                                 tuple(c.fact for c in comparisons(alert.when) if c.fact in _DETAILED_FACTS))
+                                 tuple(c.fact for c in comparisons(alert.when) if c.fact in _DETAILED_FACTS),
+                                 _reader(alert.when))
                        for order, alert in enumerate(protocol.alerts))
     grade_rules: dict[int, str] = {}
     for criterion in protocol.grades:
         grade_rules.setdefault(criterion.grade, criterion.rule_id)
     return _Tables(
+        protocol=protocol,
         ref=ProtocolRef(protocol.id, protocol.version, protocol.digest, protocol.status),
         domains=finding_domains(protocol),
         rule_order={r.rule_id: i for i, r in enumerate(protocol.action_rules)},
@@ -395,9 +444,11 @@ def _tables(protocol: Protocol) -> _Tables:
 def _possible_values(tables: _Tables, by_kind: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, tuple[Any, ...]]:
     """Every finding's (and the grade's) possible values: its values less those the chain excluded."""
     excluded: dict[str, set[tuple[type, Any]]] = {}
-    for fact in by_kind.get(FactKind.EXCLUDED.value, ()):
-        value = fact["value"]
-        values = excluded.setdefault(str(fact["name"]), set())
+    for fact in by_kind.get(_EXCLUDED, ()):
+        value, name = fact["value"], str(fact["name"])
+        values = excluded.get(name)
+        if values is None:
+            values = excluded[name] = set()
         try:
             # With its type: a boolean finding's True is not a grade's 1.
             values.add((type(value), value))
@@ -439,15 +490,15 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     values = {name: (values[0] if len(values) == 1 else None) for name, values in possible.items()}
 
     rule_order, rows = tables.rule_order, tables.actions
-    doses = {d["rule"]: d for d in by_kind.get(FactKind.DOSE.value, ())}
+    doses = {d["rule"]: d for d in by_kind.get(_DOSE, ())}
     engine_withheld: dict[str, list[str]] = {}
-    for w in by_kind.get(FactKind.WITHHELD.value, ()):
+    for w in by_kind.get(_WITHHELD, ()):
         engine_withheld.setdefault(str(w["rule"]), []).append(str(w["limit"]))
-    proposed = by_kind.get(FactKind.ACTION.value, [])
+    proposed = by_kind.get(_ACTION, [])
     proposed_rules = {str(a["rule"]) for a in proposed}
     decided = set(failed)
     decided |= proposed_rules
-    decided |= {str(a["rule"]) for a in by_kind.get(FactKind.ALERT.value, ())}
+    decided |= {str(a["rule"]) for a in by_kind.get(_ALERT, ())}
     proposed_actions = {rows[r].rule.action for r in proposed_rules}
     open_actions = {action for rule_id, action in tables.rule_action if rule_id not in decided} - proposed_actions
     unknowns = _Unknowns(protocol, patient, possible, proposed_actions, open_actions, known)
@@ -510,7 +561,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     for row in tables.action_rows:
         rule = row.rule
         if rule.rule_id not in decided:
-            waits = unknowns.of([rule.when])
+            waits = unknowns.of((row.reader,))
             if rule.dose is not None and patient.medications is None and "medications" not in waits:
                 waits = (*waits, "medications")  # even once the rule holds, its dose limits need the record
             pending.append(Pending(rule.rule_id, "action", rule.action, rule.strength, waits,
@@ -518,7 +569,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     for alert_row in tables.alert_rows:
         alert_rule = alert_row.alert
         if alert_rule.rule_id not in decided:
-            waits = unknowns.of([alert_rule.when])
+            waits = unknowns.of((alert_row.reader,))
             pending.append(Pending(alert_rule.rule_id, "alert", alert_rule.id, None, waits,
                                    "raised for some values of the unknown inputs and not for others"))
     pending.sort(key=lambda p: (rule_order.get(p.rule, len(rule_order)), p.rule))
@@ -539,12 +590,12 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
 
     alerts = tuple(
         Alert(a["alert"], row.alert.severity, a["rule"], alert_text(row), _citations(protocol, row.alert.citations))
-        for a, row in sorted(((a, tables.alerts[a["alert"]]) for a in by_kind.get(FactKind.ALERT.value, ())),
+        for a, row in sorted(((a, tables.alerts[a["alert"]]) for a in by_kind.get(_ALERT, ())),
                              key=lambda pair: pair[1].order)
     )
     missing: dict[str, None] = {}
     if status != "graded":
-        missing.update(dict.fromkeys(unknowns.of(unknowns.finding_conditions(GRADE_FINDING))))
+        missing.update(dict.fromkeys(unknowns.of(tables.readers("finding", GRADE_FINDING))))
     for item in pending:
         missing.update(dict.fromkeys(item.waits_for))
     grade_rule = tables.grade_rules.get(grade) if status == "graded" and grade is not None else None
