@@ -327,6 +327,7 @@ class _ActionRow:
     """One action rule of the pack and what a decision shows of it, derived once per pack."""
 
     rule: ActionRule
+    rule_id: str
     catalogued: bool
     """Whether the pack's catalogue of actions has its action."""
     text: str
@@ -349,6 +350,7 @@ class _AlertRow:
     """One alert of the pack and what a decision shows of it, derived once per pack."""
 
     alert: AlertRule
+    rule_id: str
     order: int
     text: str
     """Its text on one line."""
@@ -419,9 +421,9 @@ def _tables(protocol: Protocol) -> _Tables:
                 interval_h = regimen.every_h if regimen.every_h is not None else drug.limits.min_interval_h
                 repeat = _repeat_text(drug)
                 replaces = (drug.id, regimen.replaces) if regimen.replaces else None
-        action_rows.append(_ActionRow(rule, rule.action in catalogue, _one_line(rule.description), citations, drug,
-                                      regimen, interval_h, repeat, replaces, _reader(rule.when)))
-    alert_rows = tuple(_AlertRow(alert, order, _one_line(alert.text),
+        action_rows.append(_ActionRow(rule, rule.rule_id, rule.action in catalogue, _one_line(rule.description),
+                                      citations, drug, regimen, interval_h, repeat, replaces, _reader(rule.when)))
+    alert_rows = tuple(_AlertRow(alert, alert.rule_id, order, _one_line(alert.text),
                                  tuple(c.fact for c in comparisons(alert.when) if c.fact in _DETAILED_FACTS),
                                  _reader(alert.when))
                        for order, alert in enumerate(protocol.alerts))
@@ -513,23 +515,23 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
         dose = None
         if rule.dose is not None:
             drug, regimen = row.drug, row.regimen
-            proposal = doses.get(rule.rule_id)
+            proposal = doses.get(row.rule_id)
             if drug is None or regimen is None or proposal is None:
-                raise EngineError(f"rule {rule.rule_id} proposed {rule.action} without a dose")
+                raise EngineError(f"rule {row.rule_id} proposed {rule.action} without a dose")
             try:
                 verdict = check_dose(drug, regimen, proposal.get("amount_mg"), patient, protocol)
             except OverflowError:
                 raise _beyond_the_calendar(patient) from None
-            limits = tuple(dict.fromkeys([*engine_withheld.get(rule.rule_id, ()), *verdict.limits]))
+            limits = tuple(dict.fromkeys([*engine_withheld.get(row.rule_id, ()), *verdict.limits]))
             if HISTORY_UNKNOWN in limits:
                 # Neither the rules nor the independent check can clear a dose without the record.
-                pending.append(Pending(rule.rule_id, "action", rule.action, rule.strength, ("medications",),
+                pending.append(Pending(row.rule_id, "action", rule.action, rule.strength, ("medications",),
                                        "the medication record is not given, so the dose limits cannot be checked"))
                 continue
             if limits:
                 # Withheld if either the rules or the independent check found a limit reached.
                 reasons = list(verdict.reasons) or [f"limit reached: {', '.join(limits)}"]
-                withheld.append(Withheld(rule.rule_id, rule.action, rule.strength, "; ".join(reasons), limits,
+                withheld.append(Withheld(row.rule_id, rule.action, rule.strength, "; ".join(reasons), limits,
                                          verdict.next_eligible_at, _citations(protocol, row.citations)))
                 continue
             dose = Dose(
@@ -538,7 +540,7 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
                 for_days=regimen.for_days, then=regimen.then, calculation=str(proposal["how"]),
                 repeat=row.repeat, now=regimen.then if proposal.get("then_only") else None,
             )
-        recommendations.append(Recommendation(rule.rule_id, rule.action, rule.strength, dose,
+        recommendations.append(Recommendation(row.rule_id, rule.action, rule.strength, dose,
                                               row.text, _citations(protocol, row.citations)))
 
     # A regimen that replaces another of its drug (an escalation), when recommended, takes its place.
@@ -559,18 +561,18 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
                                          ("replaced_by_escalation",), None, entry.citations))
 
     for row in tables.action_rows:
-        rule = row.rule
-        if rule.rule_id not in decided:
+        if row.rule_id not in decided:
+            rule = row.rule
             waits = unknowns.of((row.reader,))
             if rule.dose is not None and patient.medications is None and "medications" not in waits:
                 waits = (*waits, "medications")  # even once the rule holds, its dose limits need the record
-            pending.append(Pending(rule.rule_id, "action", rule.action, rule.strength, waits,
+            pending.append(Pending(row.rule_id, "action", rule.action, rule.strength, waits,
                                    "holds for some values of the unknown inputs and not for others"))
     for alert_row in tables.alert_rows:
-        alert_rule = alert_row.alert
-        if alert_rule.rule_id not in decided:
+        if alert_row.rule_id not in decided:
+            alert_rule = alert_row.alert
             waits = unknowns.of((alert_row.reader,))
-            pending.append(Pending(alert_rule.rule_id, "alert", alert_rule.id, None, waits,
+            pending.append(Pending(alert_row.rule_id, "alert", alert_rule.id, None, waits,
                                    "raised for some values of the unknown inputs and not for others"))
     pending.sort(key=lambda p: (rule_order.get(p.rule, len(rule_order)), p.rule))
 
