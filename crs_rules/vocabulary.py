@@ -80,8 +80,9 @@ def _vasopressor_problems(patient: PatientState, protocol: Protocol) -> Iterator
 
 def normalise(patient: PatientState, protocol: Protocol) -> PatientState:
     """The patient with every known drug name replaced by the drug's id (unknown names kept as
-    written; the state itself when every name already is its id, in order). Raises :class:`InvalidInputError` naming each value of ``vitals.vasopressors`` that
-    is not a vasopressor of the pack."""
+    written; the state itself when every name already is its id, in order). Raises
+    :class:`InvalidInputError` naming each value of ``vitals.vasopressors`` that is not a
+    vasopressor of the pack."""
     problems = list(_vasopressor_problems(patient, protocol))
     if problems:
         raise InvalidInputError(problems)
