@@ -6,9 +6,10 @@ of the chain with arithmetic on doses.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
-from math import floor
+from math import isfinite
 from typing import Any, Callable, Protocol, Sequence
 
 from .engine import Firing
@@ -31,29 +32,49 @@ def compute_amount(regimen: Regimen, drug: Drug, weight_kg: float) -> tuple[int 
     amount = regimen.amount
     assert amount is not None, "validated packs give every regimen an amount"
     if amount.fixed_mg is not None:
-        value: Fraction = _exact(amount.fixed_mg)
-        how = f"{_number(amount.fixed_mg)} mg"
-    else:
-        # Numbers compare as the decimals they are written as (the shortest decimal that reads back
-        # to a float orders as the float does), so the band is found without exact arithmetic.
-        band = [b for b in amount.per_kg if b.from_weight_kg <= weight_kg][-1]
-        value = _exact(band.mg_per_kg) * Fraction(str(weight_kg))
-        how = f"{_number(band.mg_per_kg)} mg/kg x {_number(weight_kg)} kg = {_number(float(value))} mg"
-    if amount.round_down_to_mg is not None:
-        step = _exact(amount.round_down_to_mg)
-        value = floor(value / step) * step
-    cap = drug.limits.max_dose_mg
-    if cap is not None and value > _exact(cap):
-        value = _exact(cap)
-        how += f", capped at the maximum of {_number(cap)} mg"
+        return _fixed_amount(amount.fixed_mg, amount.round_down_to_mg, drug.limits.max_dose_mg)
+    # Numbers compare as the decimals they are written as (the shortest decimal that reads back
+    # to a float orders as the float does), so the band is found without exact arithmetic.
+    band = [b for b in amount.per_kg if b.from_weight_kg <= weight_kg][-1]
+    value = _exact(band.mg_per_kg) * _decimal(weight_kg)
+    how = f"{_number(band.mg_per_kg)} mg/kg x {_number(weight_kg)} kg = {_number(float(value))} mg"
+    return _rounded_and_capped(value, how, amount.round_down_to_mg, drug.limits.max_dose_mg)
+
+
+@lru_cache(maxsize=1024)
+def _fixed_amount(fixed_mg: float, round_down_to_mg: float | None,
+                  max_dose_mg: float | None) -> tuple[int | float, str]:
+    """:func:`compute_amount` of a fixed amount (pack numbers only: kept)."""
+    return _rounded_and_capped(_exact(fixed_mg), f"{_number(fixed_mg)} mg", round_down_to_mg, max_dose_mg)
+
+
+def _rounded_and_capped(value: Fraction, how: str, round_down_to_mg: float | None,
+                        max_dose_mg: float | None) -> tuple[int | float, str]:
+    if round_down_to_mg is not None:
+        step = _exact(round_down_to_mg)
+        # Rounded down to a whole number of steps: the floor of the quotient, in whole numbers.
+        steps = (value.numerator * step.denominator) // (value.denominator * step.numerator)
+        value = Fraction(steps * step.numerator, step.denominator)
+    if max_dose_mg is not None and value > _exact(max_dose_mg):
+        value = _exact(max_dose_mg)
+        how += f", capped at the maximum of {_number(max_dose_mg)} mg"
     result = int(value) if value.denominator == 1 else float(value)
     return result, how
+
+
+def _decimal(number: float) -> Fraction:
+    """A number as the decimal it is written as (the shortest that reads back to the float), exactly."""
+    if type(number) is int:
+        return Fraction(number)
+    if not isfinite(number):
+        raise ValueError(f"not a finite number: {number!r}")
+    return Fraction(*Decimal(repr(number)).as_integer_ratio())
 
 
 @lru_cache(maxsize=1024)
 def _exact(number: float) -> Fraction:
     """A number of the pack as the decimal it is written as (pack numbers are few: kept)."""
-    return Fraction(str(number))
+    return _decimal(number)
 
 
 def _handler_reads(drug: Drug) -> tuple[str, ...]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
-from math import floor
+from functools import lru_cache
+from math import isfinite
 
 from .envelope import Envelope, default_envelope
 from .model import Drug, Protocol, Regimen
@@ -40,30 +42,61 @@ class DoseCheck:
 
 
 def _exact(value: float) -> Fraction:
-    return Fraction(str(value))
+    """A number as the decimal it is written as (the shortest that reads back to the float), exactly."""
+    if type(value) is int:
+        return Fraction(value)
+    if not isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    return Fraction(*Decimal(repr(value)).as_integer_ratio())
+
+
+@lru_cache(maxsize=1024)
+def _pack_exact(value: float) -> Fraction:
+    """A number of the pack or the envelope, exactly (:func:`_exact`; such numbers are few: kept)."""
+    return _exact(value)
+
+
+def _round_down(value: Fraction, step: Fraction) -> Fraction:
+    """``value`` rounded down to a whole multiple of ``step``, exactly (floor of the quotient, times the step)."""
+    quotient = (value.numerator * step.denominator) // (value.denominator * step.numerator)
+    return Fraction(quotient * step.numerator, step.denominator)
+
+
+@lru_cache(maxsize=1024)
+def _fixed_largest(fixed_mg: float, round_down_to_mg: float | None, max_dose_mg: float | None) -> Fraction:
+    """The largest dose of a fixed amount (pack numbers only: kept)."""
+    return _capped(_pack_exact(fixed_mg), round_down_to_mg, max_dose_mg)
+
+
+def _capped(allowed: Fraction, round_down_to_mg: float | None, max_dose_mg: float | None) -> Fraction:
+    if round_down_to_mg is not None:
+        allowed = _round_down(allowed, _pack_exact(round_down_to_mg))
+    if max_dose_mg is not None:
+        allowed = min(allowed, _pack_exact(max_dose_mg))
+    return allowed
 
 
 def largest_allowed_mg(drug: Drug, regimen: Regimen, weight_kg: float) -> Fraction:
     """The most this patient may get in one dose of this regimen: the fixed amount, or the per-kg
     amount of the patient's weight band rounded down, never above the drug's cap."""
+    return _largest(drug, regimen, weight_kg, None)
+
+
+def _largest(drug: Drug, regimen: Regimen, weight_kg: float, weight: Fraction | None) -> Fraction:
+    """:func:`largest_allowed_mg`, given the weight exactly (``weight``) when it is already."""
     amount = regimen.amount
     if amount is None:
         return Fraction(0)
     if amount.fixed_mg is not None:
-        allowed = _exact(amount.fixed_mg)
-    else:
-        weight = _exact(weight_kg)
-        applicable = [band for band in amount.per_kg if _exact(band.from_weight_kg) <= weight]
-        if not applicable:
-            return Fraction(0)
-        # Bands are in increasing weight: the last one that starts at or below the weight applies.
-        allowed = _exact(applicable[-1].mg_per_kg) * weight
-    if amount.round_down_to_mg is not None:
-        step = _exact(amount.round_down_to_mg)
-        allowed = floor(allowed / step) * step
-    if drug.limits.max_dose_mg is not None:
-        allowed = min(allowed, _exact(drug.limits.max_dose_mg))
-    return allowed
+        return _fixed_largest(amount.fixed_mg, amount.round_down_to_mg, drug.limits.max_dose_mg)
+    # Bands are in increasing weight: the last one that starts at or below the weight applies. Two
+    # numbers order as the decimals they are written as (the shortest decimal that reads back to a
+    # float orders as the float does), so the band is found on the floats.
+    applicable = [band for band in amount.per_kg if band.from_weight_kg <= weight_kg]
+    if not applicable:
+        return Fraction(0)
+    allowed = _pack_exact(applicable[-1].mg_per_kg) * (_exact(weight_kg) if weight is None else weight)
+    return _capped(allowed, amount.round_down_to_mg, drug.limits.max_dose_mg)
 
 
 def _hours(value: float) -> str:
@@ -107,8 +140,10 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float | None, patient: P
     never = False
     now = patient.assessed_at
 
-    largest = largest_allowed_mg(drug, regimen, patient.weight_kg)
-    if amount_mg is not None and not (0 < _exact(amount_mg) <= largest):
+    weight = _exact(patient.weight_kg)
+    exact_amount = _exact(amount_mg) if amount_mg is not None else None
+    largest = _largest(drug, regimen, patient.weight_kg, weight)
+    if exact_amount is not None and not (0 < exact_amount <= largest):
         reached.append("max_dose_mg")
         reasons.append(f"{amount_mg:g} mg is above the {float(largest):g} mg this patient may receive in one dose")
         never = True
@@ -123,7 +158,7 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float | None, patient: P
     classes = [c for c in (protocol.drug_classes if protocol is not None else ())
                if c.escalation_steps and drug.id in c.members]
     stepped = bool(classes) and regimen.step is not None
-    hard = _EnvelopeCheck(drug, regimen, amount_mg, patient, envelope or default_envelope())
+    hard = _EnvelopeCheck(drug, regimen, amount_mg, exact_amount, weight, patient, envelope or default_envelope())
     intervals = [h for h in (limits.min_interval_h, regimen.interval_h) if h is not None]
     if patient.medications is None:
         hard.merge(reached, reasons, waits)
@@ -213,8 +248,8 @@ class _EnvelopeCheck:
     pack: a pack that validated never reaches them before its own limits, so a limit the pack's
     check already reached is not named twice (its wait still counts: the later time applies)."""
 
-    def __init__(self, drug: Drug, regimen: Regimen, amount_mg: float | None, patient: PatientState,
-                 envelope: Envelope) -> None:
+    def __init__(self, drug: Drug, regimen: Regimen, amount_mg: float | None, exact_amount: Fraction | None,
+                 weight: Fraction, patient: PatientState, envelope: Envelope) -> None:
         self.limits: list[tuple[str, str, str]] = []  # (the pack's limit it doubles, name, reason)
         self.waits: list[datetime] = []
         self.never = False
@@ -225,16 +260,16 @@ class _EnvelopeCheck:
                                 f"{drug.id} has no hard limits in the safety envelope, so no dose of it is proposed"))
             self.never = True
             return
-        amount = _exact(amount_mg) if amount_mg is not None else Fraction(0)  # no amount proposed: no cap to pass
+        amount = exact_amount if exact_amount is not None else Fraction(0)  # no amount proposed: no cap to pass
         cap = hard.max_dose_for(regimen.id)
-        if cap is not None and amount > _exact(cap):
+        if cap is not None and amount > _pack_exact(cap):
             self.limits.append(("max_dose_mg", "envelope_max_dose_mg",
                                 f"{amount_mg:g} mg is above the safety envelope's hard limit of {cap:g} mg a dose "
                                 f"of {drug.id}"))
             self.never = True
         band = hard.mg_per_kg_band(patient.weight_kg)
         if band is not None:
-            per_kg = _exact(band.max_mg_per_kg) * _exact(patient.weight_kg)
+            per_kg = _pack_exact(band.max_mg_per_kg) * weight
             if amount > per_kg:
                 self.limits.append(("max_dose_mg", "envelope_max_mg_per_kg",
                                     f"{amount_mg:g} mg is above the safety envelope's hard limit of "

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 import threading
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .compilation import HISTORY_UNKNOWN, NOT_APPLICABLE, CompiledProtocol, FactKind, compile_protocol, finding_domains
 from .conditions import compare, comparisons
@@ -35,7 +36,7 @@ from .engine import renew_after_fork
 from .errors import EngineError, InvalidInputError, InvalidPackError, Problem
 from .facts import doses_above_limit, duplicate_records, flat_facts, input_paths
 from .grade_basis import grade_basis
-from .model import GRADE_FINDING, ActionRule, AlertRule, AllOf, AnyOf, Condition, Drug, Not, Protocol, Source
+from .model import GRADE_FINDING, ActionRule, AlertRule, AllOf, AnyOf, Condition, Drug, Not, Protocol, Regimen, Source
 from .pack import load_protocol
 from .patient import Medication, PatientState, accepted, parse_patient, state_input
 from .vocabulary import normalise, unrecognised
@@ -160,28 +161,6 @@ def _citations(protocol: Protocol, ids: tuple[str, ...]) -> tuple[Citation, ...]
     return tuple(references)
 
 
-def _possible_values(protocol: Protocol, by_kind: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, tuple[Any, ...]]:
-    """Every finding's (and the grade's) possible values: its values less those the chain excluded."""
-    excluded: dict[str, list[Any]] = {}
-    for fact in by_kind.get(FactKind.EXCLUDED.value, []):
-        excluded.setdefault(str(fact["name"]), []).append(fact["value"])
-    possible: dict[str, tuple[Any, ...]] = {}
-    for name, domain in _domains(protocol).items():
-        gone = excluded.get(name, [])
-        # Compare with types: a boolean finding's True is not a grade's 1.
-        possible[name] = tuple(v for v in domain if not any(type(v) is type(g) and v == g for g in gone))
-    empty = sorted(name for name, values in possible.items() if not values)
-    if empty:
-        raise EngineError("the rules excluded every value of: " + ", ".join(empty))
-    return possible
-
-
-# Per-pack tables, derived once per protocol object (a Protocol hashes by identity).
-@lru_cache(maxsize=64)
-def _domains(protocol: Protocol) -> Mapping[str, tuple[Any, ...]]:
-    return finding_domains(protocol)
-
-
 @lru_cache(maxsize=1024)
 def _finding_conditions(protocol: Protocol, name: str) -> tuple[Condition, ...]:
     """The conditions that decide a finding's (or the grade's) value."""
@@ -201,6 +180,67 @@ def _action_conditions(protocol: Protocol, action: str) -> tuple[Condition, ...]
     return tuple(r.when for r in protocol.action_rules if r.action == action)
 
 
+#: A condition read for the explanation of a pending rule (see :class:`_Unknowns`): (True, False or
+#: None for open, the inputs an open part waits for).
+_Read = Callable[["_Unknowns", frozenset[str]], tuple[bool | None, tuple[str, ...]]]
+
+
+def _reader(condition: Condition) -> _Read:
+    """How :class:`_Unknowns` reads a condition, compiled once per pack: the tests on its kind and
+    its fact's family are made here, not at each reading."""
+    if isinstance(condition, Not):
+        inner = _reader(condition.condition)
+
+        def negated(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+            value, waiting = inner(unknowns, seen)
+            return (None if value is None else not value), waiting
+
+        return negated
+    if isinstance(condition, (AllOf, AnyOf)):
+        decisive = isinstance(condition, AnyOf)  # the value that settles it: True for any, False for all
+        parts = tuple(_reader(part) for part in condition.conditions)
+
+        def combined(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+            waiting_all: dict[str, None] = {}
+            open_part = False
+            for part in parts:
+                value, waiting = part(unknowns, seen)
+                if value is decisive:
+                    return decisive, ()
+                if value is None:
+                    open_part = True
+                    waiting_all.update(dict.fromkeys(waiting))
+            return (None, tuple(waiting_all)) if open_part else (not decisive, ())
+
+        return combined
+    comparison, family, name, fact = condition, condition.family, condition.name, condition.fact
+    if family == "finding":
+        def finding(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+            passing = [compare(comparison, v) if not isinstance(v, str) else False for v in unknowns.possible[name]]
+            if all(passing) or not any(passing):
+                return all(passing), ()
+            return None, unknowns.waiting_for("finding", name, seen)
+
+        return finding
+    if family == "action":
+        def action(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+            if name in unknowns.proposed_actions:
+                return True, ()
+            if name not in unknowns.open_actions:
+                return False, ()
+            return None, unknowns.waiting_for("action", name, seen)
+
+        return action
+
+    def observed(unknowns: _Unknowns, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
+        known = unknowns.known
+        if fact in known:
+            return compare(comparison, known[fact]), ()
+        return None, input_paths(fact, unknowns.patient)
+
+    return observed
+
+
 class _Unknowns:
     """Which unknown inputs keep a condition open: the explanation of a pending rule (the decision
     itself comes from the chain). A part of a condition already decided by the data is not waited for."""
@@ -210,69 +250,35 @@ class _Unknowns:
         self.protocol, self.patient, self.possible = protocol, patient, possible
         self.proposed_actions, self.open_actions = proposed_actions, open_actions
         self.known = flat_facts(patient, protocol) if known is None else known
+        self.tables = _tables(protocol)
         # What each finding or action waits for, once per evaluation: many conditions read the same
         # finding. An answer cut short by a cycle (``seen``) depends on the path and is not kept.
         self._waits_for: dict[tuple[str, str], tuple[str, ...]] = {}
         self._cut = False
 
-    def finding_conditions(self, name: str) -> tuple[Condition, ...]:
-        return _finding_conditions(self.protocol, name)
-
-    def of(self, conditions: Sequence[Condition], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    def of(self, readers: Sequence[_Read], seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """The inputs the open ones of these conditions (:func:`_reader`) wait for."""
         paths: dict[str, None] = {}
-        for condition in conditions:
-            value, waiting = self._read(condition, seen)
+        for read in readers:
+            value, waiting = read(self, seen)
             if value is None:
                 paths.update(dict.fromkeys(waiting))
         return tuple(paths)
 
-    def _waiting_for(self, family: str, name: str, seen: frozenset[str]) -> tuple[str, ...]:
+    def waiting_for(self, family: str, name: str, seen: frozenset[str]) -> tuple[str, ...]:
+        """The inputs what decides a finding's value (``family`` ``finding``) or an action's proposal
+        (``action``) waits for."""
         if name in seen:
             self._cut = True
             return ()
         found = self._waits_for.get((family, name))
         if found is None:
-            conditions = (self.finding_conditions(name) if family == "finding"
-                          else _action_conditions(self.protocol, name))
             cut_before, self._cut = self._cut, False
-            found = self.of(conditions, seen | {name})
+            found = self.of(self.tables.readers(family, name), seen | {name})
             if not self._cut:
                 self._waits_for[(family, name)] = found
             self._cut = self._cut or cut_before
         return found
-
-    def _read(self, condition: Condition, seen: frozenset[str]) -> tuple[bool | None, tuple[str, ...]]:
-        """(True, False or None for open, the inputs an open part waits for)."""
-        if isinstance(condition, Not):
-            value, waiting = self._read(condition.condition, seen)
-            return (None if value is None else not value), waiting
-        if isinstance(condition, (AllOf, AnyOf)):
-            decisive = isinstance(condition, AnyOf)  # the value that settles it: True for any, False for all
-            waiting_all: dict[str, None] = {}
-            open_part = False
-            for part in condition.conditions:
-                value, waiting = self._read(part, seen)
-                if value is decisive:
-                    return decisive, ()
-                if value is None:
-                    open_part = True
-                    waiting_all.update(dict.fromkeys(waiting))
-            return (None, tuple(waiting_all)) if open_part else (not decisive, ())
-        family, name = condition.family, condition.name
-        if family == "finding":
-            passing = [compare(condition, v) if not isinstance(v, str) else False for v in self.possible[name]]
-            if all(passing) or not any(passing):
-                return all(passing), ()
-            return None, self._waiting_for("finding", name, seen)
-        if family == "action":
-            if name in self.proposed_actions:
-                return True, ()
-            if name not in self.open_actions:
-                return False, ()
-            return None, self._waiting_for("action", name, seen)
-        if condition.fact in self.known:
-            return compare(condition, self.known[condition.fact]), ()
-        return None, input_paths(condition.fact, self.patient)
 
 
 def _repeat_text(drug: Drug) -> str | None:
@@ -311,33 +317,169 @@ def _alert_detail(fact: str, protocol: Protocol, patient: PatientState, written:
     return ""
 
 
-@lru_cache(maxsize=64)
-def _orders(protocol: Protocol) -> tuple[Mapping[str, int], Mapping[str, ActionRule], Mapping[str, int], Mapping[str, AlertRule]]:
-    """The pack's action rules by id and their order; its alerts by id and their order."""
-    return ({r.rule_id: i for i, r in enumerate(protocol.action_rules)}, {r.rule_id: r for r in protocol.action_rules},
-            {a.id: i for i, a in enumerate(protocol.alerts)}, {a.id: a for a in protocol.alerts})
-
-
 @lru_cache(maxsize=4096)
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-@lru_cache(maxsize=1024)
-def _alert_facts(protocol: Protocol, alert_id: str) -> tuple[str, ...]:
-    """The facts an alert's condition reads, in order."""
-    rule = _orders(protocol)[3][alert_id]
-    return tuple(c.fact for c in comparisons(rule.when))
+@dataclass(frozen=True)
+class _ActionRow:
+    """One action rule of the pack and what a decision shows of it, derived once per pack."""
+
+    rule: ActionRule
+    rule_id: str
+    catalogued: bool
+    """Whether the pack's catalogue of actions has its action."""
+    text: str
+    """Its description on one line."""
+    citations: tuple[str, ...]
+    """Its citations; for a rule with a dose, the drug's after them."""
+    drug: Drug | None
+    """For a rule with a dose: its drug and regimen (None only for a pack that did not validate)."""
+    regimen: Regimen | None
+    interval_h: float | None
+    repeat: str | None
+    replaces: tuple[str, str] | None
+    """(drug, regimen) this rule's regimen replaces when recommended (an escalation)."""
+    reader: _Read
+    """Its condition, read for the explanation when the rule is pending."""
+
+
+@dataclass(frozen=True)
+class _AlertRow:
+    """One alert of the pack and what a decision shows of it, derived once per pack."""
+
+    alert: AlertRule
+    rule_id: str
+    order: int
+    text: str
+    """Its text on one line."""
+    detailed: tuple[str, ...]
+    """The facts its condition reads, in order, that add a detail to the text (:func:`_alert_detail`)."""
+    reader: _Read
+    """Its condition, read for the explanation when the alert is pending."""
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """What a decision reads of a pack that no patient changes, derived once per protocol object."""
+
+    protocol: Protocol
+    ref: ProtocolRef
+    domains: Mapping[str, tuple[Any, ...]]
+    rule_order: Mapping[str, int]
+    action_rows: tuple[_ActionRow, ...]
+    """Every action rule, in the pack's order."""
+    actions: Mapping[str, _ActionRow]
+    """The same by rule id."""
+    alert_rows: tuple[_AlertRow, ...]
+    """Every alert, in the pack's order."""
+    alerts: Mapping[str, _AlertRow]
+    """The same by alert id."""
+    rule_action: tuple[tuple[str, str], ...]
+    """(rule id, action) of every action rule, in order."""
+    dosed: tuple[tuple[str, tuple[str, str]], ...]
+    """(rule id, (drug, regimen)) of every action rule with a dose, in order."""
+    grade_rules: Mapping[int, str]
+    """The rule of each grade (the first criterion of that grade)."""
+    finding_ids: tuple[str, ...]
+    _readers: dict[tuple[str, str], tuple[_Read, ...]] = field(default_factory=dict, compare=False)
+
+    def readers(self, family: str, name: str) -> tuple[_Read, ...]:
+        """The conditions that decide a finding's (or the grade's) value (``family`` ``finding``) or
+        that propose an action (``action``), read for the explanation (derived at their first use)."""
+        found = self._readers.get((family, name))
+        if found is None:
+            conditions = (_finding_conditions(self.protocol, name) if family == "finding"
+                          else _action_conditions(self.protocol, name))
+            found = self._readers[(family, name)] = tuple(_reader(c) for c in conditions)
+        return found
+
+
+#: The kinds of the engine's facts the decision reads (an enum member's value read once).
+_EXCLUDED, _DOSE, _WITHHELD, _ACTION, _ALERT = (kind.value for kind in (
+    FactKind.EXCLUDED, FactKind.DOSE, FactKind.WITHHELD, FactKind.ACTION, FactKind.ALERT))
+
+#: The facts whose reading adds a detail to an alert's text (see :func:`_alert_detail`).
+_DETAILED_FACTS = frozenset({"record.unrecognised_names", "record.duplicate_doses", "record.dose_above_limit"})
+
+
+@lru_cache(maxsize=64)
+def _tables(protocol: Protocol) -> _Tables:
+    catalogue = {a.id for a in protocol.actions}
+    action_rows: list[_ActionRow] = []
+    dosed: list[tuple[str, tuple[str, str]]] = []
+    for rule in protocol.action_rules:
+        drug = regimen = None
+        citations, interval_h, repeat, replaces = rule.citations, None, None, None
+        if rule.dose is not None:
+            dosed.append((rule.rule_id, (rule.dose.drug, rule.dose.regimen)))
+            drug = protocol.drug(rule.dose.drug)
+            regimen = drug.regimen(rule.dose.regimen) if drug else None
+            if drug is not None and regimen is not None:
+                citations = tuple(dict.fromkeys([*rule.citations, *drug.citations]))
+                interval_h = regimen.every_h if regimen.every_h is not None else drug.limits.min_interval_h
+                repeat = _repeat_text(drug)
+                replaces = (drug.id, regimen.replaces) if regimen.replaces else None
+        action_rows.append(_ActionRow(rule, rule.rule_id, rule.action in catalogue, _one_line(rule.description),
+                                      citations, drug, regimen, interval_h, repeat, replaces, _reader(rule.when)))
+    alert_rows = tuple(_AlertRow(alert, alert.rule_id, order, _one_line(alert.text),
+                                 tuple(c.fact for c in comparisons(alert.when) if c.fact in _DETAILED_FACTS),
+                                 _reader(alert.when))
+                       for order, alert in enumerate(protocol.alerts))
+    grade_rules: dict[int, str] = {}
+    for criterion in protocol.grades:
+        grade_rules.setdefault(criterion.grade, criterion.rule_id)
+    return _Tables(
+        protocol=protocol,
+        ref=ProtocolRef(protocol.id, protocol.version, protocol.digest, protocol.status),
+        domains=finding_domains(protocol),
+        rule_order={r.rule_id: i for i, r in enumerate(protocol.action_rules)},
+        action_rows=tuple(action_rows), actions={row.rule.rule_id: row for row in action_rows},
+        alert_rows=alert_rows, alerts={row.alert.id: row for row in alert_rows},
+        rule_action=tuple((r.rule_id, r.action) for r in protocol.action_rules),
+        dosed=tuple(dosed), grade_rules=grade_rules,
+        finding_ids=tuple(f.id for f in protocol.findings),
+    )
+
+
+def _possible_values(tables: _Tables, by_kind: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, tuple[Any, ...]]:
+    """Every finding's (and the grade's) possible values: its values less those the chain excluded."""
+    excluded: dict[str, set[tuple[type, Any]]] = {}
+    for fact in by_kind.get(_EXCLUDED, ()):
+        value, name = fact["value"], str(fact["name"])
+        values = excluded.get(name)
+        if values is None:
+            values = excluded[name] = set()
+        try:
+            # With its type: a boolean finding's True is not a grade's 1.
+            values.add((type(value), value))
+        except TypeError:
+            pass  # an unhashable value is no value of a finding
+    possible: dict[str, tuple[Any, ...]] = {}
+    for name, domain in tables.domains.items():
+        gone = excluded.get(name)
+        possible[name] = domain if not gone else tuple(v for v in domain if (type(v), v) not in gone)
+    empty = sorted(name for name, values in possible.items() if not values)
+    if empty:
+        raise EngineError("the rules excluded every value of: " + ", ".join(empty))
+    return possible
 
 
 def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[str, Any], ...],
               trace: tuple[TraceEntry, ...], failed: frozenset[str] = frozenset(),
               written: PatientState | None = None, known: Mapping[str, Any] | None = None) -> Decision:
+    tables = _tables(protocol)
     by_kind: dict[str, list[Mapping[str, Any]]] = {}
     for fact in facts:
-        by_kind.setdefault(str(fact.get("t")), []).append(fact)
+        kind = str(fact.get("t"))
+        found = by_kind.get(kind)
+        if found is None:
+            by_kind[kind] = [fact]
+        else:
+            found.append(fact)
 
-    possible = _possible_values(protocol, by_kind)
+    possible = _possible_values(tables, by_kind)
     grades = possible[GRADE_FINDING]
     status: GradeStatus
     if grades == (NOT_APPLICABLE,):
@@ -349,122 +491,121 @@ def _assemble(protocol: Protocol, patient: PatientState, facts: tuple[Mapping[st
     possible_grades = tuple(int(g) for g in grades if g != NOT_APPLICABLE) if status == "indeterminate" else ()
     values = {name: (values[0] if len(values) == 1 else None) for name, values in possible.items()}
 
-    rule_order, rules, alert_order, alerts_by_id = _orders(protocol)
-    doses = {d["rule"]: d for d in by_kind.get(FactKind.DOSE.value, [])}
+    rule_order, rows = tables.rule_order, tables.actions
+    doses = {d["rule"]: d for d in by_kind.get(_DOSE, ())}
     engine_withheld: dict[str, list[str]] = {}
-    for w in by_kind.get(FactKind.WITHHELD.value, []):
+    for w in by_kind.get(_WITHHELD, ()):
         engine_withheld.setdefault(str(w["rule"]), []).append(str(w["limit"]))
+    proposed = by_kind.get(_ACTION, [])
+    proposed_rules = {str(a["rule"]) for a in proposed}
     decided = set(failed)
-    proposed_rules = {str(a["rule"]) for a in by_kind.get(FactKind.ACTION.value, [])}
     decided |= proposed_rules
-    decided |= {str(a["rule"]) for a in by_kind.get(FactKind.ALERT.value, [])}
-    open_actions = {r.action for r in protocol.action_rules
-                    if r.rule_id not in decided} - {rules[r].action for r in proposed_rules}
-    unknowns = _Unknowns(protocol, patient, possible, {rules[r].action for r in proposed_rules}, open_actions, known)
+    decided |= {str(a["rule"]) for a in by_kind.get(_ALERT, ())}
+    proposed_actions = {rows[r].rule.action for r in proposed_rules}
+    open_actions = {action for rule_id, action in tables.rule_action if rule_id not in decided} - proposed_actions
+    unknowns = _Unknowns(protocol, patient, possible, proposed_actions, open_actions, known)
 
     recommendations: list[Recommendation] = []
     withheld: list[Withheld] = []
     pending: list[Pending] = []
-    for action in sorted(by_kind.get(FactKind.ACTION.value, []), key=lambda a: rule_order[a["rule"]]):
-        rule = rules[action["rule"]]
-        catalogue = protocol.action(rule.action)
-        assert catalogue is not None
-        citations = rule.citations
+    for action in sorted(proposed, key=lambda a: rule_order[a["rule"]]):
+        row = rows[action["rule"]]
+        rule = row.rule
+        assert row.catalogued
         dose = None
         if rule.dose is not None:
-            drug = protocol.drug(rule.dose.drug)
-            regimen = drug.regimen(rule.dose.regimen) if drug else None
-            proposal = doses.get(rule.rule_id)
+            drug, regimen = row.drug, row.regimen
+            proposal = doses.get(row.rule_id)
             if drug is None or regimen is None or proposal is None:
-                raise EngineError(f"rule {rule.rule_id} proposed {rule.action} without a dose")
-            citations = tuple(dict.fromkeys([*rule.citations, *drug.citations]))
+                raise EngineError(f"rule {row.rule_id} proposed {rule.action} without a dose")
             try:
                 verdict = check_dose(drug, regimen, proposal.get("amount_mg"), patient, protocol)
             except OverflowError:
                 raise _beyond_the_calendar(patient) from None
-            limits = tuple(dict.fromkeys([*engine_withheld.get(rule.rule_id, []), *verdict.limits]))
+            limits = tuple(dict.fromkeys([*engine_withheld.get(row.rule_id, ()), *verdict.limits]))
             if HISTORY_UNKNOWN in limits:
                 # Neither the rules nor the independent check can clear a dose without the record.
-                pending.append(Pending(rule.rule_id, "action", rule.action, rule.strength, ("medications",),
+                pending.append(Pending(row.rule_id, "action", rule.action, rule.strength, ("medications",),
                                        "the medication record is not given, so the dose limits cannot be checked"))
                 continue
             if limits:
                 # Withheld if either the rules or the independent check found a limit reached.
                 reasons = list(verdict.reasons) or [f"limit reached: {', '.join(limits)}"]
-                withheld.append(Withheld(rule.rule_id, rule.action, rule.strength, "; ".join(reasons), limits,
-                                         verdict.next_eligible_at, _citations(protocol, citations)))
+                withheld.append(Withheld(row.rule_id, rule.action, rule.strength, "; ".join(reasons), limits,
+                                         verdict.next_eligible_at, _citations(protocol, row.citations)))
                 continue
             dose = Dose(
                 drug=drug.id, amount_mg=proposal.get("amount_mg"), route=drug.route, regimen=regimen.id,
-                interval_h=regimen.every_h if regimen.every_h is not None else drug.limits.min_interval_h,
-                interval_up_to_h=regimen.up_to_every_h, times_daily=regimen.times_daily,
+                interval_h=row.interval_h, interval_up_to_h=regimen.up_to_every_h, times_daily=regimen.times_daily,
                 for_days=regimen.for_days, then=regimen.then, calculation=str(proposal["how"]),
-                repeat=_repeat_text(drug), now=regimen.then if proposal.get("then_only") else None,
+                repeat=row.repeat, now=regimen.then if proposal.get("then_only") else None,
             )
-        text = _one_line(rule.description)
-        recommendations.append(Recommendation(rule.rule_id, rule.action, rule.strength, dose,
-                                              text, _citations(protocol, citations)))
+        recommendations.append(Recommendation(row.rule_id, rule.action, rule.strength, dose,
+                                              row.text, _citations(protocol, row.citations)))
 
     # A regimen that replaces another of its drug (an escalation), when recommended, takes its place.
-    replacing = {(r.dose.drug, regimen.replaces): r.rule for r in recommendations if r.dose is not None
-                 for drug in [protocol.drug(r.dose.drug)] if drug is not None
-                 for regimen in [drug.regimen(r.dose.regimen)] if regimen is not None and regimen.replaces}
-    replaced_rules = {rule.rule_id: by for rule in protocol.action_rules if rule.dose is not None
-                      for key, by in replacing.items() if key == (rule.dose.drug, rule.dose.regimen)}
-    entries: list[Recommendation | Withheld] = [*recommendations, *withheld]
-    for entry in entries:
-        by = replaced_rules.get(entry.rule)
-        if by is not None:
-            if isinstance(entry, Recommendation):
-                recommendations.remove(entry)
-            else:
-                withheld.remove(entry)
-            withheld.append(Withheld(entry.rule, entry.action, entry.strength,
-                                     f"replaced by the escalation this decision proposes ({by})",
-                                     ("replaced_by_escalation",), None, entry.citations))
+    replacing = {row.replaces: r.rule for r in recommendations if r.dose is not None
+                 for row in [rows[r.rule]] if row.replaces is not None}
+    if replacing:
+        replaced_rules = {rule_id: replacing[key] for rule_id, key in tables.dosed if key in replacing}
+        entries: list[Recommendation | Withheld] = [*recommendations, *withheld]
+        for entry in entries:
+            by = replaced_rules.get(entry.rule)
+            if by is not None:
+                if isinstance(entry, Recommendation):
+                    recommendations.remove(entry)
+                else:
+                    withheld.remove(entry)
+                withheld.append(Withheld(entry.rule, entry.action, entry.strength,
+                                         f"replaced by the escalation this decision proposes ({by})",
+                                         ("replaced_by_escalation",), None, entry.citations))
 
-    for rule in protocol.action_rules:
-        if rule.rule_id not in decided:
-            waits = unknowns.of([rule.when])
+    for row in tables.action_rows:
+        if row.rule_id not in decided:
+            rule = row.rule
+            waits = unknowns.of((row.reader,))
             if rule.dose is not None and patient.medications is None and "medications" not in waits:
                 waits = (*waits, "medications")  # even once the rule holds, its dose limits need the record
-            pending.append(Pending(rule.rule_id, "action", rule.action, rule.strength, waits,
+            pending.append(Pending(row.rule_id, "action", rule.action, rule.strength, waits,
                                    "holds for some values of the unknown inputs and not for others"))
-    for alert_rule in protocol.alerts:
-        if alert_rule.rule_id not in decided:
-            waits = unknowns.of([alert_rule.when])
-            pending.append(Pending(alert_rule.rule_id, "alert", alert_rule.id, None, waits,
+    for alert_row in tables.alert_rows:
+        if alert_row.rule_id not in decided:
+            alert_rule = alert_row.alert
+            waits = unknowns.of((alert_row.reader,))
+            pending.append(Pending(alert_row.rule_id, "alert", alert_rule.id, None, waits,
                                    "raised for some values of the unknown inputs and not for others"))
     pending.sort(key=lambda p: (rule_order.get(p.rule, len(rule_order)), p.rule))
 
     details: dict[str, str] = {}
 
-    def detail(fact: str) -> str:
-        found = details.get(fact)
-        if found is None:
-            found = details[fact] = _alert_detail(fact, protocol, patient, written or patient)
-        return found
-
-    def alert_text(alert_id: str) -> str:
-        read = [detail(fact) for fact in _alert_facts(protocol, alert_id) if detail(fact)]
-        return " ".join([_one_line(alerts_by_id[alert_id].text), *dict.fromkeys(read)])
+    def alert_text(row: _AlertRow) -> str:
+        if not row.detailed:
+            return row.text
+        read = []
+        for fact in row.detailed:
+            found = details.get(fact)
+            if found is None:
+                found = details[fact] = _alert_detail(fact, protocol, patient, written or patient)
+            if found:
+                read.append(found)
+        return " ".join([row.text, *dict.fromkeys(read)])
 
     alerts = tuple(
-        Alert(a["alert"], alerts_by_id[a["alert"]].severity, a["rule"], alert_text(str(a["alert"])),
-              _citations(protocol, alerts_by_id[a["alert"]].citations))
-        for a in sorted(by_kind.get(FactKind.ALERT.value, []), key=lambda a: alert_order[a["alert"]])
+        Alert(a["alert"], row.alert.severity, a["rule"], alert_text(row), _citations(protocol, row.alert.citations))
+        for a, row in sorted(((a, tables.alerts[a["alert"]]) for a in by_kind.get(_ALERT, ())),
+                             key=lambda pair: pair[1].order)
     )
     missing: dict[str, None] = {}
     if status != "graded":
-        missing.update(dict.fromkeys(unknowns.of(unknowns.finding_conditions(GRADE_FINDING))))
+        missing.update(dict.fromkeys(unknowns.of(tables.readers("finding", GRADE_FINDING))))
     for item in pending:
         missing.update(dict.fromkeys(item.waits_for))
-    grade_rule = next((g.rule_id for g in protocol.grades if g.grade == grade), None) if status == "graded" else None
+    grade_rule = tables.grade_rules.get(grade) if status == "graded" and grade is not None else None
     if grade_rule is not None:
         trace = (*trace, TraceEntry(grade_rule, grade_rule))
-    ordered_findings = tuple((f.id, values[f.id]) for f in protocol.findings) + ((GRADE_FINDING, grade),)
+    ordered_findings = tuple((name, values[name]) for name in tables.finding_ids) + ((GRADE_FINDING, grade),)
     return Decision(
-        protocol=ProtocolRef(protocol.id, protocol.version, protocol.digest, protocol.status),
+        protocol=tables.ref,
         assessed_at=patient.assessed_at,
         crs_grade=grade,
         grade_basis=grade_basis(protocol, status, grade, possible_grades, values, patient, tuple(missing)),

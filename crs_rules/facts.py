@@ -18,11 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Iterable, Mapping
 
 from .fields import FIELDS
 from .model import GRADE_FINDING, Protocol
 from .patient import Medication, PatientState
+from .vocabulary import unrecognised
 
 __all__ = ["FactType", "INPUT_FACTS", "fact_catalogue", "flat_facts", "history_facts", "input_paths", "SECONDS_PER_HOUR"]
 
@@ -191,8 +193,6 @@ def dose_step(protocol: Protocol, medication: Medication) -> int:
 
 
 def _record_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
-    from .vocabulary import unrecognised
-
     facts: dict[str, Any] = {"patient.child": is_child(patient, protocol)}
     names = bool(unrecognised(patient, protocol))
     if patient.medications is None:
@@ -213,81 +213,174 @@ def history_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
     count once; the course counts the doses at or after ``crs.onset_at`` (every dose when the
     onset is not recorded); the interval and the window count every dose."""
     facts: dict[str, Any] = _record_facts(patient, protocol)
-    proposed = set(patient.proposed_orders)
+    proposed = patient.proposed_orders
     onset = patient.crs_onset_at
+    now = patient.assessed_at
     record = distinct_doses(patient.medications or ())
-    for name, members, coursed, stepped_class, window_h in _history_table(protocol):
-        facts[f"proposed.{name}"] = bool(proposed & members)
-        facts[f"history.{name}.recorded"] = any(m.drug in members for m in record)
-        if patient.medications is None:
+    unknown = patient.medications is None
+    for row in _history_table(protocol):
+        members, keys = row.members, row.keys
+        given = [m for m in record if m.drug in members] if record else record
+        facts[keys.proposed] = not members.isdisjoint(proposed)
+        facts[keys.recorded] = bool(given)
+        if unknown:
             continue
-        given = [m for m in record if m.drug in members]
-        in_course = [m for m in given if onset is None or m.given_at >= onset]
-        facts[f"history.{name}.given"] = bool(given)
-        facts[f"history.{name}.doses_in_course"] = len(in_course)
-        if coursed and in_course:
+        if not given:
+            facts.update(row.none_given)
+            continue
+        in_course = given if onset is None else [m for m in given if m.given_at >= onset]
+        facts[keys.given] = bool(given)
+        facts[keys.doses_in_course] = len(in_course)
+        if row.coursed and in_course:
             first = min(m.given_at for m in in_course)
-            facts[f"history.{name}.hours_since_first_in_course"] = (
-                (patient.assessed_at - first).total_seconds() / SECONDS_PER_HOUR)
-        if stepped_class:
-            stepped = [(m.given_at, dose_step(protocol, m)) for m in given]
+            facts[keys.hours_since_first_in_course] = (now - first).total_seconds() / SECONDS_PER_HOUR
+        if row.stepped_class:
+            steps = _steps(protocol)
+            stepped = [(m.given_at, _step(steps, m)) for m in given]
             stepped = [s for s in stepped if s[1] > 0]
             if stepped:
                 last_at = max(at for at, _ in stepped)
-                facts[f"history.{name}.last_step"] = max(step for at, step in stepped if at == last_at)
-                facts[f"history.{name}.hours_since_last_step"] = (
-                    (patient.assessed_at - last_at).total_seconds() / SECONDS_PER_HOUR)
+                facts[keys.last_step] = max(step for at, step in stepped if at == last_at)
+                facts[keys.hours_since_last_step] = (now - last_at).total_seconds() / SECONDS_PER_HOUR
             else:
-                facts[f"history.{name}.last_step"] = 0
+                facts[keys.last_step] = 0
         if not given:
-            facts[f"history.{name}.given_since_onset"] = False
+            facts[keys.given_since_onset] = False
         elif onset is not None:
-            facts[f"history.{name}.given_since_onset"] = any(m.given_at >= onset for m in given)
+            facts[keys.given_since_onset] = any(m.given_at >= onset for m in given)
         if given:
             last = max(m.given_at for m in given)
-            elapsed = (patient.assessed_at - last).total_seconds()
-            facts[f"history.{name}.hours_since_last"] = elapsed / SECONDS_PER_HOUR
-        if window_h is not None:
+            elapsed = (now - last).total_seconds()
+            facts[keys.hours_since_last] = elapsed / SECONDS_PER_HOUR
+        if row.window is not None:
             # A dose given exactly one window before the assessment is outside the window. Elapsed
             # time, not a start instant: an instant one window before a year-1 assessment does not exist.
-            window = timedelta(hours=window_h)
-            facts[f"history.{name}.doses_in_window"] = sum(
-                1 for m in given if patient.assessed_at - m.given_at < window)
+            window = row.window
+            facts[keys.doses_in_window] = sum(1 for m in given if now - m.given_at < window)
     return facts
 
 
+@dataclass(frozen=True)
+class _HistoryKeys:
+    """The paths of the ``proposed.*`` and ``history.*`` facts of one drug or class."""
+
+    proposed: str
+    recorded: str
+    given: str
+    doses_in_course: str
+    hours_since_first_in_course: str
+    last_step: str
+    hours_since_last_step: str
+    given_since_onset: str
+    hours_since_last: str
+    doses_in_window: str
+
+    @classmethod
+    def of(cls, name: str) -> _HistoryKeys:
+        history = f"history.{name}"
+        return cls(f"proposed.{name}", f"{history}.recorded", f"{history}.given", f"{history}.doses_in_course",
+                   f"{history}.hours_since_first_in_course", f"{history}.last_step",
+                   f"{history}.hours_since_last_step", f"{history}.given_since_onset", f"{history}.hours_since_last",
+                   f"{history}.doses_in_window")
+
+
+@dataclass(frozen=True)
+class _HistoryRow:
+    """A drug or class the pack names: its members, whether it is a drug with a course in days,
+    whether it is a class with escalation steps, its window, and its facts' paths."""
+
+    members: frozenset[str]
+    coursed: bool
+    stepped_class: bool
+    window: timedelta | None
+    keys: _HistoryKeys
+    none_given: Mapping[str, Any]
+    """Its ``history.*`` facts, in order, when the record holds no dose of it."""
+
+
 @lru_cache(maxsize=64)
-def _history_table(protocol: Protocol) -> tuple[tuple[str, frozenset[str], bool, bool, float | None], ...]:
-    """For each drug and class the pack names, once per pack: its members, whether it is a drug with
-    a course in days, whether it is a class with escalation steps, and its window in hours."""
+def _history_table(protocol: Protocol) -> tuple[_HistoryRow, ...]:
+    """For each drug and class the pack names, once per pack (see :class:`_HistoryRow`)."""
     windows = {d.id: d.limits.window_h for d in protocol.drugs}
     table = []
     for name in drug_names(protocol):
         drug = protocol.drug(name)
         coursed = drug is not None and any(r.for_days is not None for r in drug.regimens)
         stepped_class = any(c.id == name and c.escalation_steps for c in protocol.drug_classes)
-        table.append((name, _members(protocol, name), coursed, stepped_class, windows.get(name)))
+        window_h = windows.get(name)
+        keys = _HistoryKeys.of(name)
+        none_given: dict[str, Any] = {keys.given: False, keys.doses_in_course: 0}
+        if stepped_class:
+            none_given[keys.last_step] = 0
+        none_given[keys.given_since_onset] = False
+        if window_h is not None:
+            none_given[keys.doses_in_window] = 0
+        table.append(_HistoryRow(_members(protocol, name), coursed, stepped_class,
+                                 timedelta(hours=window_h) if window_h is not None else None, keys, none_given))
     return tuple(table)
+
+
+@lru_cache(maxsize=64)
+def _steps(protocol: Protocol) -> Mapping[str, tuple[int, tuple[tuple[int, float], ...]]]:
+    """For each drug with escalation steps, once per pack: its highest step, and (step, fixed
+    amount) of each step with a fixed amount (see :func:`dose_step`)."""
+    steps: dict[str, tuple[int, tuple[tuple[int, float], ...]]] = {}
+    for drug_id in dict.fromkeys(d.id for d in protocol.drugs):
+        drug = protocol.drug(drug_id)  # the first of an id, as dose_step finds it
+        assert drug is not None
+        stepped = [r for r in drug.regimens if r.step is not None]
+        if stepped:
+            steps[drug.id] = (max(r.step for r in stepped if r.step is not None),
+                              tuple((r.step, r.amount.fixed_mg) for r in stepped if r.step is not None
+                                    and r.amount is not None and r.amount.fixed_mg is not None))
+    return steps
+
+
+def _step(steps: Mapping[str, tuple[int, tuple[tuple[int, float], ...]]], medication: Medication) -> int:
+    """:func:`dose_step` from the pack's table of steps."""
+    found = steps.get(medication.drug)
+    if found is None:
+        return 0
+    highest, fixed = found
+    if medication.dose_mg is not None:
+        reached = [step for step, amount in fixed if medication.dose_mg >= amount]
+        if reached:
+            return max(reached)
+    return highest
+
+
+_FIELD_PATHS = tuple(path for path, _ in _FIELD_FACTS)
+_ATTRIBUTES = tuple(attribute for _, attribute in _FIELD_FACTS if attribute is not None)
+#: Every field fact at once, when each has an attribute of its own (else one by one, see flat_facts).
+_READ_FIELDS = attrgetter(*_ATTRIBUTES) if len(_ATTRIBUTES) == len(_FIELD_FACTS) > 1 else None
+# Every input fact is encoded, whatever the patient: the fields (the statement and the vasopressors
+# among them, read again by flat_facts), then the readings that are no field.
+assert {*_FIELD_PATHS, "crs.days_since_onset"} == set(INPUT_FACTS), "every input fact must be encoded"
+_STATEMENT = _FIELD_PATHS.index("crs.antipyretic_or_anticytokine")
+_VASOPRESSORS = _FIELD_PATHS.index("vitals.vasopressors")
 
 
 def flat_facts(patient: PatientState, protocol: Protocol) -> dict[str, Any]:
     """The patient's input and history facts as ``{path: value}``; unknown values are left out."""
     # Every field fact as the patient's state holds it (its attribute, or kept by path), from the
     # table: a field added to the contract reaches the engine with no edit here.
-    values: dict[str, Any] = {path: (getattr(patient, attribute) if attribute is not None else patient.inputs.get(path))
-                              for path, attribute in _FIELD_FACTS}
+    if _READ_FIELDS is not None:
+        read = list(_READ_FIELDS(patient))
+    else:
+        read = [getattr(patient, attribute) if attribute is not None else patient.inputs.get(path)
+                for path, attribute in _FIELD_FACTS]
     # The readings that are not the field as given:
-    values["crs.days_since_onset"] = (
-        None if patient.crs_onset_at is None
-        else (patient.assessed_at - patient.crs_onset_at).total_seconds() / SECONDS_PER_DAY)
     # The clinician's statement adds therapy the record may lack; absent adds nothing.
-    values["crs.antipyretic_or_anticytokine"] = patient.antipyretic_or_anticytokine is True
+    read[_STATEMENT] = patient.antipyretic_or_anticytokine is True
     # Not hypotensive: no vasopressor for hypotension (listing one is an input error).
     if patient.hypotension is False:
-        values["vitals.vasopressors"] = ()
-    assert set(values) == set(INPUT_FACTS), "every input fact must be encoded"
+        read[_VASOPRESSORS] = ()
+    values = {path: value for path, value in zip(_FIELD_PATHS, read) if value is not None}
+    if patient.crs_onset_at is not None:
+        values["crs.days_since_onset"] = (patient.assessed_at - patient.crs_onset_at).total_seconds() / SECONDS_PER_DAY
+    # The history facts are never unknown values: an unknown one is left out.
     values.update(history_facts(patient, protocol))
-    return {path: value for path, value in values.items() if value is not None}
+    return values
 
 
 def input_paths(fact: str, patient: PatientState) -> tuple[str, ...]:

@@ -88,8 +88,9 @@ def _vasopressor_problems(patient: PatientState, protocol: Protocol) -> Iterator
 
 def normalise(patient: PatientState, protocol: Protocol) -> PatientState:
     """The patient with every known drug name replaced by the drug's id (unknown names kept as
-    written). Raises :class:`InvalidInputError` naming each value of ``vitals.vasopressors`` that
-    is not a vasopressor of the pack."""
+    written; the state itself when every name already is its id, in order). Raises
+    :class:`InvalidInputError` naming each value of ``vitals.vasopressors`` that is not a
+    vasopressor of the pack."""
     problems = list(_vasopressor_problems(patient, protocol))
     if problems:
         raise InvalidInputError(problems)
@@ -101,10 +102,11 @@ def normalise(patient: PatientState, protocol: Protocol) -> PatientState:
             key=lambda m: (m.given_at, m.drug, m.dose_mg or 0.0)))
     vasopressors = (None if patient.vasopressors is None
                     else tuple(sorted({names.get(key(n), n) for n in patient.vasopressors})))
-    return replaced(
-        patient, medications=medications, vasopressors=vasopressors,
-        proposed_orders=tuple(sorted({names.get(key(n), n) for n in patient.proposed_orders})),
-    )
+    proposed_orders = tuple(sorted({names.get(key(n), n) for n in patient.proposed_orders}))
+    if (medications, vasopressors, proposed_orders) == (patient.medications, patient.vasopressors,
+                                                        patient.proposed_orders):
+        return patient  # every name already the pack's id, in order: the state as it is
+    return replaced(patient, medications=medications, vasopressors=vasopressors, proposed_orders=proposed_orders)
 
 
 def vocabulary_problems(protocol: Protocol) -> Iterator[tuple[Source, str, str, str]]:

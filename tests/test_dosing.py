@@ -8,13 +8,17 @@ Amounts, limits and reasons are written here from ``rules/dosing.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crs_rules import parse_patient
+from crs_rules.dose_rules import compute_amount
 from crs_rules.dosing import check_dose, largest_allowed_mg
 from crs_rules.envelope import default_envelope
 from crs_rules.model import Drug, Pediatric, Protocol, Regimen
@@ -177,6 +181,38 @@ def test_a_per_kg_amount_is_never_larger_than_the_cap_nor_than_the_weight_band(p
     assert largest_allowed_mg(drug, regimen, 29.9) == Fraction(358)  # 12 mg/kg of 29.9 kg, rounded down
     assert largest_allowed_mg(drug, regimen, 30) == Fraction(240)  # 8 mg/kg from 30 kg
     assert largest_allowed_mg(drug, regimen, 150) == Fraction(800)
+
+
+def _as_written(number: float) -> Fraction:
+    return Fraction(str(number))
+
+
+@settings(max_examples=300, deadline=None)
+@given(weight_kg=st.one_of(st.integers(1, 300).map(float),
+                           st.decimals("0.5", "300", places=2).map(float),
+                           st.floats(0.5, 300, allow_nan=False, allow_infinity=False)))
+def test_the_proposed_and_the_largest_allowed_amount_are_the_decimals_as_written(protocol: Protocol,
+                                                                                 weight_kg: float) -> None:
+    """mg/kg times the weight as the decimals written (72.35 kg, not its binary float), rounded down
+    and capped; the amount the rules propose is exactly the most the independent check allows."""
+    for drug in protocol.drugs:
+        for regimen in drug.regimens:
+            amount = regimen.amount
+            if amount is None:
+                continue
+            if amount.fixed_mg is not None:
+                expected = _as_written(amount.fixed_mg)
+            else:
+                band = [b for b in amount.per_kg if _as_written(b.from_weight_kg) <= _as_written(weight_kg)][-1]
+                expected = _as_written(band.mg_per_kg) * _as_written(weight_kg)
+            if amount.round_down_to_mg is not None:
+                step = _as_written(amount.round_down_to_mg)
+                expected = math.floor(expected / step) * step
+            if drug.limits.max_dose_mg is not None:
+                expected = min(expected, _as_written(drug.limits.max_dose_mg))
+            assert largest_allowed_mg(drug, regimen, weight_kg) == expected
+            proposed, _ = compute_amount(regimen, drug, weight_kg)
+            assert _as_written(proposed) == expected and isinstance(proposed, int) == (expected.denominator == 1)
 
 
 def test_a_weight_below_every_band_or_a_regimen_without_amount_allows_nothing(protocol: Protocol) -> None:
