@@ -199,9 +199,9 @@ class CompiledProtocol:
     _lists: dict[str, tuple[tuple[str, ...], tuple[tuple[str, frozenset[str]], ...]]] = field(
         default_factory=dict, init=False)
     """For each list fact: the names tested with ``includes`` and the counts (key, names not counted)."""
-    _kept: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False)
-    """For each fact path seen: its keys when the observation holds it (see ``observation_reads``),
-    else empty."""
+    _kept: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict, init=False)
+    """For each fact path seen: its parents' keys and its own key when the observation holds it
+    (see ``observation_reads``), else empty."""
 
     def __post_init__(self) -> None:
         renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
@@ -220,8 +220,10 @@ class CompiledProtocol:
         for path, value in (flat_facts(patient, self.protocol) if known is None else known).items():
             place = kept.get(path)
             if place is None:
-                place = kept[path] = tuple(path.split(".")) if self._read(path) else ()
-            if not place:
+                keys = path.split(".")
+                place = kept[path] = (tuple(keys[:-1]), keys[-1]) if self._read(path) else ((), "")
+            parents, leaf = place
+            if not leaf:
                 continue
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
                 # Membership only for the names the rules test: the fact's size stays bounded by
@@ -234,9 +236,9 @@ class CompiledProtocol:
                     encoded[key] = sum(1 for n in value if n not in not_counting)
                 value = encoded
             node = fact
-            for key in place[:-1]:
+            for key in parents:
                 node = node.setdefault(key, {})
-            node[place[-1]] = value
+            node[leaf] = value
         return fact
 
     def _read(self, path: str) -> bool:

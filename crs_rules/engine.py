@@ -66,6 +66,7 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from json.encoder import encode_basestring as _json_string
 from typing import Any, NoReturn
 
 import durable_rules_engine as _dre
@@ -309,9 +310,8 @@ class _Session:
         self.ruleset = ruleset
         self.handle = ruleset._handle
         self.sid = sid
-        self.sid_json = json.dumps(sid)
         # Every fact of this session starts its engine text with this, then its id and a comma.
-        self.fact_prefix = f'{{"sid":{self.sid_json},"id":'
+        self.fact_prefix = '{"sid":' + _json_string(sid) + ',"id":'
         self.state: Any = None
         # Fact ids are the sequence numbers 1, 2, ... (see MAX_FACTS).
         # id's JSON text (as actions write it) -> the text given to the engine, less fact_prefix
@@ -432,12 +432,13 @@ class _Session:
         action: str | None = None if started is None else started[1]
         ruleset = self.ruleset
         hold_prefix, max_firings, handlers = ruleset._hold_action_prefix, ruleset.max_firings, ruleset._handlers
+        hold_length = len(hold_prefix)
         prefix, tails, known_rule = self.fact_prefix, self.tails, ruleset._knows_rule
         heads, shapes = ruleset._action_heads, ruleset._action_shapes
         fired, complete, handle = self.fired, _dre.complete_and_start_action, self.handle
         rule = ""
         while action is not None:
-            if action.startswith(hold_prefix):
+            if action[:hold_length] == hold_prefix:
                 # A catch-all rule (pattern {"t": kind}): it only keeps the fact stored, and it
                 # cannot match the session record, which has no "t".
                 rule = "catch-all"

@@ -98,8 +98,45 @@ def _plain(value: Any) -> bool:
 
     That is: only dicts with string keys, lists, tuples, exact strings of valid text, booleans,
     64-bit integers and finite floats whose ``repr`` has no exponent. Anything else goes
-    through the careful encoder, which also reports what is wrong.
+    through the careful encoder, which also reports what is wrong. Containers are walked with a
+    stack, each scalar checked where it is found (no call per value).
     """
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        kind = type(node)
+        if kind is dict:
+            for key in node:
+                if type(key) is not str:
+                    return False
+            items = node.values()
+        elif kind is list or kind is tuple:
+            items = node
+        elif not _plain_scalar(node):
+            return False
+        else:
+            continue
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if not item.isascii() and not _encodable(item):
+                    return False
+            elif kind is bool:
+                continue
+            elif kind is int:
+                if not _INT64_MIN <= item <= _INT64_MAX:
+                    return False
+            elif kind is float:
+                if not math.isfinite(item) or "e" in float.__repr__(item):
+                    return False
+            elif kind is dict or kind is list or kind is tuple:
+                pending.append(item)
+            else:
+                return False
+    return True
+
+
+def _plain_scalar(value: Any) -> bool:
     kind = type(value)
     if kind is str:
         return bool(value.isascii()) or _encodable(value)
@@ -107,16 +144,7 @@ def _plain(value: Any) -> bool:
         return bool(_INT64_MIN <= value <= _INT64_MAX)
     if kind is float:
         return math.isfinite(value) and "e" not in float.__repr__(value)
-    if kind is bool:
-        return True
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _plain(item):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        return all(_plain(item) for item in value)
-    return False
+    return kind is bool
 
 
 def _encodable(text: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 from .engine_json import PreparedFact
@@ -24,28 +24,39 @@ class _Asserting(Protocol):
     def assert_from_handler(self, firing: Firing, fact: Mapping[str, Any] | PreparedFact, /) -> None: ...
 
 
-@dataclass(frozen=True)
 class Firing:
-    """One firing of a rule: its name and the facts it matched, by alias (:attr:`matched`).
+    """One firing of a rule: its name (:attr:`rule`) and the facts it matched, by alias
+    (:attr:`matched`). Read-only.
 
     The matched facts are fresh copies without the engine's ``sid``/``id`` keys. Valid only
     while the rule's handler runs. ``tails`` maps each alias to the matched fact's engine text
     less the session's prefix (see :class:`Matched`).
     """
 
-    rule: str
-    _tails: Mapping[str, str] = field(repr=False)
-    _session: _Asserting = field(repr=False, compare=False)
+    __slots__ = ("_rule", "_tails", "_session", "_matched")
+
+    def __init__(self, rule: str, tails: Mapping[str, str], session: _Asserting) -> None:
+        self._rule = rule
+        self._tails = tails
+        self._session = session
+        self._matched: Matched | None = None
+
+    @property
+    def rule(self) -> str:
+        """The name of the rule that fired."""
+        return self._rule
 
     @property
     def matched(self) -> Mapping[str, Mapping[str, Any]]:
         """The facts the rule matched, by alias, each decoded on first reading (most handlers
         never read them, and pay nothing)."""
-        found: Matched | None = self.__dict__.get("_matched")
+        found = self._matched
         if found is None:
-            found = Matched(self._tails)
-            object.__setattr__(self, "_matched", found)
+            found = self._matched = Matched(self._tails)
         return found
+
+    def __repr__(self) -> str:
+        return f"Firing(rule={self._rule!r}, aliases={list(self._tails)!r})"
 
     def assert_fact(self, fact: Mapping[str, Any] | PreparedFact) -> None:
         """Chain ``fact`` into the evaluation this firing belongs to.
@@ -125,33 +136,33 @@ def parse_action(action: str, prefix: str, tails: Mapping[str, str], label: str,
     the engine wrote it and is refused below.
 
     ``heads`` (the ruleset's, filled here) remembers, for the text before an action's first fact,
-    the shape read after it: an action with a known head is read by checking that its facts and
-    the texts between them are exactly those of that shape, without rebuilding the shape; any
-    difference sends it through the full reading above.
+    the shape read after it: an action with a known head is read by checking that it is that head,
+    then each fact's text followed by exactly the text the shape has after it (as no fact's text
+    holds ``prefix``, that is the whole shape), without rebuilding the shape; any difference sends
+    it through the full reading above.
     """
+    if heads is not None:
+        # Cut at each fact: [head, fact 1 and what follows it, ...]. Dict lookups, cuts and
+        # comparisons only: str.find and str.startswith parse their arguments slowly.
+        parts = action.split(prefix)
+        head = parts[0]
+        if head in heads:
+            rule, aliases, separators = heads[head]
+            if len(parts) == len(aliases) + 1:
+                found: dict[str, str] = {}
+                index = 1
+                for alias in aliases:
+                    # Any difference from the known shape: the full reading below says what it is.
+                    part = parts[index]
+                    tail = tails.get(part.partition(",")[0])
+                    if tail is None or part != tail + separators[index - 1]:
+                        break
+                    found[alias] = tail
+                    index += 1
+                else:
+                    return rule, found
     skip = len(prefix)
     position = action.find(prefix)
-    if heads is not None and position > 0:
-        known_head = heads.get(action[:position])
-        if known_head is not None:
-            rule, aliases, separators = known_head
-            found: dict[str, str] = {}
-            find, startswith = action.find, action.startswith
-            for alias, separator in zip(aliases, separators):
-                # Any difference from the known shape: the full reading below says what it is.
-                digits = position + skip
-                tail = tails.get(action[digits:find(",", digits)])
-                if tail is None or not startswith(prefix, position) or not startswith(tail, digits):
-                    break
-                end = digits + len(tail)
-                if not startswith(separator, end):
-                    break
-                found[alias] = tail
-                position = end + len(separator)
-            else:
-                if position == len(action):
-                    return rule, found
-            position = action.find(prefix)
     if position < 0:
         pieces = [action]
         texts: list[str] = []
