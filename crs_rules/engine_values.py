@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from .engine_json import PreparedFact
+from .engine_json import PreparedFact, read_json
 from .errors import EngineError
 
 __all__ = ["Firing", "RunResult", "Handler", "Matched", "parse_action", "stored_facts"]
@@ -88,7 +88,7 @@ class Matched(Mapping[str, Mapping[str, Any]]):
         found = self._decoded.get(alias)
         if found is None:
             tail = self._tails[alias]
-            found = json.loads("{" + tail[tail.index(",") + 1:])
+            found = read_json("{" + tail[tail.index(",") + 1:])
             self._decoded[alias] = found
         return found
 
@@ -248,7 +248,7 @@ def stored_facts(raw: str, prefix: str, tails: Mapping[str, str],
     if (len(pieces) != len(facts) + 1 or pieces[0] or len(tails) != len(facts)
             or set(pieces[1:]) != set(tails.values())):
         _read_listing(raw, prefix, tails, facts, label)
-    return tuple([dict(value) if value is not None else json.loads(text) for _, _, text, value in facts])
+    return tuple([dict(value) if value is not None else read_json(text) for _, _, text, value in facts])
 
 
 def _read_listing(raw: str, prefix: str, tails: Mapping[str, str],
