@@ -195,9 +195,10 @@ class CompiledRuleset:
         Evaluations of one ruleset are serialised by a lock; it is an error for a handler to
         call ``run`` on the ruleset it belongs to.
         """
-        if isinstance(facts, (str, bytes)) or not isinstance(facts, Sequence):
+        if type(facts) is not list and (isinstance(facts, (str, bytes)) or not isinstance(facts, Sequence)):
             raise ValueError("facts must be a sequence of mappings")
-        prepared = [self._prepare(fact, f"input fact {index}") for index, fact in enumerate(facts)]
+        prepared = [(fact.kind, fact.text) if type(fact) is PreparedFact else self._prepare(fact, f"input fact {index}")
+                    for index, fact in enumerate(facts)]
         # Refuse what the session would refuse before any fact reaches the engine.
         texts: set[str] = set()
         for kind, text in prepared:
@@ -309,6 +310,7 @@ class _Session:
     def __init__(self, ruleset: CompiledRuleset, sid: str) -> None:
         self.ruleset = ruleset
         self.handle = ruleset._handle
+        self.kinds = ruleset.fact_kinds
         self.sid = sid
         # Every fact of this session starts its engine text with this, then its id and a comma.
         self.fact_prefix = '{"sid":' + _json_string(sid) + ',"id":'
@@ -509,14 +511,15 @@ class _Session:
     def _assert(self, kind: str, text: str, source: str | Firing, value: Mapping[str, Any] | None = None) -> None:
         """Assert one fact; ``source`` is where it comes from (a firing: that rule); ``value``, its
         content read back from ``text`` when known."""
-        if kind not in self.ruleset.fact_kinds:
+        if kind not in self.kinds:
             self._fail(
                 f"{_origin(source)} asserted a fact of undeclared kind {kind!r} "
-                f"(declared: {sorted(self.ruleset.fact_kinds)})"
+                f"(declared: {sorted(self.kinds)})"
             )
-        if text in self.seen:
+        seen, asserted = self.seen, self.asserted
+        if text in seen:
             self._fail(f"{_origin(source)} asserted a duplicate fact of kind {kind!r}: {text[:200]}")
-        sequence = len(self.asserted) + 1
+        sequence = len(asserted) + 1
         if sequence > MAX_FACTS:
             self._fail(f"more than {MAX_FACTS} facts in one evaluation ({_origin(source)})")
         fact_id = _fact_id(sequence)
@@ -544,8 +547,8 @@ class _Session:
         elif state != self.state:
             self._fail(f"{_origin(source)}: the engine put a fact in another session ({state})")
         self.tails[token] = tail
-        self.asserted.append((token, kind, text, value))
-        self.seen.add(text)
+        asserted.append((token, kind, text, value))
+        seen.add(text)
 
     def _refused(self, code: int, kind: str, origin: str) -> NoReturn:
         if code == 1:

@@ -242,7 +242,7 @@ def stored_facts(raw: str, prefix: str, tails: Mapping[str, str],
     it is read fact by fact (each found by its id, as in :func:`parse_action`), which tells what
     is wrong. No fact is decoded from the listing.
     """
-    if not (raw.startswith("[") and raw.endswith("]")):
+    if raw[:1] != "[" or raw[-1:] != "]":
         _listing_error(raw, facts, label)
     pieces = ("," + raw[1:-1]).split("," + prefix)
     if (len(pieces) != len(facts) + 1 or pieces[0] or len(tails) != len(facts)
