@@ -48,6 +48,7 @@ from .conditions import MAX_DNF_TERMS, comparisons
 from .decision import TraceEntry
 from .dose_rules import add_dose_rules, compute_amount
 from .engine import CompiledRuleset, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
+from .engine_json import check_fact_shape, to_engine_json
 from .fact_kinds import FACT_KINDS, HISTORY_UNKNOWN, NOT_APPLICABLE, FactKind
 from .facts import flat_facts, list_count_key
 from .model import GRADE_FINDING, Comparison, Condition, Protocol
@@ -191,17 +192,16 @@ class CompiledProtocol:
     """The attributes of the observation the rules test or their handlers read: the observation
     holds only the facts they name (None: every fact). The engine's work on a fact grows with its
     size (it is parsed on assert and copied into every action that matched it)."""
+    conclusions: Conclusions = field(default_factory=lambda: Conclusions())
+    """The once-per-evaluation record the handlers keep (the one they were compiled with)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _applied: dict[str, None] = field(default_factory=dict)
-    _trace: list[TraceEntry] = field(default_factory=list)
-    _failed: list[str] = field(default_factory=list)
 
     _lists: dict[str, tuple[tuple[str, ...], tuple[tuple[str, frozenset[str]], ...]]] = field(
         default_factory=dict, init=False)
     """For each list fact: the names tested with ``includes`` and the counts (key, names not counted)."""
-    _kept: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False)
-    """For each fact path seen: its keys when the observation holds it (see ``observation_reads``),
-    else empty."""
+    _kept: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict, init=False)
+    """For each fact path seen: its parents' keys and its own key when the observation holds it
+    (see ``observation_reads``), else empty."""
 
     def __post_init__(self) -> None:
         renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
@@ -220,8 +220,10 @@ class CompiledProtocol:
         for path, value in (flat_facts(patient, self.protocol) if known is None else known).items():
             place = kept.get(path)
             if place is None:
-                place = kept[path] = tuple(path.split(".")) if self._read(path) else ()
-            if not place:
+                keys = path.split(".")
+                place = kept[path] = (tuple(keys[:-1]), keys[-1]) if self._read(path) else ((), "")
+            parents, leaf = place
+            if not leaf:
                 continue
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
                 # Membership only for the names the rules test: the fact's size stays bounded by
@@ -234,9 +236,9 @@ class CompiledProtocol:
                     encoded[key] = sum(1 for n in value if n not in not_counting)
                 value = encoded
             node = fact
-            for key in place[:-1]:
+            for key in parents:
                 node = node.setdefault(key, {})
-            node[place[-1]] = value
+            node[leaf] = value
         return fact
 
     def _read(self, path: str) -> bool:
@@ -253,25 +255,50 @@ class CompiledProtocol:
         and the rules the chain found certainly failing. ``known``: the patient's flat facts, when
         already derived. The lock keeps the once-per-evaluation bookkeeping of one patient whole."""
         observation = self.observation(patient, known)
+        kind = check_fact_shape(observation, "the observation")
+        # Built here, fresh, of plain values (a list fact is already its counts): handed over as
+        # it is, with its text, so that the result need not read it back from the engine's text.
+        fact = PreparedFact(kind, to_engine_json(observation, sort_keys=True, where="the observation"),
+                            observation)
+        conclusions = self.conclusions
         with self._lock:
-            self._applied = {}
-            self._trace = []
-            self._failed = []
-            result = self.ruleset.run([observation])
-            return result, tuple(self._trace), frozenset(self._failed)
+            conclusions.clear()
+            result = self.ruleset.run([fact])
+            return result, tuple(conclusions.trace), frozenset(conclusions.failed)
 
     def failed(self, rule_id: str) -> None:
         """Record that a rule certainly fails in this evaluation."""
-        self._failed.append(rule_id)
+        self.conclusions.failed.append(rule_id)
 
     def once(self, key: str, rule: str | None = None) -> bool:
         """True the first time a conclusion is drawn in this evaluation, False after. A conclusion
         with a ``rule`` is that pack rule taking effect, and enters the trace."""
-        if key in self._applied:
+        return self.conclusions.once(key, rule)
+
+
+@dataclass(frozen=True)
+class Conclusions:
+    """The conclusions drawn in the current evaluation: each key once, the trace of the pack rules
+    that took effect and the rules found certainly failing. Emptied at the start of each
+    evaluation; the compiled handlers hold these very containers (see :func:`_conclusion`)."""
+
+    applied: dict[str, None] = field(default_factory=dict)
+    trace: list[TraceEntry] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.applied.clear()
+        self.trace.clear()
+        self.failed.clear()
+
+    def once(self, key: str, rule: str | None = None) -> bool:
+        """True the first time ``key`` is drawn in this evaluation, False after; with a ``rule``,
+        it enters the trace."""
+        if key in self.applied:
             return False
-        self._applied[key] = None
+        self.applied[key] = None
         if rule is not None:
-            self._trace.append(TraceEntry(key, rule))
+            self.trace.append(TraceEntry(key, rule))
         return True
 
 
@@ -280,9 +307,11 @@ def compile_protocol(protocol: Protocol) -> CompiledProtocol:
     holder: list[CompiledProtocol] = []
     list_members: set[tuple[str, str]] = set()
     reads: set[str] = set()
-    rules, handlers, list_counts = engine_program(protocol, holder, list_members, reads)
+    conclusions = Conclusions()
+    rules, handlers, list_counts = engine_program(protocol, holder, list_members, reads, conclusions)
     compiled = CompiledProtocol(
         protocol=protocol,
+        conclusions=conclusions,
         ruleset=CompiledRuleset(rules, handlers, FACT_KINDS, label=f"{protocol.id}-{protocol.version}"),
         list_counts=frozenset(list_counts),
         list_members=frozenset(list_members),
@@ -303,14 +332,16 @@ def _value_key(value: FindingValue) -> str:
 
 def engine_program(
     protocol: Protocol, holder: list[CompiledProtocol], list_members: set[tuple[str, str]] | None = None,
-    observation_reads: set[str] | None = None,
+    observation_reads: set[str] | None = None, conclusions: Conclusions | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Callable[[Firing], None]], set[tuple[str, tuple[str, ...]]]]:
     """The engine rules, their handlers and the list counts the observation needs, without creating
     anything in the engine (validation sizes a pack with it). ``holder`` receives the compiled
     protocol whose bookkeeping the handlers use; ``list_members``, when given, receives (list fact,
     name) for every name a condition tests with ``includes``; ``observation_reads``, the attributes
-    of the observation that rules test or handlers read. Raises
+    of the observation that rules test or handlers read; ``conclusions``, the record the handlers
+    keep (the compiled protocol's; a fresh one if not given). Raises
     :class:`ConditionTooComplex` for a condition with too many alternatives."""
+    book = conclusions if conclusions is not None else Conclusions()
     rules: dict[str, dict[str, Any]] = {}
     handlers: dict[str, Callable[[Firing], None]] = {}
     list_counts: set[tuple[str, tuple[str, ...]]] = set()
@@ -331,18 +362,15 @@ def engine_program(
     untraced: dict[str, list[Callable[[Firing], None]]] = {}
     following: dict[tuple[str, tuple[type, FindingValue]], list[Callable[[Firing], None]]] = {}
 
-    def add(name: str, formula: Formula, key: str, effect: Callable[[Firing], None], traced: str | None) -> None:
+    def add(name: str, formula: Formula, key: str, effect: Effect, traced: str | None) -> None:
         # traced: the pack rule the conclusion is the effect of, when it enters the trace
         alternatives = _alternatives(formula, MAX_DNF_TERMS)
         if alternatives is None:
             raise ConditionTooComplex(name, MAX_DNF_TERMS)
+        handler = _conclusion(book, key, traced, effect)  # one per conclusion: its alternatives share it
         for index, alternative in enumerate(alternatives):
             engine_name = f"{name}#{index}"
             definition = _rule_definition(alternative)
-
-            def handler(firing: Firing, key: str = key, traced: str | None = traced) -> None:
-                if holder[0].once(key, traced):
-                    effect(firing)
 
             if traced is None:
                 tests, atoms = alternative
@@ -361,19 +389,13 @@ def engine_program(
             rules[engine_name] = definition
             handlers[engine_name] = handler
 
-    def assert_copy(fact: dict[str, Any]) -> Callable[[Firing], None]:
-        prepared = prepare_fact(fact, f"the conclusion {fact}")  # checked and serialised once
-        return lambda firing: firing.assert_fact(prepared)
+    def assert_copy(fact: dict[str, Any]) -> Effect:
+        return Effect(prepare_fact(fact, f"the conclusion {fact}"))  # checked and serialised once
 
-    def exclude(name: str, value: FindingValue, rule: str) -> Callable[[Firing], None]:
-        asserting = assert_copy({"t": FactKind.EXCLUDED.value, "name": name, "value": value, "rule": rule})
-        then = following.setdefault((name, _key(value)), [])  # filled while compiling
-
-        def effect(firing: Firing) -> None:
-            asserting(firing)
-            for handler in then:
-                handler(firing)
-        return effect
+    def exclude(name: str, value: FindingValue, rule: str) -> Effect:
+        fact = {"t": FactKind.EXCLUDED.value, "name": name, "value": value, "rule": rule}
+        prepared = prepare_fact(fact, f"the conclusion {fact}")
+        return Effect(prepared, then=following.setdefault((name, _key(value)), []))  # filled while compiling
 
     for finding in protocol.findings:
         rule_id = finding.rule_id
@@ -406,16 +428,11 @@ def engine_program(
         add(f"{protocol.definition_id}.applies", certain(applies, True), key,
             exclude(GRADE_FINDING, NOT_APPLICABLE, protocol.definition_id), traced=None)
 
-    def fails(rule_id: str, in_engine: bool) -> Callable[[Firing], None]:
+    def fails(rule_id: str, in_engine: bool) -> Effect:
         # A failing rule is recorded for the decision (neither proposed nor pending); it becomes an
         # engine fact only when another rule's "ruled out" reads it.
         prepared = prepare_fact({"t": FactKind.FAILS.value, "rule": rule_id})
-
-        def effect(firing: Firing) -> None:
-            holder[0].failed(rule_id)
-            if in_engine:
-                firing.assert_fact(prepared)
-        return effect
+        return Effect(prepared if in_engine else None, failed=rule_id)
 
     read_actions = _actions_read(protocol)
     for rule in protocol.action_rules:
@@ -440,7 +457,7 @@ def engine_program(
         add(f"{alert.rule_id}~fails", certain(alert.when, False), f"{alert.rule_id}~fails",
             fails(alert.rule_id, False), traced=None)
 
-    _add_ruled_out_rules(protocol, rules, handlers, holder)
+    _add_ruled_out_rules(protocol, rules, handlers, book)
     for drug in protocol.drugs:
         stepped = tuple(c.id for c in protocol.drug_classes if c.escalation_steps and drug.id in c.members)
         add_dose_rules(drug, rules, handlers, holder, stepped, observation_reads)
@@ -471,6 +488,57 @@ def _tested_attributes(pattern: Any, into: set[str]) -> None:
             into.add(key)
 
 
+@dataclass(frozen=True)
+class Effect:
+    """What drawing a conclusion does, in order: record ``failed`` as a rule that certainly fails,
+    assert ``asserts`` (checked and serialised once, when compiling), then run each handler of
+    ``then`` (conclusions drawn in the same firing; the list may still grow while compiling)."""
+
+    asserts: PreparedFact | None = None
+    failed: str | None = None
+    then: list[Callable[[Firing], None]] = field(default_factory=list)
+
+
+def _conclusion(book: Conclusions, key: str, traced: str | None, effect: Effect) -> Callable[[Firing], None]:
+    """The handler drawing conclusion ``key`` once per evaluation (entering the trace as the effect
+    of pack rule ``traced``, when given) with ``effect``: a closure with everything bound, so that a
+    firing runs it without looking anything up."""
+    applied, trace, failed = book.applied, book.trace.append, book.failed.append
+    asserts, failing, then = effect.asserts, effect.failed, effect.then
+    entry = TraceEntry(key, traced) if traced is not None else None  # the same text in every trace
+    if asserts is not None and failing is None:
+        if entry is not None:
+            def traced_handler(firing: Firing) -> None:
+                if key not in applied:
+                    applied[key] = None
+                    trace(entry)
+                    firing.assert_fact(asserts)
+                    for follower in then:
+                        follower(firing)
+            return traced_handler
+
+        def handler(firing: Firing) -> None:
+            if key not in applied:
+                applied[key] = None
+                firing.assert_fact(asserts)
+                for follower in then:
+                    follower(firing)
+        return handler
+
+    def any_handler(firing: Firing) -> None:
+        if key not in applied:
+            applied[key] = None
+            if entry is not None:
+                trace(entry)
+            if failing is not None:
+                failed(failing)
+            if asserts is not None:
+                firing.assert_fact(asserts)
+            for follower in then:
+                follower(firing)
+    return any_handler
+
+
 def _all_of(group: list[Callable[[Firing], None]]) -> Callable[[Firing], None]:
     """One handler running every handler of ``group`` (which may still grow while compiling)."""
     def handler(firing: Firing) -> None:
@@ -487,7 +555,7 @@ def _actions_read(protocol: Protocol) -> set[str]:
 
 
 def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],
-                         handlers: dict[str, Callable[[Firing], None]], holder: list[CompiledProtocol]) -> None:
+                         handlers: dict[str, Callable[[Firing], None]], book: Conclusions) -> None:
     """``ruled_out`` for every action a condition reads: every rule proposing it certainly fails."""
     for action in sorted(_actions_read(protocol)):
         proposing = [r.rule_id for r in protocol.action_rules if r.action == action]
@@ -497,9 +565,4 @@ def _add_ruled_out_rules(protocol: Protocol, rules: dict[str, dict[str, Any]],
         rules[name] = {"all": patterns or [{"o": {"t": FactKind.OBSERVATION.value}}]}
 
         prepared = prepare_fact({"t": FactKind.RULED_OUT.value, "action": action})
-
-        def handler(firing: Firing, name: str = name, prepared: PreparedFact = prepared) -> None:
-            if holder[0].once(name):
-                firing.assert_fact(prepared)
-
-        handlers[name] = handler
+        handlers[name] = _conclusion(book, name, None, Effect(prepared))

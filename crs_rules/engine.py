@@ -66,6 +66,7 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from json.encoder import encode_basestring as _json_string
 from typing import Any, NoReturn
 
 import durable_rules_engine as _dre
@@ -73,7 +74,7 @@ import durable_rules_engine as _dre
 from .engine_json import PreparedFact, check_fact_shape, count_properties, prepare_fact, to_engine_json
 from .engine_limits import MAX_ENGINE_TESTS, engine_failure, ruleset_chain_bound, ruleset_definition
 from .engine_process import DEFERRED_SIGNALS, pthread_sigmask, renew_after_fork, signal_mask, track_after_fork
-from .engine_values import Firing, Handler, RunResult, parse_action, stored_facts
+from .engine_values import ActionShape, Firing, Handler, RunResult, parse_action, stored_facts
 from .errors import EngineError
 
 __all__ = [
@@ -163,8 +164,10 @@ class CompiledRuleset:
         # exception cut short is finished by the next run (see _run_locked).
         self._open: _Session | None = None
         self._session_counter = itertools.count(1)
-        # The shapes of the actions already read (see engine_values.parse_action).
+        # The shapes of the actions already read, and what their heads tell (see
+        # engine_values.parse_action).
         self._action_shapes: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._action_heads: dict[str, ActionShape] = {}
         track_after_fork(self)
         try:
             self._handle: Any = _dre.create_ruleset(self.name, definition)
@@ -179,10 +182,12 @@ class CompiledRuleset:
         return rule in self._rule_names or (
             rule.startswith(_HOLD_PREFIX) and rule[len(_HOLD_PREFIX):] in self.fact_kinds)
 
-    def run(self, facts: Sequence[Mapping[str, Any]]) -> RunResult:
+    def run(self, facts: Sequence[Mapping[str, Any] | PreparedFact]) -> RunResult:
         """Evaluate ``facts`` in a fresh session and return what the session holds at the end.
 
-        Facts are asserted in order; rules fire and chain until nothing is pending. Raises
+        A fact is a mapping or a :class:`PreparedFact` (checked and serialised once by
+        :func:`prepare_fact`; its ``value``, when given, is what the result holds for it, so it
+        must be what its text reads back as). Facts are asserted in order; rules fire and chain until nothing is pending. Raises
         :class:`ValueError` for a malformed fact (reserved ``sid``/``id`` key, ``None``, non-JSON
         value) and :class:`EngineError` when the engine refuses or loses a fact, a handler
         fails, or the firing bound is reached. Never returns a partial result.
@@ -190,9 +195,10 @@ class CompiledRuleset:
         Evaluations of one ruleset are serialised by a lock; it is an error for a handler to
         call ``run`` on the ruleset it belongs to.
         """
-        if isinstance(facts, (str, bytes)) or not isinstance(facts, Sequence):
+        if type(facts) is not list and (isinstance(facts, (str, bytes)) or not isinstance(facts, Sequence)):
             raise ValueError("facts must be a sequence of mappings")
-        prepared = [self._prepare(fact, f"input fact {index}") for index, fact in enumerate(facts)]
+        prepared = [(fact.kind, fact.text) if type(fact) is PreparedFact else self._prepare(fact, f"input fact {index}")
+                    for index, fact in enumerate(facts)]
         # Refuse what the session would refuse before any fact reaches the engine.
         texts: set[str] = set()
         for kind, text in prepared:
@@ -304,13 +310,14 @@ class _Session:
     def __init__(self, ruleset: CompiledRuleset, sid: str) -> None:
         self.ruleset = ruleset
         self.handle = ruleset._handle
+        self.kinds = ruleset.fact_kinds
         self.sid = sid
-        self.sid_json = json.dumps(sid)
         # Every fact of this session starts its engine text with this, then its id and a comma.
-        self.fact_prefix = f'{{"sid":{self.sid_json},"id":'
+        self.fact_prefix = '{"sid":' + _json_string(sid) + ',"id":'
         self.state: Any = None
         # Fact ids are the sequence numbers 1, 2, ... (see MAX_FACTS).
-        self.tokens: dict[str, str] = {}  # id's JSON text (as actions write it) -> text given to the engine
+        # id's JSON text (as actions write it) -> the text given to the engine, less fact_prefix
+        self.tails: dict[str, str] = {}
         # For each fact, in order: its id's text, kind, text without sid/id, content if known.
         self.asserted: list[tuple[str, str, str, Mapping[str, Any] | None]] = []
         self.seen: set[str] = set()
@@ -413,6 +420,7 @@ class _Session:
         return False
 
     def _drain(self) -> None:
+        """Run every pending action, each by its rule's handler, until none is pending."""
         label = self.ruleset.label
         firings = 0
         try:
@@ -425,17 +433,19 @@ class _Session:
             raise engine_failure(f"{label}: starting the first action failed", exc) from exc
         action: str | None = None if started is None else started[1]
         ruleset = self.ruleset
-        hold_prefix, max_firings = ruleset._hold_action_prefix, ruleset.max_firings
-        prefix, texts, shapes, known_rule = self.fact_prefix, self.tokens, ruleset._action_shapes, ruleset._knows_rule
-        fired, run_handler, complete, handle = self.fired, self._run_handler, _dre.complete_and_start_action, self.handle
+        hold_prefix, max_firings, handlers = ruleset._hold_action_prefix, ruleset.max_firings, ruleset._handlers
+        hold_length = len(hold_prefix)
+        prefix, tails, known_rule = self.fact_prefix, self.tails, ruleset._knows_rule
+        heads, shapes = ruleset._action_heads, ruleset._action_shapes
+        fired, complete, handle = self.fired, _dre.complete_and_start_action, self.handle
         rule = ""
         while action is not None:
-            if action.startswith(hold_prefix):
+            if action[:hold_length] == hold_prefix:
                 # A catch-all rule (pattern {"t": kind}): it only keeps the fact stored, and it
                 # cannot match the session record, which has no "t".
                 rule = "catch-all"
             else:
-                rule, matched = parse_action(action, prefix, texts, label, known_rule, shapes)
+                rule, matched = parse_action(action, prefix, tails, label, known_rule, heads, shapes)
                 firings += 1
                 if firings > max_firings:
                     raise EngineError(
@@ -443,35 +453,37 @@ class _Session:
                         f"evaluation (last: {rule}); the rules chain without end"
                     )
                 fired.append(rule)
-                run_handler(rule, matched)
+                # The rule's handler, with the firing valid while it runs.
+                firing = Firing(rule, matched, self)
+                self.current = firing
+                try:
+                    returned: Any = handlers[rule](firing)
+                except Exception as exc:
+                    raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
+                finally:
+                    self.current = None
+                if self.failure is not None or returned is not None:
+                    self._handler_failed(rule, returned)
             try:
                 action = complete(handle, self.state)
             except _dre.error as exc:
                 action_name = f"{label}: completing the action of {rule}"
                 raise engine_failure(f"{action_name} failed", exc) from exc
 
-    def _run_handler(self, rule: str, matched: Mapping[str, Mapping[str, Any]]) -> None:
+    def _handler_failed(self, rule: str, returned: Any) -> NoReturn:
+        """The error of a handler that caught the failure of its own assert, or returned a value."""
         label = self.ruleset.label
-        firing = Firing(rule, matched, self)
-        self.current = firing
-        try:
-            returned: Any = self.ruleset._handlers[rule](firing)
-        except Exception as exc:
-            raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            self.current = None
         if self.failure is not None:
             # The handler caught the failure of its own assert_fact: fail anyway.
             if isinstance(self.failure, EngineError):
                 raise self.failure
             raise EngineError(f"{label}: rule {rule} failed: {self.failure}") from self.failure
-        if returned is not None:
-            if hasattr(returned, "close"):
-                returned.close()  # a coroutine from an async handler: never awaited
-            raise EngineError(
-                f"{label}: rule {rule} handler returned {type(returned).__name__}; handlers "
-                "must return None (async handlers are not supported)"
-            )
+        if hasattr(returned, "close"):
+            returned.close()  # a coroutine from an async handler: never awaited
+        raise EngineError(
+            f"{label}: rule {rule} handler returned {type(returned).__name__}; handlers "
+            "must return None (async handlers are not supported)"
+        )
 
     # -- asserting -----------------------------------------------------------------------------
 
@@ -499,20 +511,22 @@ class _Session:
     def _assert(self, kind: str, text: str, source: str | Firing, value: Mapping[str, Any] | None = None) -> None:
         """Assert one fact; ``source`` is where it comes from (a firing: that rule); ``value``, its
         content read back from ``text`` when known."""
-        if kind not in self.ruleset.fact_kinds:
+        if kind not in self.kinds:
             self._fail(
                 f"{_origin(source)} asserted a fact of undeclared kind {kind!r} "
-                f"(declared: {sorted(self.ruleset.fact_kinds)})"
+                f"(declared: {sorted(self.kinds)})"
             )
-        if text in self.seen:
+        seen, asserted = self.seen, self.asserted
+        if text in seen:
             self._fail(f"{_origin(source)} asserted a duplicate fact of kind {kind!r}: {text[:200]}")
-        sequence = len(self.asserted) + 1
+        sequence = len(asserted) + 1
         if sequence > MAX_FACTS:
             self._fail(f"more than {MAX_FACTS} facts in one evaluation ({_origin(source)})")
         fact_id = _fact_id(sequence)
         token = str(fact_id) if type(fact_id) is int else json.dumps(fact_id)  # as the engine writes it
         # ``text`` is a non-empty JSON object (it has "t"): splice the engine's keys in front.
-        engine_text = f"{self.fact_prefix}{token},{text[1:]}"
+        tail = f"{token},{text[1:]}"
+        engine_text = self.fact_prefix + tail
         try:
             if self.created:
                 code, state = _dre.assert_fact(self.handle, engine_text)
@@ -532,9 +546,9 @@ class _Session:
             self.state = state
         elif state != self.state:
             self._fail(f"{_origin(source)}: the engine put a fact in another session ({state})")
-        self.tokens[token] = engine_text
-        self.asserted.append((token, kind, text, value))
-        self.seen.add(text)
+        self.tails[token] = tail
+        asserted.append((token, kind, text, value))
+        seen.add(text)
 
     def _refused(self, code: int, kind: str, origin: str) -> NoReturn:
         if code == 1:
@@ -556,5 +570,5 @@ class _Session:
             raw = _dre.get_facts(self.handle, self.sid)
         except _dre.error as exc:
             raise engine_failure(f"{label}: reading the session's facts failed", exc) from exc
-        facts = stored_facts(raw, self.fact_prefix, self.tokens, self.asserted, label)
+        facts = stored_facts(raw, self.fact_prefix, self.tails, self.asserted, label)
         return RunResult(facts=facts, fired=tuple(self.fired))

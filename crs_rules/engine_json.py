@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from json.encoder import encode_basestring as _encode_string  # the ensure_ascii=False form
 from typing import Any
 
-__all__ = ["to_engine_json", "PreparedFact", "prepare_fact", "check_fact_shape", "count_properties", "RESERVED_KEYS"]
+__all__ = ["to_engine_json", "PreparedFact", "prepare_fact", "check_fact_shape", "count_properties", "RESERVED_KEYS",
+           "read_json"]
 
 #: Keys the engine keeps for itself inside a fact.
 RESERVED_KEYS = frozenset({"sid", "id"})
@@ -27,6 +28,40 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 _SORTED_ENCODER = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True
 )
+#: Bound on the values :func:`_plain` walks: a bigger (or self-containing) value goes through the
+#: careful encoder (a fact the engine takes has about 250 properties at most).
+_PLAIN_BUDGET = 10_000
+
+
+def _not_plain(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _c_encoders() -> tuple[Callable[[Any, int], Any], Callable[[Any, int], Any]] | None:
+    """The C encoders the two above make on every call, made once (None without the C module)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    return tuple(
+        make(None, _not_plain, _encode_string, None, ":", ",", sort_keys, False, False)
+        for sort_keys in (False, True))
+
+
+_C_ENCODERS = _c_encoders()
+#: The C scanner of the standard decoder: one JSON value from a position, and where it ends.
+_SCAN_ONCE: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def read_json(text: str) -> Any:
+    """``json.loads(text)`` for a text this module wrote (no whitespace around it): the C scanner
+    alone, without the decoder's Python layer."""
+    try:
+        value, end = _SCAN_ONCE(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        return json.loads(text)  # words the error, or reads what the scanner alone does not
+    return value
 
 
 def _float_text(value: float, where: str) -> str:
@@ -98,8 +133,50 @@ def _plain(value: Any) -> bool:
 
     That is: only dicts with string keys, lists, tuples, exact strings of valid text, booleans,
     64-bit integers and finite floats whose ``repr`` has no exponent. Anything else goes
-    through the careful encoder, which also reports what is wrong.
+    through the careful encoder, which also reports what is wrong. Containers are walked with a
+    stack, each scalar checked where it is found (no call per value); past ``_PLAIN_BUDGET``
+    containers (or a container holding itself) the value is not plain.
     """
+    pending = [value]
+    budget = _PLAIN_BUDGET
+    while pending:
+        budget -= 1
+        if budget < 0:
+            return False
+        node = pending.pop()
+        kind = type(node)
+        if kind is dict:
+            for key in node:
+                if type(key) is not str:
+                    return False
+            items = node.values()
+        elif kind is list or kind is tuple:
+            items = node
+        elif not _plain_scalar(node):
+            return False
+        else:
+            continue
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if not item.isascii() and not _encodable(item):
+                    return False
+            elif kind is bool:
+                continue
+            elif kind is int:
+                if not _INT64_MIN <= item <= _INT64_MAX:
+                    return False
+            elif kind is float:
+                if not math.isfinite(item) or "e" in float.__repr__(item):
+                    return False
+            elif kind is dict or kind is list or kind is tuple:
+                pending.append(item)
+            else:
+                return False
+    return True
+
+
+def _plain_scalar(value: Any) -> bool:
     kind = type(value)
     if kind is str:
         return bool(value.isascii()) or _encodable(value)
@@ -107,16 +184,7 @@ def _plain(value: Any) -> bool:
         return bool(_INT64_MIN <= value <= _INT64_MAX)
     if kind is float:
         return math.isfinite(value) and "e" not in float.__repr__(value)
-    if kind is bool:
-        return True
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _plain(item):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        return all(_plain(item) for item in value)
-    return False
+    return kind is bool
 
 
 def _encodable(text: str) -> bool:
@@ -137,6 +205,8 @@ def to_engine_json(value: Any, *, sort_keys: bool = False, where: str = "value")
     The text is compact and, with ``sort_keys``, canonical.
     """
     if _plain(value):
+        if _C_ENCODERS is not None:
+            return "".join(_C_ENCODERS[sort_keys](value, 0))
         return (_SORTED_ENCODER if sort_keys else _ENCODER).encode(value)
     out: list[str] = []
     _encode(value, out, where, sort_keys)
@@ -161,7 +231,7 @@ def prepare_fact(fact: Mapping[str, Any], origin: str = "fact") -> PreparedFact:
     """
     kind = check_fact_shape(fact, origin)
     text = to_engine_json(fact, sort_keys=True, where=f"{origin} (kind {kind!r})")
-    return PreparedFact(kind, text, json.loads(text))
+    return PreparedFact(kind, text, read_json(text))
 
 
 def check_fact_shape(fact: Any, origin: str) -> str:

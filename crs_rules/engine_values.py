@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from .engine_json import PreparedFact
+from .engine_json import PreparedFact, read_json
 from .errors import EngineError
 
 __all__ = ["Firing", "RunResult", "Handler", "Matched", "parse_action", "stored_facts"]
@@ -24,17 +24,39 @@ class _Asserting(Protocol):
     def assert_from_handler(self, firing: Firing, fact: Mapping[str, Any] | PreparedFact, /) -> None: ...
 
 
-@dataclass(frozen=True)
 class Firing:
-    """One firing of a rule: its name and the facts it matched, by alias.
+    """One firing of a rule: its name (:attr:`rule`) and the facts it matched, by alias
+    (:attr:`matched`). Read-only.
 
     The matched facts are fresh copies without the engine's ``sid``/``id`` keys. Valid only
-    while the rule's handler runs.
+    while the rule's handler runs. ``tails`` maps each alias to the matched fact's engine text
+    less the session's prefix (see :class:`Matched`).
     """
 
-    rule: str
-    matched: Mapping[str, Mapping[str, Any]]
-    _session: _Asserting = field(repr=False, compare=False)
+    __slots__ = ("_rule", "_tails", "_session", "_matched")
+
+    def __init__(self, rule: str, tails: Mapping[str, str], session: _Asserting) -> None:
+        self._rule = rule
+        self._tails = tails
+        self._session = session
+        self._matched: Matched | None = None
+
+    @property
+    def rule(self) -> str:
+        """The name of the rule that fired."""
+        return self._rule
+
+    @property
+    def matched(self) -> Mapping[str, Mapping[str, Any]]:
+        """The facts the rule matched, by alias, each decoded on first reading (most handlers
+        never read them, and pay nothing)."""
+        found = self._matched
+        if found is None:
+            found = self._matched = Matched(self._tails)
+        return found
+
+    def __repr__(self) -> str:
+        return f"Firing(rule={self._rule!r}, aliases={list(self._tails)!r})"
 
     def assert_fact(self, fact: Mapping[str, Any] | PreparedFact) -> None:
         """Chain ``fact`` into the evaluation this firing belongs to.
@@ -51,30 +73,33 @@ class Firing:
 class Matched(Mapping[str, Mapping[str, Any]]):
     """The facts a firing matched, by alias, each decoded from its engine text on first reading:
     a fresh copy per firing, without ``sid``/``id``. A handler that never reads a fact (most
-    never read the observation) never pays for decoding it."""
+    never read the observation) never pays for decoding it.
 
-    __slots__ = ("_texts", "_decoded")
+    ``tails`` maps each alias to the fact's engine text less the session's prefix: the fact's id,
+    a comma, and the fact's own text after its opening brace (see :func:`parse_action`)."""
 
-    def __init__(self, texts: dict[str, str]) -> None:
-        self._texts = texts
+    __slots__ = ("_tails", "_decoded")
+
+    def __init__(self, tails: Mapping[str, str]) -> None:
+        self._tails = tails
         self._decoded: dict[str, dict[str, Any]] = {}
 
     def __getitem__(self, alias: str) -> dict[str, Any]:
         found = self._decoded.get(alias)
         if found is None:
-            found = json.loads(self._texts[alias])
-            del found["sid"], found["id"]
+            tail = self._tails[alias]
+            found = read_json("{" + tail[tail.index(",") + 1:])
             self._decoded[alias] = found
         return found
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._texts)
+        return iter(self._tails)
 
     def __len__(self) -> int:
-        return len(self._texts)
+        return len(self._tails)
 
     def __contains__(self, alias: object) -> bool:
-        return alias in self._texts
+        return alias in self._tails
 
 
 @dataclass(frozen=True)
@@ -90,55 +115,92 @@ class RunResult:
 #: Bound on the action shapes remembered per ruleset (one per rule and set of aliases in practice).
 MAX_ACTION_SHAPES = 4096
 
+#: What an action's head (its text before the first fact) tells: the rule, the aliases in the
+#: order the action lists them and, after each fact, the text that must follow it.
+ActionShape = tuple[str, tuple[str, ...], tuple[str, ...]]
 
-def parse_action(action: str, prefix: str, texts: Mapping[str, str], label: str,
-                 known_rule: Callable[[str], bool],
-                 shapes: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> tuple[str, Matched]:
-    """The rule an action names and the facts it matched (decoded when a handler reads them).
 
-    ``texts`` maps the text of each fact id of the evaluation (``"12"``) to the fact's engine text.
-    The engine writes each matched fact as the exact text it was given, which begins with the
-    session's ``prefix`` and the fact's id (text inside a fact is JSON-escaped, so that
-    prefix cannot occur in it). Each such text is found and checked to be exactly the one
-    asserted under that id, and replaced by ``0``; the rest, the action's shape
+def parse_action(action: str, prefix: str, tails: Mapping[str, str], label: str,
+                 known_rule: Callable[[str], bool], heads: dict[str, ActionShape] | None = None,
+                 shapes: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> tuple[str, dict[str, str]]:
+    """The rule an action names and the facts it matched, by alias: each fact's engine text less
+    ``prefix``, as :class:`Matched` decodes it when a handler reads it.
+
+    ``tails`` maps the text of each fact id of the evaluation (``"12"``) to the fact's engine text
+    less the session's ``prefix``. The engine writes each matched fact as the exact text it was
+    given, which begins with the session's ``prefix`` and the fact's id (text inside a fact is
+    JSON-escaped, so that prefix cannot occur in it). Each such text is found and checked to be
+    exactly the one asserted under that id, and replaced by ``0``; the rest, the action's shape
     (``{"rule":{"o":0,"a":0}}``), is decoded, or found in ``shapes`` (the ruleset's shapes already
     read: their rule and aliases) if it was seen before. Anything else the action holds stays as
     the engine wrote it and is refused below.
+
+    ``heads`` (the ruleset's, filled here) remembers, for the text before an action's first fact,
+    the shape read after it: an action with a known head is read by checking that it is that head,
+    then each fact's text followed by exactly the text the shape has after it (as no fact's text
+    holds ``prefix``, that is the whole shape), without rebuilding the shape; any difference sends
+    it through the full reading above.
     """
+    if heads is not None:
+        # Cut at each fact: [head, fact 1 and what follows it, ...]. Dict lookups, cuts and
+        # comparisons only: str.find and str.startswith parse their arguments slowly.
+        parts = action.split(prefix)
+        head = parts[0]
+        if head in heads:
+            rule, aliases, separators = heads[head]
+            if len(parts) == len(aliases) + 1:
+                found: dict[str, str] = {}
+                index = 1
+                for alias in aliases:
+                    # Any difference from the known shape: the full reading below says what it is.
+                    part = parts[index]
+                    tail = tails.get(part.partition(",")[0])
+                    if tail is None or part != tail + separators[index - 1]:
+                        break
+                    found[alias] = tail
+                    index += 1
+                else:
+                    return rule, found
+    skip = len(prefix)
     position = action.find(prefix)
     if position < 0:
         pieces = [action]
-        found: list[str] = []
+        texts: list[str] = []
     else:
         pieces = []
-        found = []
+        texts = []
         start = 0
-        skip = len(prefix)
         find = action.find
         while position >= 0:
             digits = position + skip
             # An id's text is the key of exactly one fact: anything else (no comma, another token)
             # finds nothing.
-            text = texts.get(action[digits:find(",", digits)])
-            if text is None or not action.startswith(text, position):
-                raise EngineError(
-                    f"{label}: an action holds a fact of this evaluation whose text is not the one "
-                    f"asserted: {action[position:position + 200]}"
-                )
-            found.append(text)
+            tail = tails.get(action[digits:find(",", digits)])
+            if tail is None or not action.startswith(tail, digits):
+                _not_asserted(action, position, label)
+            texts.append(tail)
             pieces.append(action[start:position])
-            start = position + len(text)
+            start = digits + len(tail)
             position = find(prefix, start)
         pieces.append(action[start:])
     shape = "0".join(pieces)
     known = shapes.get(shape) if shapes is not None else None
     if known is None:
-        rule, aliases = _read_shape(shape, action, len(found), label, known_rule)
+        rule, aliases = _read_shape(shape, action, len(texts), label, known_rule)
         if shapes is not None and len(shapes) < MAX_ACTION_SHAPES:
             shapes[shape] = (rule, aliases)
     else:
         rule, aliases = known
-    return rule, Matched(dict(zip(aliases, found)))
+    if heads is not None and texts and len(heads) < MAX_ACTION_SHAPES:
+        heads.setdefault(pieces[0], (rule, aliases, tuple(pieces[1:])))
+    return rule, dict(zip(aliases, texts))
+
+
+def _not_asserted(action: str, position: int, label: str) -> NoReturn:
+    raise EngineError(
+        f"{label}: an action holds a fact of this evaluation whose text is not the one "
+        f"asserted: {action[position:position + 200]}"
+    )
 
 
 def _read_shape(shape: str, action: str, facts: int, label: str,
@@ -165,39 +227,50 @@ def _read_shape(shape: str, action: str, facts: int, label: str,
     return rule, tuple(raw)
 
 
-def stored_facts(raw: str, prefix: str, engine_texts: Mapping[str, str],
+def stored_facts(raw: str, prefix: str, tails: Mapping[str, str],
                  facts: Sequence[tuple[str, str, str, Mapping[str, Any] | None]], label: str) -> tuple[dict[str, Any], ...]:
     """The facts of a session's listing ``raw`` (the engine's ``get_facts``), in assertion order and
     without ``sid``/``id``: exactly the facts asserted, each with exactly the text asserted, or
     :class:`EngineError` (a fact lost, changed or not of this evaluation).
 
-    ``engine_texts`` maps each id's text to the fact's text as given to the engine (``sid`` and ``id``
-    first); ``facts`` holds, for each fact asserted, in order: its id's text, its kind, its text (without
-    ``sid``/``id``) and its content when already known (a prepared fact's), else None. The engine
-    keeps each fact as the exact text it was given and lists them separated by commas: the listing
-    is read as those texts (each found by its id, as in :func:`parse_action`), in the engine's
-    order, and no fact is decoded from it.
+    ``tails`` maps each id's text to the fact's engine text less ``prefix`` (the session's ``sid``
+    and the ``id`` key); ``facts`` holds, for each fact asserted, in order: its id's text, its kind,
+    its text (without ``sid``/``id``) and its content when already known (a prepared fact's), else
+    None. The engine keeps each fact as the exact text it was given and lists them separated by
+    commas, in its own order: the listing is cut at each ``,`` + ``prefix`` (which no fact's text
+    holds, see :func:`parse_action`) and must be those texts, each once; should a piece not be one,
+    it is read fact by fact (each found by its id, as in :func:`parse_action`), which tells what
+    is wrong. No fact is decoded from the listing.
     """
+    if raw[:1] != "[" or raw[-1:] != "]":
+        _listing_error(raw, facts, label)
+    pieces = ("," + raw[1:-1]).split("," + prefix)
+    if (len(pieces) != len(facts) + 1 or pieces[0] or len(tails) != len(facts)
+            or set(pieces[1:]) != set(tails.values())):
+        _read_listing(raw, prefix, tails, facts, label)
+    return tuple([dict(value) if value is not None else read_json(text) for _, _, text, value in facts])
+
+
+def _read_listing(raw: str, prefix: str, tails: Mapping[str, str],
+                  facts: Sequence[tuple[str, str, str, Mapping[str, Any] | None]], label: str) -> None:
+    """Read ``raw`` fact by fact: return if it is exactly the facts asserted, else raise."""
     listed: set[str] = set()
     if raw != "[]":
-        if not (raw.startswith("[") and raw.endswith("]")):
-            _listing_error(raw, facts, label)
         position, end, skip = 1, len(raw) - 1, len(prefix)
         while True:
             digits = position + skip
             token = raw[digits:raw.find(",", digits)] if raw.startswith(prefix, position) else ""
-            text = engine_texts.get(token)
-            if (text is None or token in listed or not raw.startswith(text, position)
-                    or raw[position + len(text):position + len(text) + 1] not in (",", "]")):
+            tail = tails.get(token)
+            if (tail is None or token in listed or not raw.startswith(tail, digits)
+                    or raw[digits + len(tail):digits + len(tail) + 1] not in (",", "]")):
                 _listing_error(raw, facts, label)
             listed.add(token)
-            position += len(text)
+            position = digits + len(tail)
             if position >= end:
                 break
             position += 1  # the comma
     if len(listed) != len(facts):
         _listing_error(raw, facts, label)
-    return tuple(dict(value) if value is not None else json.loads(text) for _, _, text, value in facts)
 
 
 def _listing_error(raw: str, facts: Sequence[tuple[str, str, str, Mapping[str, Any] | None]], label: str) -> NoReturn:
