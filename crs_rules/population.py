@@ -12,7 +12,7 @@ import bisect
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
@@ -28,7 +28,8 @@ from .model import Comparison, Condition, Protocol
 from .patient import PatientState
 from .patient_examples import describe_patient, state_input
 
-__all__ = ["DEFAULT_POPULATION", "DEFAULT_SEED", "ASSESSED_AT", "Patient", "population_inputs", "state_input",
+__all__ = ["DEFAULT_POPULATION", "DEFAULT_SEED", "ASSESSED_AT", "Patient", "population_inputs", "population_stream",
+           "state_input",
            "scenario_patients", "describe_patient"]
 
 #: How many generated patients :func:`~crs_rules.impact.compare_packs` evaluates by default (besides the scenarios).
@@ -443,11 +444,18 @@ def population_inputs(protocols: Sequence[Protocol], size: int = DEFAULT_POPULAT
     by path) is drawn by its type, from a generator of its own (seeded from ``seed``): adding one
     to the contract leaves every other value of every patient as it was.
     """
+    return list(population_stream(protocols, size, seed))
+
+
+def population_stream(protocols: Sequence[Protocol], size: int = DEFAULT_POPULATION,
+                      seed: int = DEFAULT_SEED) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The patients of :func:`population_inputs`, the same ones in the same order, drawn one at a
+    time as they are asked for (the size is checked at once)."""
     if size < 0:
         raise ValueError(f"the population size must be 0 or more, not {size}")
     sweep = _Sweep(protocols)
     rng, by_path = random.Random(seed), random.Random(f"{seed} by path")
-    return [(f"population #{index + 1}", _patient_data(rng, by_path, sweep)) for index in range(size)]
+    return ((f"population #{index + 1}", _patient_data(rng, by_path, sweep)) for index in range(size))
 
 
 def scenario_patients(protocols: Sequence[Protocol], notes: list[str]) -> list[Patient]:
