@@ -3,8 +3,9 @@
 :func:`compare_packs` runs the stages: the pack's changes (:mod:`~crs_rules.pack_diff`), the
 patients (:mod:`~crs_rules.population`), each patient's outcome under both packs
 (:mod:`~crs_rules.outcomes`), spread over worker processes, and the report
-(:mod:`~crs_rules.impact_report`). One patient is evaluated by :func:`evaluate_one`, the single
-place to change for another way of evaluating.
+(:mod:`~crs_rules.impact_report`). Patients are evaluated in batches, one pack at a time
+(:func:`~crs_rules.evaluation.evaluate_many`, the decisions :func:`evaluate_one` gives), by
+:class:`_Evaluator`, the single place to change for another way of evaluating.
 """
 
 from __future__ import annotations
