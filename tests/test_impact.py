@@ -308,7 +308,8 @@ def test_the_scenarios_of_one_folder_compared_with_itself_are_read_once(
     names = [f"scenario {s.name}" for s in load_scenarios(shipped.path, shipped)]
     assert names
     read.clear()
-    twice = scenario_patients((shipped, load_protocol(shipped.path)), notes := [])
+    notes: list[str] = []
+    twice = scenario_patients((shipped, load_protocol(shipped.path)), notes)
     assert (read, [p.label for p in twice], notes) == ([shipped.path], names, [])
     read.clear()
     # Another pack (another folder, other content) is read for itself.
