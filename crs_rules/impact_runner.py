@@ -120,9 +120,9 @@ def _evaluate_all(old: Protocol, new: Protocol, items: Iterable[tuple[str, Mappi
     it pays. Gives the items and their results.
 
     Evaluations of one pack are serialised within a process, so processes are what scales. The
-    items are drawn here as the workers ask for them (the first are evaluated while the rest are
-    drawn) and sent in small batches; results come back in order, so the report does not depend
-    on the number of workers. Both packs are compiled here first, so forked workers start with
+    items are drawn here while the workers evaluate the first ones, and sent in small batches
+    (the workers end together); results come back in order, so the report does not depend on the
+    number of workers. Both packs are compiled here first, so forked workers start with
     them. ``meanwhile`` runs in this process while the workers evaluate (before the items,
     without workers).
     """
