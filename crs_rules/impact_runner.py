@@ -135,7 +135,8 @@ def _evaluate_all(old: Protocol, new: Protocol, items: Iterable[tuple[str, Mappi
     compiled(new)
     # fork is quick and needs no re-import, but only a single-threaded process may fork safely.
     method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
-    with multiprocessing.get_context(method).Pool(workers, _start_worker, (old, new)) as pool:
+    processes = min(workers, -(-size // _BATCH))  # no more than there are batches
+    with multiprocessing.get_context(method).Pool(processes, _start_worker, (old, new)) as pool:
         pending = pool.imap(_run_in_worker, _batches(items, _BATCH, kept))
         meanwhile()
         results = [result for part in pending for result in part]
