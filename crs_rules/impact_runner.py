@@ -3,30 +3,32 @@
 :func:`compare_packs` runs the stages: the pack's changes (:mod:`~crs_rules.pack_diff`), the
 patients (:mod:`~crs_rules.population`), each patient's outcome under both packs
 (:mod:`~crs_rules.outcomes`), spread over worker processes, and the report
-(:mod:`~crs_rules.impact_report`). One patient is evaluated by :func:`evaluate_one`, the single
-place to change for another way of evaluating.
+(:mod:`~crs_rules.impact_report`). Patients are evaluated in batches, one pack at a time
+(:func:`~crs_rules.evaluation.evaluate_many`, the decisions :func:`evaluate_one` gives), by
+:class:`_Evaluator`, the single place to change for another way of evaluating.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .dose_effects import dose_effects
 from .errors import InvalidInputError
-from .evaluation import evaluate
+from .evaluation import compiled, evaluate, evaluate_many
 from .impact_report import Example, ImpactReport, KindReport, PackRef, SubChange
 from .model import Protocol
 from .outcomes import DIFFERENCE_KINDS, DOSE_CHANGED, Outcome, dose_pairs, outcome_differences
 from .pack_diff import pack_changes
 from .patient import PatientState, parse_patient
-from .population import DEFAULT_POPULATION, DEFAULT_SEED, Patient, describe_patient, population_inputs, scenario_patients
+from .population import DEFAULT_POPULATION, DEFAULT_SEED, Patient, describe_patient, population_stream, scenario_patients
 
 __all__ = ["compare_packs", "evaluate_one"]
 
@@ -39,31 +41,33 @@ def evaluate_one(state: PatientState, protocol: Protocol) -> Outcome:
     return Outcome.of(evaluate(state, protocol, allow_draft=True))
 
 
+#: One patient's result as the report reads it: the state, its outcome under the old pack, and
+#: under the new one (None when it is the same as the old: nothing more to send or keep).
+Result = tuple[PatientState, Outcome, Outcome | None]
+
+
 class _Evaluator:
-    """Parses inputs into states and evaluates both packs on each; identical states once per pack."""
+    """Parses inputs into states and evaluates both packs on them (:func:`evaluate_many`, one
+    pack at a time); identical states of one batch once per pack."""
 
     def __init__(self, old: Protocol, new: Protocol) -> None:
         self.packs = (old, new)
-        self.memo: tuple[dict[PatientState, Outcome], dict[PatientState, Outcome]] = ({}, {})
 
-    def outcomes(self, state: PatientState) -> tuple[Outcome, Outcome]:
-        found = []
-        for protocol, memo in zip(self.packs, self.memo):
-            outcome = memo.get(state)
-            if outcome is None:
-                outcome = memo[state] = evaluate_one(state, protocol)
-            found.append(outcome)
-        return found[0], found[1]
+    def outcomes(self, states: Sequence[PatientState]) -> list[Result]:
+        distinct = list(dict.fromkeys(states))
+        old, new = ([Outcome.of(decision) for decision in evaluate_many(distinct, protocol, allow_draft=True)]
+                    for protocol in self.packs)
+        found = {state: (a, None if a == b else b) for state, a, b in zip(distinct, old, new)}
+        return [(state, *found[state]) for state in states]
 
-    def run(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[PatientState, Outcome, Outcome]]:
-        results = []
+    def run(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Result]:
+        states = []
         for label, data in items:
             try:
-                state = parse_patient(data, label)
+                states.append(parse_patient(data, label))
             except InvalidInputError as error:  # a fault of the generator; a plain error crosses processes
                 raise ValueError(f"{label} is not a valid patient: {error}") from None
-            results.append((state, *self.outcomes(state)))
-        return results
+        return self.outcomes(states)
 
 
 _worker: list[_Evaluator] = []
@@ -73,10 +77,13 @@ def _start_worker(old: Protocol, new: Protocol) -> None:
     # Ctrl-C is the command's to handle (it ends the pool); a spawn-started worker does not inherit
     # the command's handler and would print a KeyboardInterrupt traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # What the worker holds from the start (modules, packs, compiled rules) lives as long as it
+    # does: the garbage collector need not walk it again and again.
+    gc.freeze()
     _worker[:] = [_Evaluator(old, new)]
 
 
-def _run_in_worker(items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[PatientState, Outcome, Outcome]]:
+def _run_in_worker(items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Result]:
     return _worker[0].run(items)
 
 
@@ -87,28 +94,53 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _evaluate_all(old: Protocol, new: Protocol, items: Sequence[tuple[str, Mapping[str, Any]]],
-                  workers: int, meanwhile: Callable[[], None] = lambda: None
-                  ) -> list[tuple[PatientState, Outcome, Outcome]]:
-    """Parse and evaluate every item, in order; over ``workers`` processes when it pays.
+def _batches(items: Iterable[tuple[str, Mapping[str, Any]]], size: int,
+             kept: list[tuple[str, Mapping[str, Any]]]) -> Iterator[list[tuple[str, Mapping[str, Any]]]]:
+    """``items`` in lists of ``size``, each item also added to ``kept`` as it is drawn."""
+    batch: list[tuple[str, Mapping[str, Any]]] = []
+    for item in items:
+        kept.append(item)
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
-    Evaluations of one pack are serialised within a process, so processes are what scales. Each
-    worker gets both packs once and a share of the items in chunks; results come back in order, so
-    the report does not depend on the number of workers. ``meanwhile`` runs in this process while
-    the workers evaluate (before the items, without workers).
+
+# Patients per task sent to a worker: small enough that the workers end together (the last task
+# is short), large enough that sending tasks costs nothing next to evaluating them.
+_BATCH = 100
+
+
+def _evaluate_all(old: Protocol, new: Protocol, items: Iterable[tuple[str, Mapping[str, Any]]], size: int,
+                  workers: int, meanwhile: Callable[[], None] = lambda: None
+                  ) -> tuple[list[tuple[str, Mapping[str, Any]]], list[Result]]:
+    """Parse and evaluate every item (``size`` of them), in order; over ``workers`` processes when
+    it pays. Gives the items and their results.
+
+    Evaluations of one pack are serialised within a process, so processes are what scales. The
+    items are drawn here while the workers evaluate the first ones, and sent in small batches
+    (the workers end together); results come back in order, so the report does not depend on the
+    number of workers. Both packs are compiled here first, so forked workers start with
+    them. ``meanwhile`` runs in this process while the workers evaluate (before the items,
+    without workers).
     """
-    if workers <= 1 or len(items) < _PARALLEL_FROM:
+    kept: list[tuple[str, Mapping[str, Any]]] = []
+    if workers <= 1 or size < _PARALLEL_FROM:
         meanwhile()
-        return _Evaluator(old, new).run(items)
-    chunk = max(100, -(-len(items) // (workers * 4)))
-    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        kept.extend(items)
+        return kept, _Evaluator(old, new).run(kept)
+    compiled(old)
+    compiled(new)
     # fork is quick and needs no re-import, but only a single-threaded process may fork safely.
     method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
-    with multiprocessing.get_context(method).Pool(min(workers, len(chunks)), _start_worker, (old, new)) as pool:
-        pending = pool.map_async(_run_in_worker, chunks)
+    processes = min(workers, -(-size // _BATCH))  # no more than there are batches
+    with multiprocessing.get_context(method).Pool(processes, _start_worker, (old, new)) as pool:
+        pending = pool.imap(_run_in_worker, _batches(items, _BATCH, kept))
         meanwhile()
-        parts = pending.get()
-    return [result for part in parts for result in part]
+        results = [result for part in pending for result in part]
+    return kept, results
 
 
 def compare_packs(old: Protocol, new: Protocol, population_size: int | None = None,
@@ -126,22 +158,20 @@ def compare_packs(old: Protocol, new: Protocol, population_size: int | None = No
     # The documents as loaded with each pack: what was validated is what is compared.
     changes = pack_changes(old, new)
 
-    items = population_inputs((old, new), size, seed)
     scenarios: list[Patient] = []
-    results: list[tuple[PatientState, Outcome, Outcome]] = []
+    results: list[Result] = []
 
     def scenarios_here() -> None:
         # The scenarios are read and evaluated here while the workers evaluate the population.
         scenarios.extend(scenario_patients((old, new), notes))
-        evaluator = _Evaluator(old, new)
-        results.extend((p.state, *evaluator.outcomes(p.state)) for p in scenarios)
+        results.extend(_Evaluator(old, new).outcomes([p.state for p in scenarios]))
 
-    population = _evaluate_all(old, new, items, min(_available_cpus(), 8) if workers is None else workers,
-                               scenarios_here)
+    items, population = _evaluate_all(old, new, population_stream((old, new), size, seed), size,
+                                      min(_available_cpus(), 8) if workers is None else workers, scenarios_here)
     results += population  # the scenarios first, then the population
-    patients = [*scenarios, *(Patient(label, state, data) for (label, data), (state, _, _) in zip(items, results[len(scenarios):]))]
+    patients = [*scenarios, *(Patient(label, state, data) for (label, data), (state, _, _) in zip(items, population))]
     before = [r[1] for r in results]
-    after = [r[2] for r in results]
+    after = [r[1] if r[2] is None else r[2] for r in results]
 
     by_kind: dict[str, dict[str, list[int]]] = {kind: {} for kind in DIFFERENCE_KINDS}
     patients_by_kind: dict[str, list[int]] = {kind: [] for kind in DIFFERENCE_KINDS}

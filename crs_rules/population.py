@@ -12,7 +12,7 @@ import bisect
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
@@ -28,7 +28,8 @@ from .model import Comparison, Condition, Protocol
 from .patient import PatientState
 from .patient_examples import describe_patient, state_input
 
-__all__ = ["DEFAULT_POPULATION", "DEFAULT_SEED", "ASSESSED_AT", "Patient", "population_inputs", "state_input",
+__all__ = ["DEFAULT_POPULATION", "DEFAULT_SEED", "ASSESSED_AT", "Patient", "population_inputs", "population_stream",
+           "state_input",
            "scenario_patients", "describe_patient"]
 
 #: How many generated patients :func:`~crs_rules.impact.compare_packs` evaluates by default (besides the scenarios).
@@ -206,19 +207,31 @@ def _maybe(rng: random.Random, weights: tuple[int, int, int, int] = (35, 35, 15,
 
 
 def _at(hours_before: float) -> str:
-    moment = ASSESSED_AT - timedelta(seconds=round(hours_before * 3600))
-    return iso(moment)
+    return _seconds_before(round(hours_before * 3600))
+
+
+@lru_cache(maxsize=4096)
+def _seconds_before(seconds: int) -> str:
+    """The assessment time less ``seconds``, as written in an input (drawn times repeat: once each)."""
+    return iso(ASSESSED_AT - timedelta(seconds=seconds))
+
+
+@lru_cache(maxsize=256)
+def _keys(path: str) -> tuple[tuple[str, ...], str]:
+    """A field's path as the keys of the mappings that hold it, and its own key."""
+    *holders, last = path.split(".")
+    return tuple(holders), last
 
 
 def _set(data: dict[str, Any], path: str, value: Any) -> None:
     """Put ``value`` at the field's path, its mappings made as needed; "absent" leaves it out."""
     if isinstance(value, str) and value == "absent":
         return
-    keys = path.split(".")
+    holders, last = _keys(path)
     holder = data
-    for key in keys[:-1]:
+    for key in holders:
         holder = holder.setdefault(key, {})
-    holder[keys[-1]] = value
+    holder[last] = value
 
 
 def _get(data: dict[str, Any], path: str) -> Any:
@@ -443,25 +456,39 @@ def population_inputs(protocols: Sequence[Protocol], size: int = DEFAULT_POPULAT
     by path) is drawn by its type, from a generator of its own (seeded from ``seed``): adding one
     to the contract leaves every other value of every patient as it was.
     """
+    return list(population_stream(protocols, size, seed))
+
+
+def population_stream(protocols: Sequence[Protocol], size: int = DEFAULT_POPULATION,
+                      seed: int = DEFAULT_SEED) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The patients of :func:`population_inputs`, the same ones in the same order, drawn one at a
+    time as they are asked for (the size is checked at once)."""
     if size < 0:
         raise ValueError(f"the population size must be 0 or more, not {size}")
     sweep = _Sweep(protocols)
     rng, by_path = random.Random(seed), random.Random(f"{seed} by path")
-    return [(f"population #{index + 1}", _patient_data(rng, by_path, sweep)) for index in range(size)]
+    return ((f"population #{index + 1}", _patient_data(rng, by_path, sweep)) for index in range(size))
 
 
 def scenario_patients(protocols: Sequence[Protocol], notes: list[str]) -> list[Patient]:
     """The scenarios of both packs (once each)."""
-    from .scenarios import load_scenarios
+    from .scenarios import Scenario, load_scenarios
 
     patients: list[Patient] = []
     seen: dict[str, PatientState] = {}
+    loaded: list[tuple[Protocol, list[Scenario] | InvalidPackError]] = []
     for which, protocol in zip(("old", "new"), protocols):
-        try:
-            scenarios = load_scenarios(protocol.path, protocol)
-        except InvalidPackError as error:
+        # The same files read with the same pack content give the same scenarios: read once.
+        scenarios = next((found for other, found in loaded if _same_scenarios(other, protocol)), None)
+        if scenarios is None:
+            try:
+                scenarios = load_scenarios(protocol.path, protocol)
+            except InvalidPackError as error:
+                scenarios = error
+            loaded.append((protocol, scenarios))
+        if isinstance(scenarios, InvalidPackError):
             notes.append(f"the scenarios of the {which} pack ({protocol.path}) were not used: "
-                         f"{len(error.problems)} problem(s); run crs-rules test {protocol.path}")
+                         f"{len(scenarios.problems)} problem(s); run crs-rules test {protocol.path}")
             continue
         for scenario in scenarios:
             label = f"scenario {scenario.name}"
@@ -472,3 +499,9 @@ def scenario_patients(protocols: Sequence[Protocol], notes: list[str]) -> list[P
             seen[label] = scenario.patient
             patients.append(Patient(label, scenario.patient, state_input(scenario.patient)))
     return patients
+
+
+def _same_scenarios(one: Protocol, other: Protocol) -> bool:
+    """Whether two packs loaded from the same folder have the same content and scenario files as read."""
+    return (one.path == other.path and one.digest == other.digest and one.files is not None
+            and other.files is not None and one.files.scenarios == other.files.scenarios)

@@ -35,6 +35,7 @@ from crs_rules.impact import (
     state_input,
 )
 from crs_rules.model import Protocol
+from crs_rules.population import scenario_patients
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -289,6 +290,31 @@ def test_identical_packs_give_no_differences_at_all(shipped: Protocol) -> None:
     assert report.pack_changes == () and report.kinds == () and report.differing == ()
     assert "no patient gets a different decision" in report.render()
     assert "nothing, the content is the same" in report.render()
+
+
+def test_the_scenarios_of_one_folder_compared_with_itself_are_read_once(
+    shipped: Protocol, cap_700: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crs_rules import scenarios
+
+    read: list[str] = []
+    load_scenarios = scenarios.load_scenarios
+
+    def counting(path: str, protocol: Protocol) -> list[scenarios.Scenario]:
+        read.append(path)
+        return load_scenarios(path, protocol)
+
+    monkeypatch.setattr(scenarios, "load_scenarios", counting)
+    names = [f"scenario {s.name}" for s in load_scenarios(shipped.path, shipped)]
+    assert names
+    read.clear()
+    notes: list[str] = []
+    twice = scenario_patients((shipped, load_protocol(shipped.path)), notes)
+    assert (read, [p.label for p in twice], notes) == ([shipped.path], names, [])
+    read.clear()
+    # Another pack (another folder, other content) is read for itself.
+    scenario_patients((shipped, load_protocol(cap_700)), [])
+    assert read == [shipped.path, str(cap_700)]
 
 
 @pytest.mark.slow
