@@ -171,6 +171,22 @@ def test_whatever_the_accept_path_accepts_every_check_accepts_as_the_same_state(
     _agree(data)
 
 
+def test_the_accept_path_takes_examples_with_a_value_removed_and_reads_them_as_every_check_does() -> None:
+    # The property test above holds whether or not the accept path took its input: here it must
+    # take many (an optional value removed leaves a valid patient).
+    taken = tried = 0
+    for example in EXAMPLES:
+        for path in _paths(example)[1:]:
+            data = copy.deepcopy(example)
+            parent: Any = data
+            for step in path[:-1]:
+                parent = parent[step]
+            del parent[path[-1]]
+            tried += 1
+            taken += _agree(data)
+    assert taken >= len(EXAMPLES) and taken < tried, (taken, tried)
+
+
 def test_the_accept_path_leaves_input_with_a_problem_to_every_check() -> None:
     data = copy.deepcopy(EXAMPLES[0])
     data["vitals"]["temperature_f"] = 100.4  # both temperatures: a check beyond the schema
