@@ -158,7 +158,8 @@ class PatientState:
         return self.inputs.get(path)
 
 
-_FIELD_NAMES: Final = frozenset(f.name for f in dataclasses.fields(PatientState))
+_FIELD_ORDER: Final = tuple(f.name for f in dataclasses.fields(PatientState))
+_FIELD_NAMES: Final = frozenset(_FIELD_ORDER)
 # A frozen dataclass's __init__ sets each field with a call of object.__setattr__; a state whose
 # every field is given is the same object made at once, as long as __init__ does nothing else.
 _AT_ONCE: Final = (all(f.init for f in dataclasses.fields(PatientState))
@@ -167,7 +168,8 @@ _AT_ONCE: Final = (all(f.init for f in dataclasses.fields(PatientState))
 
 def _at_once(values: dict[str, Any]) -> PatientState:
     state: PatientState = object.__new__(PatientState)
-    vars(state).update(values)
+    # In the fields' order, as __init__ sets them (the same pickled bytes, the same vars()).
+    vars(state).update({name: values[name] for name in _FIELD_ORDER})
     return state
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import gc
 import io
 import json
+import pickle
 import sys
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
@@ -880,6 +881,9 @@ def test_a_state_made_at_once_is_the_state_its_fields_make() -> None:
     at_once, through_init = new_state(dict(values)), PatientState(**values)
     assert type(at_once) is PatientState
     assert at_once == through_init and hash(at_once) == hash(through_init) and repr(at_once) == repr(through_init)
+    shuffled = dict(reversed(list(values.items())))  # the order the values come in does not show
+    assert list(vars(new_state(shuffled))) == list(vars(through_init))
+    assert pickle.dumps(new_state(shuffled)) == pickle.dumps(through_init)
     with pytest.raises(dataclasses.FrozenInstanceError):
         at_once.weight_kg = 1.0  # type: ignore[misc]
     changed = replaced(state, proposed_orders=("tocilizumab",), vasopressors=None)
