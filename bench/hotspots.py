@@ -12,7 +12,8 @@ Each function's own time (cProfile ``tottime``) is put in one group, by where th
   (``to_engine_json`` and the functions it calls, ``crs_rules/engine_json.py``);
 - handlers: the rule actions run when a rule fires (``crs_rules.compilation``'s and
   ``crs_rules.dose_rules``' handlers and the engine wrapper's parsing and dispatching of an
-  action, ``parse_action`` / ``_run_handler``, and the decoding of matched facts when read);
+  action, ``parse_action``, and the decoding of matched facts when read; the handler is called from
+  the drain loop itself, which counts as the engine wrapper);
 - engine wrapper: the rest of ``crs_rules/engine.py`` and the modules split from it (sessions, the
   fact checks, draining);
 - input checking: ``parse_patient`` and what it calls (``crs_rules/patient.py`` and its
@@ -47,8 +48,10 @@ from crs_rules import evaluate, load_protocol
 
 HERE = Path(__file__).resolve().parent
 
-JSON_ENCODER = {"to_engine_json", "_encode", "_plain", "_float_text", "_encodable", "prepare_fact", "check_fact_shape"}
-ACTION_HANDLING = {"parse_action", "_run_handler", "assert_from_handler", "assert_fact", "__getitem__"}
+JSON_ENCODER = {"to_engine_json", "_encode", "_plain", "_plain_scalar", "_float_text", "_encodable", "prepare_fact",
+                "check_fact_shape", "read_json"}
+ACTION_HANDLING = {"parse_action", "_read_shape", "_handler_failed", "assert_from_handler", "assert_fact", "matched",
+                   "__getitem__"}
 # The engine wrapper is crs_rules/engine.py and the modules split from it (engine_json.py, engine_values.py, ...).
 ENGINE_FILES = ("crs_rules/engine.py", "crs_rules/engine_json.py", "crs_rules/engine_values.py",
                 "crs_rules/engine_limits.py", "crs_rules/engine_process.py")

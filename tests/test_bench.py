@@ -224,3 +224,22 @@ def test_the_engine_floor_replays_the_evaluations_engine_calls_and_refuses_a_dri
     replay._calls[0] = ((call, text.replace('"crs":', '"crz":', 1)), *replay._calls[0][1:])
     wrong = replay.check()
     assert wrong and wrong[0].startswith("patient 0")
+
+
+def test_the_hotspots_groups_name_functions_that_exist() -> None:
+    spec = importlib.util.spec_from_file_location("crs_rules_bench_hotspots", ROOT / "bench" / "hotspots.py")
+    assert spec is not None and spec.loader is not None
+    hotspots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hotspots)
+    import inspect
+
+    import crs_rules.engine
+    import crs_rules.engine_json
+    import crs_rules.engine_values
+
+    defined = {name for module in (crs_rules.engine, crs_rules.engine_json, crs_rules.engine_values)
+               for name, _ in inspect.getmembers(module)}
+    defined |= {name for module in (crs_rules.engine, crs_rules.engine_values)
+                for _, cls in inspect.getmembers(module, inspect.isclass) for name in vars(cls)}
+    assert hotspots.ACTION_HANDLING - {"__getitem__"} <= defined, hotspots.ACTION_HANDLING - defined
+    assert hotspots.JSON_ENCODER <= defined, hotspots.JSON_ENCODER - defined
