@@ -64,11 +64,11 @@ def _rounded_and_capped(value: Fraction, how: str, round_down_to_mg: float | Non
 
 def _decimal(number: float) -> Fraction:
     """A number as the decimal it is written as (the shortest that reads back to the float), exactly."""
+    if type(number) is float and isfinite(number):
+        return Fraction(*Decimal(repr(number)).as_integer_ratio())  # the same as from its text, sooner
     if type(number) is int:
         return Fraction(number)
-    if not isfinite(number):
-        raise ValueError(f"not a finite number: {number!r}")
-    return Fraction(*Decimal(repr(number)).as_integer_ratio())
+    return Fraction(str(number))
 
 
 @lru_cache(maxsize=1024)

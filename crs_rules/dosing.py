@@ -43,11 +43,11 @@ class DoseCheck:
 
 def _exact(value: float) -> Fraction:
     """A number as the decimal it is written as (the shortest that reads back to the float), exactly."""
+    if type(value) is float and isfinite(value):
+        return Fraction(*Decimal(repr(value)).as_integer_ratio())  # the same as from its text, sooner
     if type(value) is int:
         return Fraction(value)
-    if not isfinite(value):
-        raise ValueError(f"not a finite number: {value!r}")
-    return Fraction(*Decimal(repr(value)).as_integer_ratio())
+    return Fraction(str(value))
 
 
 @lru_cache(maxsize=1024)
