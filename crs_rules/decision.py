@@ -40,17 +40,28 @@ def iso(moment: datetime) -> str:
 class TraceEntry(str):
     """One step of a decision's trace: the text shown (``dosing.tocilizumab.max_doses_in_window@
     grade2_up.tocilizumab``) and, as a value, the pack rule it is the effect of (``rule``), so no
-    reader has to take the text apart. It is a ``str``: the trace reads and renders as before."""
+    reader has to take the text apart. It is a ``str``: the trace reads and renders as before.
+
+    Read-only, like the frozen dataclasses of the decision: the compiled pack hands the same entry
+    to every decision that draws the conclusion, so no decision may change it.
+    """
 
     rule: str
 
     def __new__(cls, text: str, rule: str) -> TraceEntry:
         entry = super().__new__(cls, text)
-        entry.rule = rule
+        object.__setattr__(entry, "rule", rule)
         return entry
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a trace entry is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a trace entry is read-only: cannot delete {name!r}")
 
     def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # pickled with its rule
         return (str(self), self.rule)
+
 
 @dataclass(frozen=True)
 class ProtocolRef:

@@ -13,7 +13,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -502,6 +502,10 @@ def scenario_patients(protocols: Sequence[Protocol], notes: list[str]) -> list[P
 
 
 def _same_scenarios(one: Protocol, other: Protocol) -> bool:
-    """Whether two packs loaded from the same folder have the same content and scenario files as read."""
+    """Whether two packs loaded from the same folder have the same content and scenario files as read.
+    The content is compared itself, not only its digest: a copy made with ``dataclasses.replace``
+    keeps the digest and the files of the pack it was loaded from (a Protocol compares by identity,
+    so field by field)."""
     return (one.path == other.path and one.digest == other.digest and one.files is not None
-            and other.files is not None and one.files.scenarios == other.files.scenarios)
+            and other.files is not None and one.files.scenarios == other.files.scenarios
+            and all(getattr(one, f.name) == getattr(other, f.name) for f in fields(Protocol) if f.compare))

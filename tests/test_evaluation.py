@@ -7,7 +7,9 @@ Every expected number is written here from the clinical notes, never read from t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 import re
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -881,3 +883,18 @@ def test_the_engines_observation_holds_every_fact_the_rules_read_and_no_other(pr
     unread = {path for path in known if path not in reads and not any(a.startswith(path + ".") for a in reads)}
     assert unread
     assert not any(leaf == path or leaf.startswith(path + ".") for path in unread for leaf in leaves)
+
+
+def test_a_decisions_trace_cannot_be_changed_so_no_later_decision_sees_a_change(protocol: Protocol) -> None:
+    patient = read_patient(EXAMPLES / "grade3-adult.yaml")
+    first = evaluate(patient, protocol)
+    before = [(str(entry), entry.rule) for entry in first.trace]
+    assert before
+    entry = first.trace[0]
+    with pytest.raises(AttributeError, match="read-only"):
+        entry.rule = "tampered"
+    with pytest.raises(AttributeError, match="read-only"):
+        del entry.rule
+    assert [(str(e), e.rule) for e in evaluate(patient, protocol).trace] == before
+    for again in (pickle.loads(pickle.dumps(entry)), copy.deepcopy(entry)):
+        assert again == entry and again.rule == entry.rule

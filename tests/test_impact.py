@@ -7,6 +7,7 @@ independent reckoning: the test works out from the edit itself which patients mu
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import multiprocessing
@@ -315,6 +316,15 @@ def test_the_scenarios_of_one_folder_compared_with_itself_are_read_once(
     # Another pack (another folder, other content) is read for itself.
     scenario_patients((shipped, load_protocol(cap_700)), [])
     assert read == [shipped.path, str(cap_700)]
+    # So is a copy with other content that still carries the folder's files and digest: its
+    # scenarios are checked against its own rules (here they fail, and a note says so).
+    read.clear()
+    changed = dataclasses.replace(shipped, alerts=())
+    for packs in ((shipped, changed), (changed, shipped)):
+        notes.clear()
+        kept = scenario_patients(packs, notes)
+        assert [p.label for p in kept] == names and len(notes) == 1 and "were not used" in notes[0]
+    assert read == [shipped.path] * 4
 
 
 @pytest.mark.slow
