@@ -256,8 +256,8 @@ class CompiledProtocol:
         already derived. The lock keeps the once-per-evaluation bookkeeping of one patient whole."""
         observation = self.observation(patient, known)
         kind = check_fact_shape(observation, "the observation")
-        # Built here, fresh, of plain values (a list fact is already its counts): handed over as
-        # it is, with its text, so that the result need not read it back from the engine's text.
+        # Built here, fresh, of plain values (a list fact is already its counts) and serialised
+        # once; the result reads it back from the engine's text, as every input fact.
         fact = PreparedFact(kind, to_engine_json(observation, sort_keys=True, where="the observation"),
                             observation)
         conclusions = self.conclusions

@@ -186,8 +186,9 @@ class CompiledRuleset:
         """Evaluate ``facts`` in a fresh session and return what the session holds at the end.
 
         A fact is a mapping or a :class:`PreparedFact` (checked and serialised once by
-        :func:`prepare_fact`; its ``value``, when given, is what the result holds for it, so it
-        must be what its text reads back as). Facts are asserted in order; rules fire and chain until nothing is pending. Raises
+        :func:`prepare_fact`; of an input fact only its kind and text are used: what the result holds
+        for it is read back from the engine's text). Facts are asserted in order; rules fire and
+        chain until nothing is pending. Raises
         :class:`ValueError` for a malformed fact (reserved ``sid``/``id`` key, ``None``, non-JSON
         value) and :class:`EngineError` when the engine refuses or loses a fact, a handler
         fails, or the firing bound is reached. Never returns a partial result.
