@@ -207,7 +207,10 @@ def _read_shape(shape: str, action: str, facts: int, label: str,
                 known_rule: Callable[[str], bool]) -> tuple[str, tuple[str, ...]]:
     """The rule and the aliases of an action's shape, each alias holding one of the ``facts`` found
     (a ``0``), or :class:`EngineError`."""
-    message = json.loads(shape)
+    try:
+        message = json.loads(shape)
+    except ValueError:  # cut short or not JSON: the engine's failure, said as one
+        raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}") from None
     if not isinstance(message, dict) or len(message) != 1:
         raise EngineError(f"{label}: unexpected action from the engine: {action[:200]}")
     ((rule, raw),) = message.items()

@@ -77,6 +77,17 @@ def test_a_fact_whose_text_is_not_the_one_asserted_is_refused_with_its_head_know
         read(unknown_id, heads)
 
 
+@pytest.mark.parametrize("cut", [1, 5, -1, -2])
+def test_an_action_cut_short_is_an_engine_error_whether_or_not_its_head_is_known(cut: int) -> None:
+    whole = action("pair", ("o", "1"), ("a", "2"))
+    choices: tuple[dict[str, ActionShape] | None, ...] = ({}, None)
+    for heads in choices:
+        if heads is not None:
+            parse_action(whole, PREFIX, TAILS, "test", RULES.__contains__, heads, {})  # its head known
+        with pytest.raises(EngineError, match="unexpected action from the engine"):
+            parse_action(whole[:cut], PREFIX, TAILS, "test", RULES.__contains__, heads, {})
+
+
 def test_a_listing_in_any_order_reads_back_the_facts_in_assertion_order() -> None:
     facts = [(token, "k", "{" + tail.partition(",")[2], None) for token, tail in TAILS.items()]
     for order in (["1", "2", "3"], ["3", "1", "2"], ["2", "3", "1"]):
