@@ -506,26 +506,8 @@ def _conclusion(book: Conclusions, key: str, traced: str | None, effect: Effect)
     applied, trace, failed = book.applied, book.trace.append, book.failed.append
     asserts, failing, then = effect.asserts, effect.failed, effect.then
     entry = TraceEntry(key, traced) if traced is not None else None  # the same text in every trace
-    if asserts is not None and failing is None:
-        if entry is not None:
-            def traced_handler(firing: Firing) -> None:
-                if key not in applied:
-                    applied[key] = None
-                    trace(entry)
-                    firing.assert_fact(asserts)
-                    for follower in then:
-                        follower(firing)
-            return traced_handler
 
-        def handler(firing: Firing) -> None:
-            if key not in applied:
-                applied[key] = None
-                firing.assert_fact(asserts)
-                for follower in then:
-                    follower(firing)
-        return handler
-
-    def any_handler(firing: Firing) -> None:
+    def handler(firing: Firing) -> None:
         if key not in applied:
             applied[key] = None
             if entry is not None:
@@ -536,7 +518,8 @@ def _conclusion(book: Conclusions, key: str, traced: str | None, effect: Effect)
                 firing.assert_fact(asserts)
             for follower in then:
                 follower(firing)
-    return any_handler
+
+    return handler
 
 
 def _all_of(group: list[Callable[[Firing], None]]) -> Callable[[Firing], None]:

@@ -6,15 +6,14 @@ of the chain with arithmetic on doses.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
-from math import isfinite
 from typing import Any, Callable, Protocol, Sequence
 
 from .engine import Firing
 from .fact_kinds import HISTORY_UNKNOWN, FactKind
 from .model import HOURS_PER_DAY, Drug, Regimen
+from .numbers import exact_decimal
 
 __all__ = ["Bookkeeping", "add_dose_rules", "compute_amount"]
 
@@ -36,7 +35,7 @@ def compute_amount(regimen: Regimen, drug: Drug, weight_kg: float) -> tuple[int 
     # Numbers compare as the decimals they are written as (the shortest decimal that reads back
     # to a float orders as the float does), so the band is found without exact arithmetic.
     band = [b for b in amount.per_kg if b.from_weight_kg <= weight_kg][-1]
-    value = _exact(band.mg_per_kg) * _decimal(weight_kg)
+    value = _exact(band.mg_per_kg) * exact_decimal(weight_kg)
     how = f"{_number(band.mg_per_kg)} mg/kg x {_number(weight_kg)} kg = {_number(float(value))} mg"
     return _rounded_and_capped(value, how, amount.round_down_to_mg, drug.limits.max_dose_mg)
 
@@ -62,19 +61,10 @@ def _rounded_and_capped(value: Fraction, how: str, round_down_to_mg: float | Non
     return result, how
 
 
-def _decimal(number: float) -> Fraction:
-    """A number as the decimal it is written as (the shortest that reads back to the float), exactly."""
-    if type(number) is float and isfinite(number):
-        return Fraction(*Decimal(repr(number)).as_integer_ratio())  # the same as from its text, sooner
-    if type(number) is int:
-        return Fraction(number)
-    return Fraction(str(number))
-
-
 @lru_cache(maxsize=1024)
 def _exact(number: float) -> Fraction:
     """A number of the pack as the decimal it is written as (pack numbers are few: kept)."""
-    return _decimal(number)
+    return exact_decimal(number)
 
 
 def _handler_reads(drug: Drug) -> tuple[str, ...]:

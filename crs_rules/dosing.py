@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
-from math import isfinite
 
 from .envelope import Envelope, default_envelope
 from .model import Drug, Protocol, Regimen
-from .numbers import shown
+from .numbers import exact_decimal, shown
 from .patient import PatientState
 
 __all__ = ["DoseCheck", "check_dose", "largest_allowed_mg"]
@@ -41,19 +39,10 @@ class DoseCheck:
     next_eligible_at: datetime | None
 
 
-def _exact(value: float) -> Fraction:
-    """A number as the decimal it is written as (the shortest that reads back to the float), exactly."""
-    if type(value) is float and isfinite(value):
-        return Fraction(*Decimal(repr(value)).as_integer_ratio())  # the same as from its text, sooner
-    if type(value) is int:
-        return Fraction(value)
-    return Fraction(str(value))
-
-
 @lru_cache(maxsize=1024)
 def _pack_exact(value: float) -> Fraction:
     """A number of the pack or the envelope, exactly (:func:`_exact`; such numbers are few: kept)."""
-    return _exact(value)
+    return exact_decimal(value)
 
 
 def _round_down(value: Fraction, step: Fraction) -> Fraction:
@@ -95,7 +84,7 @@ def _largest(drug: Drug, regimen: Regimen, weight_kg: float, weight: Fraction | 
     applicable = [band for band in amount.per_kg if band.from_weight_kg <= weight_kg]
     if not applicable:
         return Fraction(0)
-    allowed = _pack_exact(applicable[-1].mg_per_kg) * (_exact(weight_kg) if weight is None else weight)
+    allowed = _pack_exact(applicable[-1].mg_per_kg) * (exact_decimal(weight_kg) if weight is None else weight)
     return _capped(allowed, amount.round_down_to_mg, drug.limits.max_dose_mg)
 
 
@@ -140,8 +129,8 @@ def check_dose(drug: Drug, regimen: Regimen, amount_mg: float | None, patient: P
     never = False
     now = patient.assessed_at
 
-    weight = _exact(patient.weight_kg)
-    exact_amount = _exact(amount_mg) if amount_mg is not None else None
+    weight = exact_decimal(patient.weight_kg)
+    exact_amount = exact_decimal(amount_mg) if amount_mg is not None else None
     largest = _largest(drug, regimen, patient.weight_kg, weight)
     if exact_amount is not None and not (0 < exact_amount <= largest):
         reached.append("max_dose_mg")

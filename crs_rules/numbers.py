@@ -7,9 +7,12 @@ is compared with (a dose 7.99 h ago next to an 8 h interval is "7.99 h", never "
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+from math import isfinite
 from typing import Iterable
 
-__all__ = ["shown"]
+__all__ = ["exact_decimal", "shown"]
 
 _MOST_DECIMALS = 12
 _AS_ENTERED_EXTRA_DECIMALS = 3
@@ -33,3 +36,13 @@ def shown(value: float, thresholds: Iterable[float] = (), decimals: int = 1) -> 
         if first_safe is not None and places >= decimals + _AS_ENTERED_EXTRA_DECIMALS:
             return first_safe
     return first_safe if first_safe is not None else repr(float(value))
+
+
+def exact_decimal(value: float) -> Fraction:
+    """A number as the decimal it is written as (the shortest that reads back to the float), exactly:
+    what dose arithmetic and limit comparisons compute with."""
+    if type(value) is float and isfinite(value):
+        return Fraction(*Decimal(repr(value)).as_integer_ratio())  # the same as from its text, sooner
+    if type(value) is int:
+        return Fraction(value)
+    return Fraction(str(value))
