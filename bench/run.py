@@ -18,7 +18,9 @@ What is measured, in order:
    beforehand, then end to end from the raw mapping (``parse_patient`` included), then the
    reference grading alone; and the ratio engine / reference. Beside them the engine's own floor:
    each patient's calls to durable_rules' C module, recorded from a real evaluation and made again
-   with nothing in between (``bench/floor.py``), checked against the evaluation's replies first.
+   with nothing in between (``bench/floor.py``), checked against the evaluation's replies first;
+   what each kind of fact costs it, what a session costs by itself, and the same calls made in one
+   session kept for every patient (emptied by retraction) instead of one session each.
    Then batch evaluation: ``evaluate_many`` over the mappings, decisions per second.
 4. Resident memory (RSS) before and after ``--evaluations`` end-to-end evaluations, and the growth.
 
@@ -734,6 +736,15 @@ def render(results: dict[str, Any]) -> str:
         f"  engine floor: {results['engine_floor']['engine_calls_per_evaluation']:.1f} engine calls per evaluation, "
         "replayed without crs-rules' Python (checked against the evaluations' replies); per evaluation, each "
         "call timed: " + ", ".join(f"{name} {us:.1f} us" for name, us in results["engine_floor"]["split_us"].items()),
+        "  engine floor, facts asserted per evaluation by kind: " + ", ".join(
+            f"{kind} {figures['per_evaluation']:.1f} x {figures['us_each']:.1f} us = {figures['us_per_evaluation']:.1f} us"
+            for kind, figures in results["engine_floor"]["facts_by_kind"].items()),
+        f"  engine floor, a session holding one fact, created and deleted: "
+        f"{results['engine_floor']['bare_session_us']:.1f} us; the same calls in one session kept for every patient "
+        f"and emptied by retracting its facts (checked against the evaluations' replies): p50 "
+        f"{results['engine_floor']['kept_session']['p50_ms'] * 1000:.1f} us, p99 "
+        f"{results['engine_floor']['kept_session']['p99_ms'] * 1000:.1f} us "
+        f"(a fresh session per patient: p50 {lat['engine_floor']['p50_ms'] * 1000:.1f} us)",
         f"  batch, evaluate_many over the mappings: {batched['per_second']:,.0f} decisions/s "
         f"({batched['per_cpu_second']:,.0f} per CPU-second; {batched['decisions']:,} decisions)",
         "",
@@ -856,7 +867,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  " + line, file=sys.stderr)
         return 1
     engine_floor = latency(replay.run, list(range(len(replay))), n, warmup)
-    floor_split = replay.split(max(1, -(-n // len(replay))))
+    floor_passes = max(1, -(-n // len(replay)))
+    floor_split = replay.split(floor_passes)
+    floor_by_kind = replay.facts_by_kind(floor_passes)
+    bare_session_us = replay.bare_session(max(100, n))
+    kept_drift = replay.check_reusing()
+    if kept_drift:
+        replay.end_reusing()
+        print(f"the replay into one kept session differs from the evaluations ({len(kept_drift)} patients)",
+              file=sys.stderr)
+        for line in kept_drift[:20]:
+            print("  " + line, file=sys.stderr)
+        return 1
+    kept_session = latency(replay.run_reusing, list(range(len(replay))), n, warmup)
+    replay.end_reusing()
     batched = batch(protocol, raw, n, warmup)
     rows = {"engine_parsed": engine_parsed, "engine_end_to_end": engine_end_to_end, "engine_floor": engine_floor,
             "reference": reference}
@@ -924,7 +948,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "ratios": ratios,
         "engine_floor": {"engine_calls_per_evaluation": replay.calls_per_patient(), "replay_checked": True,
-                         "split_us": floor_split},
+                         "split_us": floor_split, "facts_by_kind": floor_by_kind,
+                         "bare_session_us": bare_session_us,
+                         "kept_session": {**kept_session, "replay_checked": True}},
         "batch": batched,
         "memory": mem,
         "zen_memory": zen_memory,

@@ -83,6 +83,14 @@ def test_quick_run_reports_every_figure(quick_run: dict[str, Any]) -> None:
     split = quick_run["engine_floor"]["split_us"]
     assert set(split) == {"creating", "facts", "actions", "reading", "deleting"}
     assert all(_number(us) and us > 0 for us in split.values())
+    by_kind = quick_run["engine_floor"]["facts_by_kind"]
+    assert {"first fact (creates the session)", "excluded", "action"} <= set(by_kind)
+    assert by_kind["first fact (creates the session)"]["per_evaluation"] == 1
+    for figures in by_kind.values():
+        assert figures["us_each"] * figures["per_evaluation"] == pytest.approx(figures["us_per_evaluation"])
+    assert _number(quick_run["engine_floor"]["bare_session_us"]) and quick_run["engine_floor"]["bare_session_us"] > 0
+    kept = quick_run["engine_floor"]["kept_session"]
+    assert kept["replay_checked"] is True and 0 < kept["p50_ms"] <= kept["p99_ms"]
     batched = quick_run["batch"]
     assert batched["decisions"] == batched["passes"] * quick_run["mix"]["patients"]
     assert _number(batched["per_second"]) and batched["per_second"] > 0 and batched["per_cpu_second"] > 0
@@ -221,8 +229,20 @@ def test_the_engine_floor_replays_the_evaluations_engine_calls_and_refuses_a_dri
     # first attribute, so the engine matches differently.
     call, text = replay._calls[0][0]
     assert call == floor.ASSERT and '"crs":' in text
+    # The same calls made in one kept session, emptied by retraction between patients, get the same
+    # replies, and the session is empty after each patient.
+    assert replay.check_reusing() == []
+    replay.end_reusing()
+    assert 0 < sum(figures["per_evaluation"] for figures in replay.facts_by_kind(1).values()) == sum(
+        1 for calls in replay._calls for call, _ in calls if call == floor.ASSERT) / len(replay)
+    assert replay.bare_session(3) > 0
     replay._calls[0] = ((call, text.replace('"crs":', '"crz":', 1)), *replay._calls[0][1:])
     wrong = replay.check()
+    assert wrong and wrong[0].startswith("patient 0")
+    kept_text = replay._reused[0][0][1]
+    replay._reused[0] = ((call, kept_text.replace('"crs":', '"crz":', 1)), *replay._reused[0][1:])
+    wrong = replay.check_reusing()
+    replay.end_reusing()
     assert wrong and wrong[0].startswith("patient 0")
 
 
