@@ -20,7 +20,9 @@ What is measured, in order:
    each patient's calls to durable_rules' C module, recorded from a real evaluation and made again
    with nothing in between (``bench/floor.py``), checked against the evaluation's replies first;
    what each kind of fact costs it, what a session costs by itself, and the same calls made in one
-   session kept for every patient (emptied by retraction) instead of one session each.
+   session kept for every patient (emptied by retraction) instead of one session each. For context,
+   ZEN's task done by this engine: the pack without its action rules, alerts and doses (its grading
+   alone, checked to grade every patient as the whole pack), end to end and at its floor.
    Then batch evaluation: ``evaluate_many`` over the mappings, decisions per second.
 4. Resident memory (RSS) before and after ``--evaluations`` end-to-end evaluations, and the growth.
 
@@ -57,7 +59,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
@@ -191,6 +193,13 @@ def engine_grading(state: PatientState, protocol: Protocol) -> Grading:
     if grade is None or hypotension is None or hypoxia is None:
         raise SystemExit(f"the benchmark mix left a grade open ({decision.grade_status}): {decision.missing}")
     return Grading(grade, bool(findings["fever"]), bool(findings["fever_not_required"]), int(hypotension), int(hypoxia))
+
+
+def grading_only(protocol: Protocol) -> Protocol:
+    """The pack with its action rules, alerts and drug doses left out: its grading alone, the task
+    ZEN's graph does. Only for the context rows of the benchmark (ZEN's task done by this engine);
+    the targets are judged on the whole decision."""
+    return replace(protocol, action_rules=(), alerts=(), drugs=())
 
 
 # --------------------------------------------------------------------------------------------
@@ -706,6 +715,8 @@ def render(results: dict[str, Any]) -> str:
         ("evaluate(parsed state)", lat["engine_parsed"]),
         ("evaluate(mapping), parse included", lat["engine_end_to_end"]),
         ("engine floor (its C calls replayed)", lat["engine_floor"]),
+        ("grading only: evaluate(mapping)", lat["grading_end_to_end"]),
+        ("grading only: engine floor", lat["grading_floor"]),
         ("reference grading (plain Python)", lat["reference"]),
     ]
     if "zen" in lat:
@@ -726,6 +737,13 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"  {'engine floor / ZEN':<40}{ratios['engine_floor_p50_to_zen_p50']:>11.1f}x"
                      f"{ratios['engine_floor_p99_to_zen_p99']:>11.1f}x{'':>12}"
                      f"{ratios['zen_throughput_to_engine_floor']:>11.1f}x")
+        for row, label in (("grading_end_to_end", "grading only: evaluate(mapping) / ZEN"),
+                           ("grading_floor", "grading only: engine floor / ZEN")):
+            lines.append(f"  {label:<40}{ratios[f'{row}_p50_to_zen_p50']:>11.1f}x"
+                         f"{ratios[f'{row}_p99_to_zen_p99']:>11.1f}x{'':>12}"
+                         f"{ratios[f'zen_throughput_to_{row}']:>11.1f}x")
+        lines.append("  (grading only: the pack without its action rules, alerts and doses, ZEN's task; checked to "
+                     "grade every patient as the whole pack; context, not a target)")
     lines.append("  p99 / p50: " + ", ".join(f"{label} {row['p99_ms'] / row['p50_ms']:.2f}" for label, row in rows))
     lines.append(f"  ({lat['engine_parsed']['evaluations']:,} timed evaluations per row, then as many timed as a "
                  f"whole for eval/s (wall clock; per CPU-second: "
@@ -881,9 +899,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     kept_session = latency(replay.run_reusing, list(range(len(replay))), n, warmup)
     replay.end_reusing()
+    # ZEN's task (the grading alone) done by this engine: the pack without its action rules, alerts
+    # and doses, which must grade every patient as the whole pack does.
+    grading = grading_only(protocol)
+    wrong = check_agreement(grading, mix)
+    grading_replay = floor.record(grading, states)
+    wrong += grading_replay.check()
+    if wrong:
+        print("the grading-only pack disagrees with the whole pack or its replay drifted:", file=sys.stderr)
+        for line in wrong[:20]:
+            print("  " + line, file=sys.stderr)
+        return 1
+    grading_end_to_end = latency(lambda d: evaluate(d, grading), raw, n, warmup)
+    grading_floor = latency(grading_replay.run, list(range(len(grading_replay))), n, warmup)
     batched = batch(protocol, raw, n, warmup)
     rows = {"engine_parsed": engine_parsed, "engine_end_to_end": engine_end_to_end, "engine_floor": engine_floor,
-            "reference": reference}
+            "grading_end_to_end": grading_end_to_end, "grading_floor": grading_floor, "reference": reference}
     zen_memory = None
     if zen is not None:
         contexts = [zen_context(state) for state in states]
@@ -899,7 +930,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratios: dict[str, float] = {
         f"{row}_p99_to_p50": figures["p99_ms"] / figures["p50_ms"] for row, figures in rows.items()}
     if "zen" in rows:
-        for row in ("engine_parsed", "engine_end_to_end", "engine_floor"):
+        for row in ("engine_parsed", "engine_end_to_end", "engine_floor", "grading_end_to_end", "grading_floor"):
             ratios[f"{row}_p50_to_zen_p50"] = rows[row]["p50_ms"] / rows["zen"]["p50_ms"]
             ratios[f"{row}_p99_to_zen_p99"] = rows[row]["p99_ms"] / rows["zen"]["p99_ms"]
             ratios[f"zen_throughput_to_{row}"] = rows["zen"]["per_second"] / rows[row]["per_second"]

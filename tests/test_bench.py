@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from crs_rules import load_protocol
+from crs_rules import evaluate, load_protocol
 from crs_rules.model import Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,8 @@ def test_quick_run_reports_every_figure(quick_run: dict[str, Any]) -> None:
         assert isinstance(quick_run[phase]["runs"], int) and quick_run[phase]["runs"] >= 1
     assert _number(quick_run["load_ms"]["first"])
 
-    for row in ("engine_parsed", "engine_end_to_end", "engine_floor", "reference"):
+    for row in ("engine_parsed", "engine_end_to_end", "engine_floor", "grading_end_to_end", "grading_floor",
+                "reference"):
         figures = quick_run["latency"][row]
         assert isinstance(figures["evaluations"], int) and figures["evaluations"] > 0
         for key in ("p50_ms", "p99_ms", "mean_ms", "max_ms", "per_second", "per_cpu_second"):
@@ -126,7 +127,7 @@ def test_quick_run_reports_every_figure(quick_run: dict[str, Any]) -> None:
         assert quick_run["zen"]["graph"] == "bench/zen/crs-grading.json"
         figures = quick_run["latency"]["zen"]
         assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"] and figures["per_second"] > 0
-        for row in ("engine_parsed", "engine_end_to_end", "engine_floor"):
+        for row in ("engine_parsed", "engine_end_to_end", "engine_floor", "grading_end_to_end", "grading_floor"):
             assert _number(ratios[f"{row}_p50_to_zen_p50"]) and ratios[f"{row}_p50_to_zen_p50"] > 0
         assert "p50 vs ZEN" in side and quick_run["zen_memory"]["evaluations"] > 0
         # Judged from a mapping, as the issue asks, and the batch by evaluate_many.
@@ -263,3 +264,14 @@ def test_the_hotspots_groups_name_functions_that_exist() -> None:
                 for _, cls in inspect.getmembers(module, inspect.isclass) for name in vars(cls)}
     assert hotspots.ACTION_HANDLING - {"__getitem__"} <= defined, hotspots.ACTION_HANDLING - defined
     assert hotspots.JSON_ENCODER <= defined, hotspots.JSON_ENCODER - defined
+
+
+def test_the_grading_only_pack_grades_as_the_whole_pack_and_recommends_nothing(protocol: Protocol) -> None:
+    grading = bench.grading_only(protocol)
+    mix = bench.build_mix()[:24]
+    assert bench.check_agreement(grading, mix) == []
+    for patient in mix:
+        whole, alone = evaluate(patient.state, protocol), evaluate(patient.state, grading)
+        assert (alone.crs_grade, alone.findings) == (whole.crs_grade, whole.findings)
+        assert (alone.recommendations, alone.withheld, alone.alerts) == ((), (), ())
+    assert any(evaluate(patient.state, protocol).recommendations for patient in mix)
