@@ -5,6 +5,10 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
   command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] <= (3,12)))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
+# Python's bytecode cache (__pycache__/, ignored by git) is written also where the environment sets
+# PYTHONDONTWRITEBYTECODE: without it each pytest worker and each `crs-rules` process the tests start
+# compiles the package and the test modules anew.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: example test test-all wheel-check bench clean
 

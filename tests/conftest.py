@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -29,6 +30,14 @@ settings.register_profile("dev", max_examples=100, deadline=None, suppress_healt
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def property_twins(examples: int | None = None) -> list[Any]:
+    """The example counts of a property test's two runs, as ``pytest.param``s for its ``examples``
+    argument: ``full`` (marked ``slow``: ``make test-all`` and CI) tries ``examples``, by default the
+    profile's count (2,000 in CI, 100 locally); ``fast`` (``make test``) a quarter of it, at least 10."""
+    full = examples if examples is not None else settings().max_examples
+    return [pytest.param(max(10, full // 4), id="fast"), pytest.param(full, id="full", marks=pytest.mark.slow)]
 
 #: The environment variable naming the pack folder the pack-dependent tests load instead of ``rules/``.
 PACK_VARIABLE = "CRS_RULES_PACK"

@@ -15,8 +15,10 @@ Properties, for every input Hypothesis makes up:
 * nothing takes more than :data:`HANG_SECONDS` (a hang fails the example).
 
 The example counts written below are CI's (about a minute for the file; Hypothesis's ``ci`` profile,
-see conftest.py); a local run tries a quarter of them. ``CRS_FUZZ_SCALE=N`` multiplies every example
-count for a longer run. The figures (inputs tried, errors, decisions, tracebacks, crashes, hangs) are
+see conftest.py); a local run tries a quarter of them. Each property runs twice: ``[full]`` with that
+count, marked ``slow`` (``make test-all`` and CI), and ``[fast]`` with a quarter of it, at least
+:data:`FAST_MINIMUM` examples, in ``make test``. ``CRS_FUZZ_SCALE=N`` multiplies every example count
+for a longer run. The figures (inputs tried, errors, decisions, tracebacks, crashes, hangs) are
 printed at the end of the module: run with ``-s -p no:xdist`` to see them for the whole file.
 """
 
@@ -53,6 +55,8 @@ SCALE = max(1, int(os.environ.get("CRS_FUZZ_SCALE", "1") or "1"))
 #: The share of the CI example counts tried: all of them with Hypothesis's ``ci`` profile, else a quarter.
 SHARE = 1.0 if settings().max_examples >= 2000 else 0.25
 HANG_SECONDS = 60
+#: The fewest examples the fast twin of a property tries.
+FAST_MINIMUM = 5
 FIGURES: collections.Counter[str] = collections.Counter()
 VALID: dict[str, Any] = {
     "assessed_at": "2026-03-10T12:00:00Z",
@@ -67,9 +71,17 @@ VALID: dict[str, Any] = {
 
 
 def fuzz(examples: int) -> settings:
-    return settings(max_examples=max(10, round(examples * SHARE)) * SCALE, deadline=None, database=None,
+    return settings(max_examples=examples, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
+
+
+def twins(examples: int) -> list[Any]:
+    """The example counts of a property's two runs, for ``examples`` in CI: ``full`` (slow) tries
+    the share of it this run takes, ``fast`` a quarter of that (each at least a few)."""
+    full = max(10, round(examples * SHARE))
+    return [pytest.param(max(FAST_MINIMUM, round(full / 4)) * SCALE, id="fast"),
+            pytest.param(full * SCALE, id="full", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -210,20 +222,28 @@ def mutate(data: Any, draw: Callable[..., Any]) -> Any:
 # ---------------------------------------------------------------------- through the API
 
 
-@fuzz(300)
-@given(value=VALUES)
-def test_any_value_gives_a_decision_or_an_input_error(protocol: Protocol, value: Any) -> None:
-    outcome(lambda: evaluate(value, protocol))
+@pytest.mark.parametrize("examples", twins(300))
+def test_any_value_gives_a_decision_or_an_input_error(protocol: Protocol, examples: int) -> None:
+    @fuzz(examples)
+    @given(value=VALUES)
+    def check(value: Any) -> None:
+        outcome(lambda: evaluate(value, protocol))
+
+    check()
 
 
-@fuzz(400)
-@given(data=st.data())
+@pytest.mark.parametrize("examples", twins(400))
 def test_a_valid_patient_with_random_edits_gives_a_decision_or_an_input_error(protocol: Protocol,
-                                                                             data: st.DataObject) -> None:
-    patient = copy.deepcopy(data.draw(st.one_of(patient_states(), st.just(VALID))))
-    for _ in range(data.draw(st.integers(1, 3))):
-        patient = mutate(patient, data.draw)
-    outcome(lambda: evaluate(patient, protocol))
+                                                                             examples: int) -> None:
+    @fuzz(examples)
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        patient = copy.deepcopy(data.draw(st.one_of(patient_states(), st.just(VALID))))
+        for _ in range(data.draw(st.integers(1, 3))):
+            patient = mutate(patient, data.draw)
+        outcome(lambda: evaluate(patient, protocol))
+
+    check()
 
 
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
@@ -236,13 +256,17 @@ FIELD_VALUES = st.one_of(
 )
 
 
-@fuzz(300)
-@given(changes=st.dictionaries(st.sampled_from([f.name for f in dataclasses.fields(PatientState)]),
-                               FIELD_VALUES, min_size=1, max_size=3))
+@pytest.mark.parametrize("examples", twins(300))
 def test_a_caller_built_patient_state_gives_a_decision_or_an_input_error(protocol: Protocol,
-                                                                        changes: dict[str, Any]) -> None:
-    state = dataclasses.replace(parse_patient(VALID), **changes)
-    outcome(lambda: evaluate(state, protocol))
+                                                                        examples: int) -> None:
+    @fuzz(examples)
+    @given(changes=st.dictionaries(st.sampled_from([f.name for f in dataclasses.fields(PatientState)]),
+                                   FIELD_VALUES, min_size=1, max_size=3))
+    def check(changes: dict[str, Any]) -> None:
+        state = dataclasses.replace(parse_patient(VALID), **changes)
+        outcome(lambda: evaluate(state, protocol))
+
+    check()
 
 
 # ---------------------------------------------------------------------- through the command line
@@ -261,44 +285,52 @@ def write_patient(folder: Path, value: Any, form: str) -> Path | None:
     return path
 
 
-@fuzz(60)
-@given(data=st.data())
-def test_crs_rules_evaluate_on_a_hostile_file_exits_0_or_1_without_a_traceback(data: st.DataObject) -> None:
-    patient = mutate(json.loads(json.dumps(VALID)), data.draw) if data.draw(st.booleans()) else data.draw(VALUES)
-    form = data.draw(st.sampled_from(["json", "yaml", "bytes"]))
-    with tempfile.TemporaryDirectory() as folder:
-        if form == "bytes":
-            path: Path | None = Path(folder) / "patient.yaml"
-            assert path is not None
-            path.write_bytes(data.draw(st.one_of(
-                st.binary(max_size=200),
-                st.builds(lambda text, at: (json.dumps(VALID)[:at] + text).encode("utf-8", "surrogatepass"),
-                          TEXTS, st.integers(0, 400)))))
-        else:
-            path = write_patient(Path(folder), patient, form)
-        if path is None:
-            return
-        code, _ = cli("evaluate", str(path), "--format", data.draw(st.sampled_from(["text", "json"])))
-        assert code in (0, 1)
+@pytest.mark.parametrize("examples", twins(60))
+def test_crs_rules_evaluate_on_a_hostile_file_exits_0_or_1_without_a_traceback(examples: int) -> None:
+    @fuzz(examples)
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        patient = mutate(json.loads(json.dumps(VALID)), data.draw) if data.draw(st.booleans()) else data.draw(VALUES)
+        form = data.draw(st.sampled_from(["json", "yaml", "bytes"]))
+        with tempfile.TemporaryDirectory() as folder:
+            if form == "bytes":
+                path: Path | None = Path(folder) / "patient.yaml"
+                assert path is not None
+                path.write_bytes(data.draw(st.one_of(
+                    st.binary(max_size=200),
+                    st.builds(lambda text, at: (json.dumps(VALID)[:at] + text).encode("utf-8", "surrogatepass"),
+                              TEXTS, st.integers(0, 400)))))
+            else:
+                path = write_patient(Path(folder), patient, form)
+            if path is None:
+                return
+            code, _ = cli("evaluate", str(path), "--format", data.draw(st.sampled_from(["text", "json"])))
+            assert code in (0, 1)
+
+    check()
 
 
-@fuzz(40)
-@given(command=st.sampled_from([["validate"], ["evaluate"], ["trace", "--check"], ["test"], ["diff"], []]),
-       extra=st.lists(st.one_of(TEXTS.filter(lambda t: "\x00" not in t),
-                                st.sampled_from(["--format", "--rules", "--population", "-1", "--check",
-                                                 "--bump", "--help", "-", "/dev/zero", "/dev/null", "."])),
-                      max_size=4))
-def test_made_up_arguments_exit_0_1_or_2_without_a_traceback(command: list[str], extra: list[str]) -> None:
-    arguments = [*command, *extra]
-    if "diff" in arguments or not command:  # a real diff runs thousands of patients: keep it small
-        arguments += ["--population", "0"]
-    with tempfile.TemporaryDirectory() as folder:
-        previous = os.getcwd()
-        os.chdir(folder)  # relative names made up by the example resolve in an empty folder
-        try:
-            cli(*arguments)
-        finally:
-            os.chdir(previous)
+@pytest.mark.parametrize("examples", twins(40))
+def test_made_up_arguments_exit_0_1_or_2_without_a_traceback(examples: int) -> None:
+    @fuzz(examples)
+    @given(command=st.sampled_from([["validate"], ["evaluate"], ["trace", "--check"], ["test"], ["diff"], []]),
+           extra=st.lists(st.one_of(TEXTS.filter(lambda t: "\x00" not in t),
+                                    st.sampled_from(["--format", "--rules", "--population", "-1", "--check",
+                                                     "--bump", "--help", "-", "/dev/zero", "/dev/null", "."])),
+                          max_size=4))
+    def check(command: list[str], extra: list[str]) -> None:
+        arguments = [*command, *extra]
+        if "diff" in arguments or not command:  # a real diff runs thousands of patients: keep it small
+            arguments += ["--population", "0"]
+        with tempfile.TemporaryDirectory() as folder:
+            previous = os.getcwd()
+            os.chdir(folder)  # relative names made up by the example resolve in an empty folder
+            try:
+                cli(*arguments)
+            finally:
+                os.chdir(previous)
+
+    check()
 
 
 # ---------------------------------------------------------------------- hostile packs
@@ -347,16 +379,20 @@ def edit_pack(folder: Path, draw: Callable[..., Any]) -> None:
         path.write_text(dumped, encoding="utf-8", errors="surrogatepass")
 
 
-@fuzz(60)
-@given(data=st.data())
-def test_a_pack_with_random_edits_is_valid_or_refused_with_problems(draft_pack: Path, data: st.DataObject) -> None:
-    with tempfile.TemporaryDirectory() as parent:
-        folder = Path(parent) / "pack"
-        shutil.copytree(draft_pack, folder)
-        for _ in range(data.draw(st.integers(1, 2))):
-            edit_pack(folder, data.draw)
-        loaded = outcome(lambda: load_protocol(folder), InvalidPackError)
-        code, _ = cli("validate", str(folder))
-        assert code == (1 if isinstance(loaded, InvalidPackError) else 0)
-        if isinstance(loaded, Protocol):
-            outcome(lambda: evaluate(VALID, loaded, allow_draft=True))
+@pytest.mark.parametrize("examples", twins(60))
+def test_a_pack_with_random_edits_is_valid_or_refused_with_problems(draft_pack: Path, examples: int) -> None:
+    @fuzz(examples)
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        with tempfile.TemporaryDirectory() as parent:
+            folder = Path(parent) / "pack"
+            shutil.copytree(draft_pack, folder)
+            for _ in range(data.draw(st.integers(1, 2))):
+                edit_pack(folder, data.draw)
+            loaded = outcome(lambda: load_protocol(folder), InvalidPackError)
+            code, _ = cli("validate", str(folder))
+            assert code == (1 if isinstance(loaded, InvalidPackError) else 0)
+            if isinstance(loaded, Protocol):
+                outcome(lambda: evaluate(VALID, loaded, allow_draft=True))
+
+    check()

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from conftest import property_twins
 from hypothesis import HealthCheck, Phase, find, given, note, settings
 from hypothesis import strategies as st
 
@@ -96,42 +97,57 @@ def decide(state: dict[str, Any], protocol: Protocol) -> Decision:
 # The invariants
 
 
-@given(st.one_of(complete_patient_states(febrile_hypotensive=True), patient_states()))
-def test_no_fixed_adult_steroid_amount_is_proposed_for_a_child(protocol: Protocol, state: dict[str, Any]) -> None:
-    decision = decide(state, protocol)
-    proposed = steroid_recommendations(decision)
-    if not is_child(state) or not proposed:
-        return
-    for recommendation in proposed:
-        assert recommendation.dose is not None
-        assert recommendation.dose.amount_mg is None, f"{recommendation.rule}: an adult amount for a child"
-    alerts = {a.id: a.severity for a in decision.alerts}
-    assert alerts.get("pediatric_steroid_dose") == "critical"
+@pytest.mark.parametrize("examples", property_twins())
+def test_no_fixed_adult_steroid_amount_is_proposed_for_a_child(protocol: Protocol, examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(st.one_of(complete_patient_states(febrile_hypotensive=True), patient_states()))
+    def check(state: dict[str, Any]) -> None:
+        decision = decide(state, protocol)
+        proposed = steroid_recommendations(decision)
+        if not is_child(state) or not proposed:
+            return
+        for recommendation in proposed:
+            assert recommendation.dose is not None
+            assert recommendation.dose.amount_mg is None, f"{recommendation.rule}: an adult amount for a child"
+        alerts = {a.id: a.severity for a in decision.alerts}
+        assert alerts.get("pediatric_steroid_dose") == "critical"
+
+    check()
 
 
-@given(st.one_of(complete_patient_states(febrile_hypotensive=True), febrile_hypotensive_states(),
-                 states_after_methylprednisolone()))
+@pytest.mark.parametrize("examples", property_twins())
 def test_no_steroid_at_the_same_or_a_lower_step_is_proposed_inside_its_interval_after_the_last_one(
-    protocol: Protocol, state: dict[str, Any]
+    protocol: Protocol, examples: int
 ) -> None:
-    decision = decide(state, protocol)
-    last = last_corticosteroid(state)
-    now = instant(state["assessed_at"])
-    for recommendation in steroid_recommendations(decision):
-        assert recommendation.dose is not None
-        assert "medications" in state, "a corticosteroid proposed without a record to space it from"
-        step, interval = STEROID_REGIMENS[(recommendation.dose.drug, recommendation.dose.regimen)]
-        if last is not None and step <= last[1]:
-            assert now - last[0] >= interval, (
-                f"{recommendation.rule}: step {step} {now - last[0]} after a step {last[1]} dose")
+    @settings(max_examples=examples)
+    @given(st.one_of(complete_patient_states(febrile_hypotensive=True), febrile_hypotensive_states(),
+                     states_after_methylprednisolone()))
+    def check(state: dict[str, Any]) -> None:
+        decision = decide(state, protocol)
+        last = last_corticosteroid(state)
+        now = instant(state["assessed_at"])
+        for recommendation in steroid_recommendations(decision):
+            assert recommendation.dose is not None
+            assert "medications" in state, "a corticosteroid proposed without a record to space it from"
+            step, interval = STEROID_REGIMENS[(recommendation.dose.drug, recommendation.dose.regimen)]
+            if last is not None and step <= last[1]:
+                assert now - last[0] >= interval, (
+                    f"{recommendation.rule}: step {step} {now - last[0]} after a step {last[1]} dose")
+
+    check()
 
 
-@given(st.one_of(states_after_methylprednisolone(), complete_patient_states(febrile_hypotensive=True)))
-def test_never_both_methylprednisolone_regimens(protocol: Protocol, state: dict[str, Any]) -> None:
-    decision = decide(state, protocol)
-    regimens = [r.dose.regimen for r in decision.recommendations
-                if r.dose is not None and r.dose.drug == "methylprednisolone"]
-    assert len(set(regimens)) <= 1, regimens
+@pytest.mark.parametrize("examples", property_twins())
+def test_never_both_methylprednisolone_regimens(protocol: Protocol, examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(st.one_of(states_after_methylprednisolone(), complete_patient_states(febrile_hypotensive=True)))
+    def check(state: dict[str, Any]) -> None:
+        decision = decide(state, protocol)
+        regimens = [r.dose.regimen for r in decision.recommendations
+                    if r.dose is not None and r.dose.drug == "methylprednisolone"]
+        assert len(set(regimens)) <= 1, regimens
+
+    check()
 
 
 # --------------------------------------------------------------------------------------------

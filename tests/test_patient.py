@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from conftest import property_twins
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -829,10 +830,14 @@ def assert_well_formed(outcome: PatientState | InvalidInputError) -> None:
         assert all(m.given_at <= outcome.assessed_at for m in outcome.medications or ())
 
 
-@settings(max_examples=300, deadline=None)
-@given(json_values)
-def test_any_json_like_value_gives_a_state_or_an_input_error_and_nothing_else(data: Any) -> None:
-    assert_well_formed(state_or_input_error(data))
+@pytest.mark.parametrize("examples", property_twins(300))
+def test_any_json_like_value_gives_a_state_or_an_input_error_and_nothing_else(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(json_values)
+    def check(data: Any) -> None:
+        assert_well_formed(state_or_input_error(data))
+
+    check()
 
 
 def _paths(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
@@ -849,21 +854,23 @@ def _paths(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int
 EXAMPLE_PATHS = _paths(EXAMPLE)[1:]
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.sampled_from(EXAMPLE_PATHS), json_values)
-def test_the_example_with_any_field_replaced_by_any_value_gives_a_state_or_an_input_error(
-    path: tuple[str | int, ...], value: Any
-) -> None:
-    data = copy.deepcopy(EXAMPLE)
-    parent: Any = data
-    for part in path[:-1]:
-        parent = parent[part]
-    parent[path[-1]] = value
-    outcome = state_or_input_error(data)
-    assert_well_formed(outcome)
-    if isinstance(outcome, InvalidInputError):
-        # The problem is about the replaced field, inside it, or a check that reads it.
-        assert any(p.path[: len(path)] == path or p.check.startswith("input.") for p in outcome.problems)
+@pytest.mark.parametrize("examples", property_twins(300))
+def test_the_example_with_any_field_replaced_by_any_value_gives_a_state_or_an_input_error(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(st.sampled_from(EXAMPLE_PATHS), json_values)
+    def check(path: tuple[str | int, ...], value: Any) -> None:
+        data = copy.deepcopy(EXAMPLE)
+        parent: Any = data
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = value
+        outcome = state_or_input_error(data)
+        assert_well_formed(outcome)
+        if isinstance(outcome, InvalidInputError):
+            # The problem is about the replaced field, inside it, or a check that reads it.
+            assert any(p.path[: len(path)] == path or p.check.startswith("input.") for p in outcome.problems)
+
+    check()
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from conftest import property_twins
 from hypothesis import HealthCheck, Phase, find, given, note, settings
 from hypothesis import strategies as st
 
@@ -230,122 +231,145 @@ def pack_references() -> dict[str, dict[str, Any]]:
 # Doses
 
 
-@given(st.one_of(febrile_hypotensive_states(), patient_states()))
-def test_tocilizumab_dose_is_never_above_800_mg_or_the_per_kg_amount(protocol: Protocol, state: dict[str, Any]) -> None:
-    decision = decide(state, protocol)
-    weight = Decimal(repr(state["patient"]["weight_kg"]))
-    per_kg = 12 if weight < 30 else 8
-    for recommendation in tocilizumab_entries(decision)[0]:
-        assert recommendation.dose is not None
-        amount = Decimal(repr(recommendation.dose.amount_mg))
-        assert 0 < amount <= 800
-        assert amount <= (per_kg * weight).to_integral_value(rounding=ROUND_FLOOR)
-        assert amount == reference_tocilizumab_mg(state["patient"]["weight_kg"]), "the dose the protocol prescribes"
-        assert recommendation.dose.drug == "tocilizumab"
+@pytest.mark.parametrize("examples", property_twins())
+def test_tocilizumab_dose_is_never_above_800_mg_or_the_per_kg_amount(protocol: Protocol, examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(st.one_of(febrile_hypotensive_states(), patient_states()))
+    def check(state: dict[str, Any]) -> None:
+        decision = decide(state, protocol)
+        weight = Decimal(repr(state["patient"]["weight_kg"]))
+        per_kg = 12 if weight < 30 else 8
+        for recommendation in tocilizumab_entries(decision)[0]:
+            assert recommendation.dose is not None
+            amount = Decimal(repr(recommendation.dose.amount_mg))
+            assert 0 < amount <= 800
+            assert amount <= (per_kg * weight).to_integral_value(rounding=ROUND_FLOOR)
+            assert amount == reference_tocilizumab_mg(state["patient"]["weight_kg"]), "the dose the protocol prescribes"
+            assert recommendation.dose.drug == "tocilizumab"
+
+    check()
 
 
-@given(st.one_of(febrile_hypotensive_states(), patient_states(), complete_patient_states(),
-                 complete_patient_states(febrile_hypotensive=True)))
+@pytest.mark.parametrize("examples", property_twins())
 def test_no_recommended_tocilizumab_dose_breaks_the_window_course_interval_or_improving_limit(
-    protocol: Protocol, state: dict[str, Any]
+    protocol: Protocol, examples: int
 ) -> None:
-    decision = decide(state, protocol)
-    now = instant(state["assessed_at"])
-    given_at = tocilizumab_times(state)
-    recommended, _ = tocilizumab_entries(decision)
-    if recommended:
-        assert "medications" in state, "recommended without a medication record to check the limits on"
-    for _ in recommended:
-        assert sum(1 for t in given_at if now - t < timedelta(hours=24)) <= 2, "would be the 4th in 24 h"
-        assert len(tocilizumab_course(state)) <= 3, "would be the 5th in the course"
-        assert not given_at or now - given_at[-1] >= timedelta(hours=8), "within 8 h of the last dose"
-        assert not (given_at and state.get("crs", {}).get("improving") is True), "a repeat while improving"
+    @settings(max_examples=examples)
+    @given(st.one_of(febrile_hypotensive_states(), patient_states(), complete_patient_states(),
+                     complete_patient_states(febrile_hypotensive=True)))
+    def check(state: dict[str, Any]) -> None:
+        decision = decide(state, protocol)
+        now = instant(state["assessed_at"])
+        given_at = tocilizumab_times(state)
+        recommended, _ = tocilizumab_entries(decision)
+        if recommended:
+            assert "medications" in state, "recommended without a medication record to check the limits on"
+        for _ in recommended:
+            assert sum(1 for t in given_at if now - t < timedelta(hours=24)) <= 2, "would be the 4th in 24 h"
+            assert len(tocilizumab_course(state)) <= 3, "would be the 5th in the course"
+            assert not given_at or now - given_at[-1] >= timedelta(hours=8), "within 8 h of the last dose"
+            assert not (given_at and state.get("crs", {}).get("improving") is True), "a repeat while improving"
+
+    check()
 
 
-@given(st.one_of(complete_patient_states(), complete_patient_states(febrile_hypotensive=True)))
+@pytest.mark.parametrize("examples", property_twins())
 def test_with_the_data_recorded_tocilizumab_is_withheld_exactly_when_a_limit_is_reached(
-    protocol: Protocol, state: dict[str, Any]
+    protocol: Protocol, examples: int
 ) -> None:
-    # Withheld exactly when a limit is reached, at the strength the grade calls for (a dose withheld
-    # without reason delays treatment).
-    decision = decide(state, protocol)
-    recommended, withheld = tocilizumab_entries(decision)
-    if any(p.name == "tocilizumab" for p in decision.pending):  # grade 1 with comorbidities not recorded
-        assert reference_grade(state) == 1
-        return
-    strength = reference_tocilizumab_strength(state, reference_grade(state))
-    entries = [*recommended, *withheld]
-    if strength is None:
-        assert entries == []
-        return
-    assert len(entries) == 1 and entries[0].strength == strength and entries[0].rule in TOCILIZUMAB_RULES
-    expected_limits = reference_tocilizumab_limits(state)
-    if expected_limits:
-        assert recommended == [] and set(withheld[0].limits) == expected_limits
-    else:
-        assert withheld == [] and len(recommended) == 1
-
-
-@given(st.one_of(febrile_hypotensive_states(), patient_states()))
-def test_the_engines_withholding_agrees_with_the_independent_dose_check(
-    protocol: Protocol, state: dict[str, Any]
-) -> None:
-    decision = decide(state, protocol)
-    # The check reads the pack's drug ids, as evaluate() gives them: names mapped once, at the input.
-    patient = normalise(parse_patient(state), protocol)
-    rules = {r.rule_id: r for r in protocol.action_rules}
-    entries: list[Recommendation | Withheld] = [*decision.recommendations, *decision.withheld]
-    for entry in entries:
-        dose_ref = rules[entry.rule].dose
-        if dose_ref is None:
-            continue
-        drug = protocol.drug(dose_ref.drug)
-        assert drug is not None
-        regimen = drug.regimen(dose_ref.regimen)
-        assert regimen is not None
-        engine_limits = set()
-        for fired in decision.trace:
-            name, _, rule = fired.partition("@")
-            parts = name.split(".")
-            if rule == entry.rule and parts[:2] == ["dosing", drug.id] and parts[2] != "propose":
-                engine_limits.add(parts[2])
-        if isinstance(entry, Withheld) and entry.limits == ("replaced_by_escalation",):
-            continue  # not withheld by a limit: replaced by the escalation proposed beside it
-        amount: int | float | None
-        amount, _ = compute_amount(regimen, drug, patient.weight_kg)
-        if isinstance(entry, Recommendation):
-            assert entry.dose is not None
-            if entry.dose.amount_mg is None:  # a child's fixed adult amount, or the taper
-                assert regimen.amount is not None and (regimen.amount.fixed_mg is not None or entry.dose.now)
-                amount = None
-            assert entry.dose.amount_mg == amount
-        elif regimen.amount is not None and regimen.amount.fixed_mg is not None and is_child(patient, protocol):
-            amount = None
-        verdict = check_dose(drug, regimen, amount, patient, protocol)
-        # The rules cap the amount instead of withholding it; the check alone sees a zero dose. The
-        # safety envelope is a second layer the rules do not encode: only the check applies it (a dose
-        # it stops is withheld all the same, below).
-        pack_limits = {limit for limit in verdict.limits if not limit.startswith("envelope_")}
-        assert engine_limits == pack_limits - {"max_dose_mg"}
-        if isinstance(entry, Withheld):
-            assert set(entry.limits) == engine_limits | set(verdict.limits)
+    @settings(max_examples=examples)
+    @given(st.one_of(complete_patient_states(), complete_patient_states(febrile_hypotensive=True)))
+    def check(state: dict[str, Any]) -> None:
+        # Withheld exactly when a limit is reached, at the strength the grade calls for (a dose withheld
+        # without reason delays treatment).
+        decision = decide(state, protocol)
+        recommended, withheld = tocilizumab_entries(decision)
+        if any(p.name == "tocilizumab" for p in decision.pending):  # grade 1 with comorbidities not recorded
+            assert reference_grade(state) == 1
+            return
+        strength = reference_tocilizumab_strength(state, reference_grade(state))
+        entries = [*recommended, *withheld]
+        if strength is None:
+            assert entries == []
+            return
+        assert len(entries) == 1 and entries[0].strength == strength and entries[0].rule in TOCILIZUMAB_RULES
+        expected_limits = reference_tocilizumab_limits(state)
+        if expected_limits:
+            assert recommended == [] and set(withheld[0].limits) == expected_limits
         else:
-            assert verdict.allowed and not engine_limits
+            assert withheld == [] and len(recommended) == 1
+
+    check()
+
+
+@pytest.mark.parametrize("examples", property_twins())
+def test_the_engines_withholding_agrees_with_the_independent_dose_check(protocol: Protocol, examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(st.one_of(febrile_hypotensive_states(), patient_states()))
+    def check(state: dict[str, Any]) -> None:
+        decision = decide(state, protocol)
+        # The check reads the pack's drug ids, as evaluate() gives them: names mapped once, at the input.
+        patient = normalise(parse_patient(state), protocol)
+        rules = {r.rule_id: r for r in protocol.action_rules}
+        entries: list[Recommendation | Withheld] = [*decision.recommendations, *decision.withheld]
+        for entry in entries:
+            dose_ref = rules[entry.rule].dose
+            if dose_ref is None:
+                continue
+            drug = protocol.drug(dose_ref.drug)
+            assert drug is not None
+            regimen = drug.regimen(dose_ref.regimen)
+            assert regimen is not None
+            engine_limits = set()
+            for fired in decision.trace:
+                name, _, rule = fired.partition("@")
+                parts = name.split(".")
+                if rule == entry.rule and parts[:2] == ["dosing", drug.id] and parts[2] != "propose":
+                    engine_limits.add(parts[2])
+            if isinstance(entry, Withheld) and entry.limits == ("replaced_by_escalation",):
+                continue  # not withheld by a limit: replaced by the escalation proposed beside it
+            amount: int | float | None
+            amount, _ = compute_amount(regimen, drug, patient.weight_kg)
+            if isinstance(entry, Recommendation):
+                assert entry.dose is not None
+                if entry.dose.amount_mg is None:  # a child's fixed adult amount, or the taper
+                    assert regimen.amount is not None and (regimen.amount.fixed_mg is not None or entry.dose.now)
+                    amount = None
+                assert entry.dose.amount_mg == amount
+            elif regimen.amount is not None and regimen.amount.fixed_mg is not None and is_child(patient, protocol):
+                amount = None
+            verdict = check_dose(drug, regimen, amount, patient, protocol)
+            # The rules cap the amount instead of withholding it; the check alone sees a zero dose. The
+            # safety envelope is a second layer the rules do not encode: only the check applies it (a dose
+            # it stops is withheld all the same, below).
+            pack_limits = {limit for limit in verdict.limits if not limit.startswith("envelope_")}
+            assert engine_limits == pack_limits - {"max_dose_mg"}
+            if isinstance(entry, Withheld):
+                assert set(entry.limits) == engine_limits | set(verdict.limits)
+            else:
+                assert verdict.allowed and not engine_limits
+
+    check()
 
 
 # --------------------------------------------------------------------------------------------
 # Grading
 
 
-@given(complete_patient_states())
-def test_the_grade_equals_the_reference_grading(protocol: Protocol, state: dict[str, Any]) -> None:
-    decision = decide(state, protocol)
-    assert decision.grade_status == "graded"
-    findings = dict(decision.findings)
-    assert findings["hypotension_grade"] == reference_hypotension_grade(state)
-    assert findings["hypoxia_grade"] == reference_hypoxia_grade(state)
-    assert decision.crs_grade == reference_grade(state)
-    assert findings["crs_grade"] == decision.crs_grade
+@pytest.mark.parametrize("examples", property_twins())
+def test_the_grade_equals_the_reference_grading(protocol: Protocol, examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(complete_patient_states())
+    def check(state: dict[str, Any]) -> None:
+        decision = decide(state, protocol)
+        assert decision.grade_status == "graded"
+        findings = dict(decision.findings)
+        assert findings["hypotension_grade"] == reference_hypotension_grade(state)
+        assert findings["hypoxia_grade"] == reference_hypoxia_grade(state)
+        assert decision.crs_grade == reference_grade(state)
+        assert findings["crs_grade"] == decision.crs_grade
+
+    check()
 
 
 OXYGEN_TIER = {
@@ -409,118 +433,145 @@ def worsened(draw: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return sign, state, worse
 
 
-@given(worsened())
-def test_worsening_one_vital_sign_never_lowers_the_grade(
-    protocol: Protocol, case: tuple[str, dict[str, Any], dict[str, Any]]
-) -> None:
-    sign, state, worse = case
-    before, after = decide(state, protocol), decide(worse, protocol)
-    note(f"worse {sign}: {worse!r}")
-    assert before.crs_grade is not None and after.crs_grade is not None  # complete data: graded
-    assert after.crs_grade >= before.crs_grade
-    for finding in ("hypotension_grade", "hypoxia_grade", "cardiorespiratory_grade"):
-        old, new = dict(before.findings)[finding], dict(after.findings)[finding]
-        assert old is not None and new is not None and new >= old
+@pytest.mark.parametrize("examples", property_twins())
+def test_worsening_one_vital_sign_never_lowers_the_grade(protocol: Protocol, examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(worsened())
+    def check(case: tuple[str, dict[str, Any], dict[str, Any]]) -> None:
+        sign, state, worse = case
+        before, after = decide(state, protocol), decide(worse, protocol)
+        note(f"worse {sign}: {worse!r}")
+        assert before.crs_grade is not None and after.crs_grade is not None  # complete data: graded
+        assert after.crs_grade >= before.crs_grade
+        for finding in ("hypotension_grade", "hypoxia_grade", "cardiorespiratory_grade"):
+            old, new = dict(before.findings)[finding], dict(after.findings)[finding]
+            assert old is not None and new is not None and new >= old
+
+    check()
 
 
 # --------------------------------------------------------------------------------------------
 # Citations, determinism, invalid input, the output schema
 
 
-@given(patient_states())
+@pytest.mark.parametrize("examples", property_twins())
 def test_every_recommendation_withheld_entry_and_alert_cites_references_of_the_pack(
-    protocol: Protocol, pack_references: dict[str, dict[str, Any]], state: dict[str, Any]
+    protocol: Protocol, pack_references: dict[str, dict[str, Any]], examples: int
 ) -> None:
-    decision = decide(state, protocol)
-    entries: list[Recommendation | Withheld | Alert] = [*decision.recommendations, *decision.withheld, *decision.alerts]
-    for entry in entries:
-        assert entry.citations, f"{entry.rule} cites nothing"
-        for citation in entry.citations:
-            assert citation.id in pack_references, f"{entry.rule} cites {citation.id}, not in references.yaml"
-            reference = pack_references[citation.id]
-            assert (citation.seed_number, citation.title) == (reference.get("seed_number"), reference["title"])
+    @settings(max_examples=examples)
+    @given(patient_states())
+    def check(state: dict[str, Any]) -> None:
+        decision = decide(state, protocol)
+        entries: list[Recommendation | Withheld | Alert] = [*decision.recommendations, *decision.withheld, *decision.alerts]
+        for entry in entries:
+            assert entry.citations, f"{entry.rule} cites nothing"
+            for citation in entry.citations:
+                assert citation.id in pack_references, f"{entry.rule} cites {citation.id}, not in references.yaml"
+                reference = pack_references[citation.id]
+                assert (citation.seed_number, citation.title) == (reference.get("seed_number"), reference["title"])
+
+    check()
 
 
-@given(patient_states(), st.randoms(use_true_random=False))
-def test_evaluation_is_deterministic_and_independent_of_list_order(
-    protocol: Protocol, state: dict[str, Any], random: Any
-) -> None:
-    untouched = copy.deepcopy(state)
-    first = decide(state, protocol)
-    assert state == untouched, "evaluate changed its input"
-    assert decide(state, protocol).to_dict() == first.to_dict()
-    shuffled = copy.deepcopy(state)
-    for section, key in (("", "medications"), ("", "proposed_orders"), ("vitals", "vasopressors")):
-        holder = shuffled.get(section, {}) if section else shuffled
-        if key in holder:
-            random.shuffle(holder[key])
-    again = decide(shuffled, protocol)
-    assert again.to_dict() == first.to_dict()
-    assert again == first
-    assert again.render_text() == first.render_text()
+@pytest.mark.parametrize("examples", property_twins())
+def test_evaluation_is_deterministic_and_independent_of_list_order(protocol: Protocol, examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(patient_states(), st.randoms(use_true_random=False))
+    def check(state: dict[str, Any], random: Any) -> None:
+        untouched = copy.deepcopy(state)
+        first = decide(state, protocol)
+        assert state == untouched, "evaluate changed its input"
+        assert decide(state, protocol).to_dict() == first.to_dict()
+        shuffled = copy.deepcopy(state)
+        for section, key in (("", "medications"), ("", "proposed_orders"), ("vitals", "vasopressors")):
+            holder = shuffled.get(section, {}) if section else shuffled
+            if key in holder:
+                random.shuffle(holder[key])
+        again = decide(shuffled, protocol)
+        assert again.to_dict() == first.to_dict()
+        assert again == first
+        assert again.render_text() == first.render_text()
+
+    check()
 
 
-@given(invalid_patient_states())
-def test_every_invalid_input_raises_invalid_input_error_never_a_decision(
-    protocol: Protocol, case: tuple[str, dict[str, Any]]
-) -> None:
-    wrong, state = case
-    note(f"{wrong}: {state!r}")
-    with pytest.raises(InvalidInputError) as raised:
-        evaluate(state, protocol)
-    assert raised.value.problems, f"{wrong}: no problem named"
+@pytest.mark.parametrize("examples", property_twins())
+def test_every_invalid_input_raises_invalid_input_error_never_a_decision(protocol: Protocol, examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(invalid_patient_states())
+    def check(case: tuple[str, dict[str, Any]]) -> None:
+        wrong, state = case
+        note(f"{wrong}: {state!r}")
+        with pytest.raises(InvalidInputError) as raised:
+            evaluate(state, protocol)
+        assert raised.value.problems, f"{wrong}: no problem named"
+
+    check()
 
 
-@given(patient_states())
+@pytest.mark.parametrize("examples", property_twins())
 def test_every_decision_validates_against_the_decision_schema(
-    protocol: Protocol, decision_validator: jsonschema.protocols.Validator, state: dict[str, Any]
+    protocol: Protocol, decision_validator: jsonschema.protocols.Validator, examples: int
 ) -> None:
-    output = decide(state, protocol).to_dict()
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in decision_validator.iter_errors(output)]
-    assert errors == []
-    assert json.loads(json.dumps(output, allow_nan=False)) == output
+    @settings(max_examples=examples)
+    @given(patient_states())
+    def check(state: dict[str, Any]) -> None:
+        output = decide(state, protocol).to_dict()
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in decision_validator.iter_errors(output)]
+        assert errors == []
+        assert json.loads(json.dumps(output, allow_nan=False)) == output
+
+    check()
 
 
 # --------------------------------------------------------------------------------------------
 # Alerts and eligibility
 
 
-@given(patient_states(), st.lists(st.sampled_from(GM_CSF).flatmap(written_names), min_size=1, max_size=2),
-       st.booleans())
-def test_gm_csf_proposed_on_car_t_always_raises_the_critical_alert(
-    protocol: Protocol, state: dict[str, Any], gm_csf: list[str], with_others: bool
-) -> None:
-    state["therapy"] = {"car_t": True}
-    orders = [{"drug": d} for d in gm_csf]
-    state["proposed_orders"] = [*state.get("proposed_orders", []), *orders] if with_others else orders
-    alerts = {a.id: a for a in decide(state, protocol).alerts}
-    assert "gm_csf_contraindicated" in alerts
-    assert alerts["gm_csf_contraindicated"].severity == "critical"
+@pytest.mark.parametrize("examples", property_twins())
+def test_gm_csf_proposed_on_car_t_always_raises_the_critical_alert(protocol: Protocol, examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(patient_states(), st.lists(st.sampled_from(GM_CSF).flatmap(written_names), min_size=1, max_size=2),
+           st.booleans())
+    def check(state: dict[str, Any], gm_csf: list[str], with_others: bool) -> None:
+        state["therapy"] = {"car_t": True}
+        orders = [{"drug": d} for d in gm_csf]
+        state["proposed_orders"] = [*state.get("proposed_orders", []), *orders] if with_others else orders
+        alerts = {a.id: a for a in decide(state, protocol).alerts}
+        assert "gm_csf_contraindicated" in alerts
+        assert alerts["gm_csf_contraindicated"].severity == "critical"
+
+    check()
 
 
-@given(st.one_of(febrile_hypotensive_states(), patient_states()))
+@pytest.mark.parametrize("examples", property_twins())
 def test_withheld_doses_become_eligible_at_next_eligible_at_for_their_time_based_reasons(
-    protocol: Protocol, state: dict[str, Any]
+    protocol: Protocol, examples: int
 ) -> None:
-    decision = decide(state, protocol)
-    output = decision.to_dict()
-    for entry, shown in zip(decision.withheld, output["withheld"]):
-        limits = set(entry.limits)
-        if limits & NEVER_ELIGIBLE_LIMITS:
-            assert entry.next_eligible_at is None and shown["next_eligible_at"] is None
-            continue
-        assert limits <= TIME_BASED_LIMITS
-        assert entry.next_eligible_at is not None and entry.next_eligible_at > decision.assessed_at
-        # The time people read is the one they act on: re-evaluate at it, same history.
-        later = copy.deepcopy(state)
-        later["assessed_at"] = shown["next_eligible_at"]
-        assert instant(later["assessed_at"]) > instant(state["assessed_at"])
-        again = decide(later, protocol)
-        assert again.crs_grade == decision.crs_grade
-        still = [w for w in again.withheld if w.rule == entry.rule]
-        assert all(not set(w.limits) & TIME_BASED_LIMITS for w in still), (
-            f"{entry.rule} still withheld at {shown['next_eligible_at']}: {[w.reason for w in still]}")
-        assert still or any(r.rule == entry.rule for r in again.recommendations)
+    @settings(max_examples=examples)
+    @given(st.one_of(febrile_hypotensive_states(), patient_states()))
+    def check(state: dict[str, Any]) -> None:
+        decision = decide(state, protocol)
+        output = decision.to_dict()
+        for entry, shown in zip(decision.withheld, output["withheld"]):
+            limits = set(entry.limits)
+            if limits & NEVER_ELIGIBLE_LIMITS:
+                assert entry.next_eligible_at is None and shown["next_eligible_at"] is None
+                continue
+            assert limits <= TIME_BASED_LIMITS
+            assert entry.next_eligible_at is not None and entry.next_eligible_at > decision.assessed_at
+            # The time people read is the one they act on: re-evaluate at it, same history.
+            later = copy.deepcopy(state)
+            later["assessed_at"] = shown["next_eligible_at"]
+            assert instant(later["assessed_at"]) > instant(state["assessed_at"])
+            again = decide(later, protocol)
+            assert again.crs_grade == decision.crs_grade
+            still = [w for w in again.withheld if w.rule == entry.rule]
+            assert all(not set(w.limits) & TIME_BASED_LIMITS for w in still), (
+                f"{entry.rule} still withheld at {shown['next_eligible_at']}: {[w.reason for w in still]}")
+            assert still or any(r.rule == entry.rule for r in again.recommendations)
+
+    check()
 
 
 # --------------------------------------------------------------------------------------------

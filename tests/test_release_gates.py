@@ -70,12 +70,20 @@ def harmless_change(pack: Path) -> None:
          "    description: Consider vasopressors as needed at grade 3 and grade 4, titrated to effect.\n")
 
 
-@pytest.fixture
-def draft(tmp_path: Path) -> Path:
-    """``crs-rules draft`` of a copy of the shipped pack."""
-    shutil.copytree(RULES, tmp_path / "rules")
-    code, out, err = cli("draft", str(tmp_path / "rules"), str(tmp_path / "next"))
+@pytest.fixture(scope="module")
+def drafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``crs-rules draft`` of a copy of the shipped pack, made once for the module; not edited."""
+    folder = tmp_path_factory.mktemp("drafted")
+    shutil.copytree(RULES, folder / "rules")
+    code, out, err = cli("draft", str(folder / "rules"), str(folder / "next"))
     assert (code, err) == (0, "")
+    return folder / "next"
+
+
+@pytest.fixture
+def draft(drafted: Path, tmp_path: Path) -> Path:
+    """A copy of :func:`drafted` (``crs-rules draft`` of a copy of the shipped pack) for one test to edit."""
+    shutil.copytree(drafted, tmp_path / "next")
     return tmp_path / "next"
 
 
