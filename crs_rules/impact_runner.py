@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from .decision import Dose
 from .dose_effects import dose_effects
 from .errors import InvalidInputError
 from .evaluation import compiled, evaluate, evaluate_many
@@ -43,8 +44,9 @@ def evaluate_one(state: PatientState, protocol: Protocol) -> Outcome:
 
 
 #: How one patient's outcome differs between the packs: the outcome under the old pack, under the
-#: new one, and the differences (:func:`outcome_differences`, never empty).
-Difference = tuple[Outcome, Outcome, tuple[tuple[str, str], ...]]
+#: new one, the differences (:func:`outcome_differences`, never empty) and the changed doses
+#: (:func:`dose_pairs`, worked out only when a dose changed).
+Difference = tuple[Outcome, Outcome, tuple[tuple[str, str], ...], tuple[tuple[Dose | None, Dose | None], ...]]
 
 #: One patient's result as the report reads it: the state, and how its outcome differs (None when
 #: it does not: nothing more to send or keep).
@@ -80,7 +82,9 @@ def _difference(old: Outcome, new: Outcome) -> Difference | None:
     if old == new:
         return None
     found = tuple(outcome_differences(old, new))
-    return (old, new, found) if found else None
+    if not found:
+        return None
+    return old, new, found, tuple(dose_pairs(old, new)) if any(k == DOSE_CHANGED for k, _ in found) else ()
 
 
 _worker: list[_Evaluator] = []
@@ -243,7 +247,7 @@ def _compare_packs(old: Protocol, new: Protocol, population_size: int | None, se
         ordered = sorted(by_kind[kind].items(), key=lambda item: (-len(item[1]), item[0]))
         # The example: the first patient of the most common change, scenarios before the population.
         first = ordered[0][1][0]
-        old_outcome, new_outcome, found = differences[first]
+        old_outcome, new_outcome, found, _ = differences[first]
         example = Example(
             patients[first].label, describe_patient(patients[first].state), patients[first].data,
             old_outcome, new_outcome, tuple(change for k, change in found if k == kind),
@@ -252,7 +256,7 @@ def _compare_packs(old: Protocol, new: Protocol, population_size: int | None, se
         if kind == DOSE_CHANGED:  # by the patients affected, not amount by amount
             sub_changes = tuple(SubChange(effect.describe(), effect.patients) for effect in dose_effects(
                 [(patients[i].label, patients[i].state.weight_kg, *pair)
-                 for i in patients_by_kind[kind] for pair in dose_pairs(*differences[i][:2])], (old, new)))
+                 for i in patients_by_kind[kind] for pair in differences[i][3]], (old, new)))
         kinds.append(KindReport(kind, tuple(patients[i].label for i in patients_by_kind[kind]), sub_changes, example))
     return ImpactReport(
         PackRef.of(old), PackRef.of(new), changes, size, seed, len(scenarios),
