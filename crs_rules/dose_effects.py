@@ -120,6 +120,7 @@ def dose_effects(changes: Sequence[tuple[str, float, Dose | None, Dose | None]],
     groups: dict[tuple[str, int, bool, bool], _Group] = {}
     given: dict[tuple[str, str], list[str]] = {}
     breakpoints: dict[str, list[float]] = {}
+    texts: dict[tuple[str, str], str] = {}  # many patients share one change of wording: worded once
     for label, weight, old, new in changes:
         dose = new or old
         if dose is None:
@@ -128,9 +129,14 @@ def dose_effects(changes: Sequence[tuple[str, float, Dose | None, Dose | None]],
         old_amount = old.amount_mg if old is not None else None
         new_amount = new.amount_mg if new is not None else None
         if old is not None and new is not None and old_amount == new_amount:
-            given.setdefault((drug, _text_change(old.describe(), new.describe())), []).append(label)
+            texts_key = (old.describe(), new.describe())
+            if texts_key not in texts:
+                texts[texts_key] = _text_change(*texts_key)
+            given.setdefault((drug, texts[texts_key]), []).append(label)
             continue
-        points = breakpoints.setdefault(drug, weight_breakpoints(protocols, drug))
+        points = breakpoints.get(drug)
+        if points is None:  # once per drug
+            points = breakpoints[drug] = weight_breakpoints(protocols, drug)
         segment = bisect.bisect_right(points, weight)
         key = (drug, segment, old_amount is None, new_amount is None)
         group = groups.setdefault(key, _Group(drug, segment, [], [], old_amount is None, new_amount is None, []))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .conditions import comparisons, numbers_compared
 from .decision import iso
@@ -164,7 +164,7 @@ class _Sweep:
         # the weights of each limited drug's number of doses as random.choices accumulates them,
         # and the usual doses by drug and weight as they are asked for.
         self.dosed_elsewhere = frozenset(d for d in self.other_drugs if any(p.drug(d) for p in protocols))
-        self.dose_counts = {drug: (range(most + 1), list(itertools.accumulate([2 * most] + [3] * most)))
+        self.dose_counts = {drug: (range(most + 1), *_accumulated((2 * most, *[3] * most)))
                             for drug, most in self.limited.items()}
         self._usual: dict[tuple[str, float], float | None] = {}
 
@@ -190,6 +190,7 @@ def _pick(rng: random.Random, edges: Sequence[float], low: float, high: float, s
 
 
 _MAYBE: Final = (True, False, None, "absent")
+_T = TypeVar("_T")
 
 
 @lru_cache(maxsize=64)
@@ -199,11 +200,15 @@ def _accumulated(weights: tuple[int, ...]) -> tuple[list[int], float]:
     return cumulative, cumulative[-1] + 0.0
 
 
+def _weighted(rng: random.Random, population: Sequence[_T], cumulative: Sequence[int], total: float) -> _T:
+    """``rng.choices(population, cum_weights=cumulative)[0]``, drawn the same way (one
+    ``rng.random()``), with the cumulative weights and their ``total`` (as a float) worked out once."""
+    return population[bisect.bisect(cumulative, rng.random() * total, 0, len(population) - 1)]
+
+
 def _maybe(rng: random.Random, weights: tuple[int, int, int, int] = (35, 35, 15, 15)) -> bool | None | str:
     """True, False, None (unknown) or "absent" (the field left out)."""
-    # rng.choices(_MAYBE, weights=weights)[0], drawn the same way without re-accumulating the weights.
-    cumulative, total = _accumulated(weights)
-    return _MAYBE[bisect.bisect(cumulative, rng.random() * total, 0, len(_MAYBE) - 1)]
+    return _weighted(rng, _MAYBE, *_accumulated(weights))
 
 
 def _at(hours_before: float) -> str:
@@ -304,7 +309,7 @@ def _temperature(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> Non
 def _vasopressors(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
     """None to three vasopressors (listing any requires hypotension); else hypotension drawn,
     and when true the vasopressors stated as none or left unknown."""
-    count = rng.choices((0, 1, 2, 3), weights=(60, 20, 13, 7))[0]
+    count = _weighted(rng, (0, 1, 2, 3), *_accumulated((60, 20, 13, 7)))
     vasopressors = rng.sample(sweep.vasopressors, min(count, len(sweep.vasopressors)))
     if vasopressors:
         _set(data, "vitals.vasopressors", vasopressors)
@@ -334,8 +339,7 @@ def _records(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
     weight = data["patient"]["weight_kg"]
     medications: list[dict[str, Any]] = []
     for drug, _ in sorted(sweep.limited.items()):
-        counts, cumulative = sweep.dose_counts[drug]  # weights 2 x most for none, 3 for each number
-        doses = rng.choices(counts, cum_weights=cumulative)[0]
+        doses = _weighted(rng, *sweep.dose_counts[drug])  # weights 2 x most for none, 3 for each number
         last = _pick(rng, sweep.last_dose, 0.5, 72.0, 0.1)
         given = [last]
         for _ in range(doses - 1):
@@ -388,47 +392,83 @@ def _draw_order() -> tuple[Field, ...]:
 _DRAW_ORDER: Final = _draw_order()
 
 
-def _draw_field(rng: random.Random, sweep: _Sweep, data: dict[str, Any], entry: Field) -> None:
-    """A field with no drawing of its own, by its type: a true/false (one that requires another
-    true only when that one is), a choice of its values, a list of some of its values (or of the
-    packs' drug names), a number around the packs' thresholds within its range, a drug name, a
-    time before the assessment. Lists of records need a drawing of their own."""
-    if entry.type == "boolean":
-        if entry.requires is None or _get(data, entry.requires) is True:
-            _set(data, entry.path, _maybe(rng, _BOOLEAN_WEIGHTS.get(entry.path, (35, 35, 15, 15))))
-        else:
-            _set(data, entry.path, rng.choice((False, None, "absent")))
-    elif entry.type == "list":
-        if rng.random() < 0.08:
-            names = list(entry.values) or sweep.orderable
-            if names:
-                _set(data, entry.path, rng.sample(names, rng.randint(1, max(1, len(names) - 1))))
-    elif entry.type == "choice":
-        if rng.random() < 0.85:
-            _set(data, entry.path, rng.choice(entry.values))
-    elif entry.type == "number":
-        if rng.random() < 0.85:
-            low = entry.minimum if entry.minimum is not None else entry.above if entry.above is not None else 0.0
-            high = entry.maximum if entry.maximum is not None else low + 100.0
-            value = _pick(rng, sweep.edges.get(entry.path, ()), low, high, 0.1)
-            _set(data, entry.path, value if entry.above is None or value > entry.above else high)
-    elif entry.type == "name":
-        if sweep.orderable and rng.random() < 0.85:
-            _set(data, entry.path, rng.choice(sweep.orderable))
-    elif entry.type == "date-time" and rng.random() < 0.85:
-        _set(data, entry.path, _at(rng.uniform(0.5, 120.0)))
+def _field_drawer(entry: Field) -> Draw:
+    """How a field with no drawing of its own is drawn, by its type: a true/false (one that requires
+    another true only when that one is), a choice of its values, a list of some of its values (or of
+    the packs' drug names), a number around the packs' thresholds within its range, a drug name, a
+    time before the assessment. Lists of records need a drawing of their own. Worked out once per
+    field; each patient's values are drawn by the function given."""
+    path, kind = entry.path, entry.type
+    if kind == "boolean":  # the most common kind: _maybe and _set written out
+        requires = entry.requires
+        cumulative, total = _accumulated(_BOOLEAN_WEIGHTS.get(path, (35, 35, 15, 15)))
+        holders, last = _keys(path)
+
+        def boolean(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+            if requires is None or _get(data, requires) is True:
+                value = _MAYBE[bisect.bisect(cumulative, rng.random() * total, 0, 3)]
+            else:
+                value = rng.choice((False, None, "absent"))
+            if value != "absent":
+                holder = data
+                for key in holders:
+                    holder = holder.setdefault(key, {})
+                holder[last] = value
+        return boolean
+    if kind == "list":
+        values = list(entry.values)
+
+        def listed(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+            if rng.random() < 0.08:
+                names = values or sweep.orderable
+                if names:
+                    _set(data, path, rng.sample(names, rng.randint(1, max(1, len(names) - 1))))
+        return listed
+    if kind == "choice":
+        choices = entry.values
+
+        def choice(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+            if rng.random() < 0.85:
+                _set(data, path, rng.choice(choices))
+        return choice
+    if kind == "number":
+        above = entry.above
+        low = entry.minimum if entry.minimum is not None else above if above is not None else 0.0
+        high = entry.maximum if entry.maximum is not None else low + 100.0
+
+        def number(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+            if rng.random() < 0.85:
+                value = _pick(rng, sweep.edges.get(path, ()), low, high, 0.1)
+                _set(data, path, value if above is None or value > above else high)
+        return number
+    if kind == "name":
+        def name(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+            if sweep.orderable and rng.random() < 0.85:
+                _set(data, path, rng.choice(sweep.orderable))
+        return name
+    if kind == "date-time":
+        def date_time(rng: random.Random, sweep: _Sweep, data: dict[str, Any]) -> None:
+            if rng.random() < 0.85:
+                _set(data, path, _at(rng.uniform(0.5, 120.0)))
+        return date_time
+    return lambda rng, sweep, data: None
+
+
+#: Each field drawn, in order: its drawing (its own, or by its type) and whether it takes the
+#: generator of the fields kept by path.
+_DRAW_PLAN: Final = tuple((_DRAWS[f.path], False) if f.path in _DRAWS else (_field_drawer(f), f.by_path)
+                          for f in _DRAW_ORDER)
+
+#: The assessment time as every generated input writes it.
+_ASSESSED_AT_TEXT: Final = iso(ASSESSED_AT)
 
 
 def _patient_data(rng: random.Random, by_path: random.Random, sweep: _Sweep) -> dict[str, Any]:
     """One valid patient input, drawn from the sweep field by field: the fields kept by path from
     their own generator (``by_path``), so that adding one leaves every other value drawn as before."""
-    data: dict[str, Any] = {"assessed_at": iso(ASSESSED_AT)}
-    for entry in _DRAW_ORDER:
-        draw = _DRAWS.get(entry.path)
-        if draw is not None:
-            draw(rng, sweep, data)
-        else:
-            _draw_field(by_path if entry.by_path else rng, sweep, data, entry)
+    data: dict[str, Any] = {"assessed_at": _ASSESSED_AT_TEXT}
+    for draw, own_generator in _DRAW_PLAN:
+        draw(by_path if own_generator else rng, sweep, data)
     return data
 
 

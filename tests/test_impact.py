@@ -8,20 +8,23 @@ independent reckoning: the test works out from the edit itself which patients mu
 from __future__ import annotations
 
 import dataclasses
+import gc
 import io
 import json
 import multiprocessing
 import re
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from fractions import Fraction
 from math import floor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import pack_under_test, record_digest
 
-from crs_rules import evaluate, load_protocol, parse_patient, read_patient
+from crs_rules import evaluate, impact_runner, load_protocol, parse_patient, read_patient
 from crs_rules.cli import run
 from crs_rules.decision import Dose
 from crs_rules.dose_effects import dose_effects, weight_breakpoints
@@ -30,12 +33,14 @@ from crs_rules.impact import (
     ImpactReport,
     Outcome,
     compare_packs,
+    evaluate_one,
     outcome_differences,
     pack_changes,
     population_inputs,
     state_input,
 )
 from crs_rules.model import Protocol
+from crs_rules.outcomes import DOSE_CHANGED, dose_pairs
 from crs_rules.population import scenario_patients
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -412,6 +417,66 @@ def test_outcome_differences_name_each_kind() -> None:
         ("withheld changed", "dexamethasone now withheld (min_interval_h)"),
         ("alert changed", "alert a no longer raised"),
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# How the patients are evaluated: in batches, only the differences sent back
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_workers_send_back_a_patients_outcomes_only_when_they_differ(shipped: Protocol, cap_700: Path) -> None:
+    new = load_protocol(cap_700)
+    inputs = population_inputs((shipped, new), 100)
+    results = impact_runner._Evaluator(shipped, new).run(inputs)
+    assert [state for state, _ in results] == [parse_patient(data, label) for label, data in inputs]
+    differing = 0
+    for state, difference in results:
+        old_outcome, new_outcome = evaluate_one(state, shipped), evaluate_one(state, new)
+        found = outcome_differences(old_outcome, new_outcome)
+        if not found:
+            assert difference is None
+            continue
+        differing += 1
+        pairs = dose_pairs(old_outcome, new_outcome)
+        assert difference == (old_outcome, new_outcome, tuple(found), tuple(pairs))
+        assert bool(pairs) == any(kind == DOSE_CHANGED for kind, _ in found)
+    assert differing > 5, "a population with no differing patient would prove nothing"
+
+
+def test_the_population_is_sent_in_batches_that_shrink_towards_the_end() -> None:
+    items = [(f"population #{i}", {"i": i}) for i in range(2_345)]
+    kept: list[tuple[str, Any]] = []
+    batches = list(impact_runner._batches(iter(items), len(items), 2, kept))
+    assert [item for batch in batches for item in batch] == items == kept
+    sizes = [len(batch) for batch in batches]
+    assert sizes[0] == impact_runner._BATCH == max(sizes)
+    assert sizes == sorted(sizes, reverse=True)  # never more than the batch before
+    assert sizes[-2] == impact_runner._LAST_BATCH >= sizes[-1]  # the last ones small: the workers end together
+
+
+def test_the_collector_is_paused_while_the_report_is_made_and_left_as_it_was(
+    shipped: Protocol, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+
+    def recording(protocols: Sequence[Protocol], notes: list[str]) -> list[Any]:
+        seen.append(gc.isenabled())
+        return []  # whether the collector runs is all this test asks: no scenarios to evaluate
+
+    monkeypatch.setattr(impact_runner, "scenario_patients", recording)
+    was_enabled = gc.isenabled()
+    try:
+        gc.enable()
+        compare_packs(shipped, shipped, population_size=10, workers=1)
+        assert seen == [False] and gc.isenabled()
+        with pytest.raises(ValueError, match="population size"):
+            compare_packs(shipped, shipped, population_size=-1, workers=1)
+        assert gc.isenabled()
+        gc.disable()
+        compare_packs(shipped, shipped, population_size=10, workers=1)
+        assert seen == [False, False] and not gc.isenabled()
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
 
 
 # --------------------------------------------------------------------------------------------
