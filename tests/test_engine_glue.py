@@ -188,3 +188,92 @@ def test_a_ruleset_takes_prepared_input_facts_with_their_value_as_the_result() -
     fact = PreparedFact("obs", to_engine_json(value, sort_keys=True), value)
     result = ruleset.run([fact])
     assert result.facts == (value,) and result.facts[0] is not value  # a copy
+
+
+def _observation_case(example: str) -> tuple[Any, Any, dict[str, Any]]:
+    protocol = load_protocol(REPO_ROOT / "rules")
+    program = compiled(protocol)
+    state = normalise(read_patient(REPO_ROOT / "examples" / example), protocol)
+    return program, state, dict(flat_facts(state, protocol))
+
+
+def _careful(program: Any, state: Any, known: dict[str, Any]) -> str:
+    return to_engine_json(program.observation(state, known), sort_keys=True, where="the observation")
+
+
+def test_the_observation_written_from_the_flat_facts_is_the_encoders_text_for_every_generated_patient() -> None:
+    from crs_rules.errors import InvalidInputError
+    from crs_rules.evaluation import _accept
+    from crs_rules.impact import population_inputs
+
+    protocol = load_protocol(REPO_ROOT / "rules")
+    program = compiled(protocol)
+    checked = 0
+    for _, data in population_inputs((protocol,), 300, 7):
+        try:
+            state = normalise(_accept(data), protocol)
+        except InvalidInputError:
+            continue
+        known = flat_facts(state, protocol)
+        fact = program.observation_fact(state, known)
+        assert fact.kind == "observation"
+        assert fact.text == _careful(program, state, known)
+        assert fact.value == program.observation(state, known)
+        checked += 1
+    assert checked > 200
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("vitals.temperature_c", 1e-05),  # an exponent in its repr: written in plain decimal
+    ("vitals.temperature_c", 123456789012345678.0),
+    ("vitals.temperature_c", -0.0),
+    ("vitals.temperature_c", 0.0001),
+    ("patient.weight_kg", 2**63 - 1),
+    ("vitals.oxygen.device", "cânula"),  # not ASCII
+    ("vitals.oxygen.device", 'a "quoted"\\ name\n'),
+])
+def test_an_observation_value_the_fast_writer_does_not_take_is_written_as_the_careful_encoder_writes_it(
+    path: str, value: Any,
+) -> None:
+    program, state, known = _observation_case("grade3-adult.yaml")
+    known[path] = value
+    fact = program.observation_fact(state, known)
+    assert fact.text == _careful(program, state, known)
+    assert fact.value == json.loads(fact.text)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (float("nan"), "not a finite number"),
+    (2**63, "outside the signed 64-bit range"),
+    ("\ud800", "not valid Unicode"),
+    (None, "None is not allowed"),
+    (object(), "is not a JSON value"),
+])
+def test_an_observation_value_the_engine_cannot_take_is_refused_as_before(value: Any, message: str) -> None:
+    program, state, known = _observation_case("grade3-adult.yaml")
+    known["vitals.temperature_c"] = value
+    with pytest.raises(ValueError, match=message) as fast:
+        program.observation_fact(state, known)
+    with pytest.raises(ValueError) as careful:
+        _careful(program, state, known)
+    assert str(fast.value) == str(careful.value)
+
+
+def test_facts_that_nest_inside_each_other_fail_as_the_observation_fails() -> None:
+    import dataclasses
+
+    program, state, known = _observation_case("grade3-adult.yaml")
+    # Every fact held (no reads to bound the observation): a fact in the place of another.
+    everything = dataclasses.replace(program, observation_reads=None)
+    assert everything.observation_fact(state, known).text == _careful(everything, state, known)
+    # After the facts inside it, the fact takes their place; before them, they cannot nest in it.
+    after = {**known, "vitals.oxygen": 1}
+    assert everything.observation_fact(state, after).text == _careful(everything, state, after)
+    before = {"vitals.oxygen": 1, **known}
+    with pytest.raises(TypeError) as fast:
+        everything.observation_fact(state, before)
+    with pytest.raises(TypeError) as careful:
+        everything.observation(state, before)
+    assert str(fast.value) == str(careful.value)
+    # The layout learnt the clash: a patient without it is still written exactly.
+    assert everything.observation_fact(state, known).text == _careful(everything, state, known)
