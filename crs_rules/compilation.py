@@ -278,8 +278,9 @@ class CompiledProtocol:
         observation = self.observation(patient, facts)
         kind = check_fact_shape(observation, "the observation")
         # Built here, fresh, of plain values (a list fact is already its counts) and serialised
-        # once; the result reads it back from the engine's text, as every input fact.
-        return PreparedFact(kind, to_engine_json(observation, sort_keys=True, where="the observation"), observation)
+        # once; its content is what its text reads back as.
+        text = to_engine_json(observation, sort_keys=True, where="the observation")
+        return PreparedFact(kind, text, read_json(text))
 
     def _written(self, layout: _Layout, facts: Mapping[str, Any]) -> str | None:
         """The observation's text from ``facts`` by ``layout``, or None for a value it does not write."""

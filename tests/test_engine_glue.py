@@ -277,3 +277,37 @@ def test_facts_that_nest_inside_each_other_fail_as_the_observation_fails() -> No
     assert str(fast.value) == str(careful.value)
     # The layout learnt the clash: a patient without it is still written exactly.
     assert everything.observation_fact(state, known).text == _careful(everything, state, known)
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_value_read_from_a_matched_fact_is_the_one_indexing_reads_and_a_prepared_fact_is_not_decoded(
+    monkeypatch: pytest.MonkeyPatch, prepared: bool,
+) -> None:
+    decoded: list[str] = []
+    real_read = read_json
+
+    def counting(text: str) -> Any:
+        decoded.append(json.loads(text)["t"])
+        return real_read(text)
+
+    seen: list[Any] = []
+
+    def fever(firing: Firing) -> None:
+        vitals = firing.read("o", "vitals")
+        vitals["temp"] = 0  # a fresh copy: changes nothing else
+        seen.extend([firing.read("o", "vitals", "temp"), firing.read("o", "ward"), vitals])
+        with pytest.raises(KeyError):
+            firing.read("o", "vitals", "pulse")
+        with pytest.raises(KeyError):
+            firing.read("x")
+        firing.assert_fact({"t": "alert", "temp": firing.read("o", "vitals", "temp")})
+
+    value = {"t": "obs", "vitals": {"temp": 39}, "ward": "b"}
+    fact: Any = PreparedFact("obs", to_engine_json(value, sort_keys=True), read_json(to_engine_json(value)))
+    monkeypatch.setattr(engine_values, "read_json", counting)
+    result = fever_ruleset(fever=fever).run([fact if prepared else value])
+    assert seen == [39, "b", {"temp": 0}]
+    assert result.facts == (value, {"t": "alert", "temp": 39}, {"t": "page", "temp": 39})
+    # The observation is decoded for its firing (and read back for the result) only when its
+    # content is not known; the alert is decoded by escalate and read back for the result.
+    assert decoded == (["alert", "alert", "page"] if prepared else ["obs", "alert", "obs", "alert", "page"])
