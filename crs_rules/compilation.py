@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .certainty import (
     FALSE,
@@ -47,7 +47,7 @@ from .certainty import (
 from .conditions import MAX_DNF_TERMS, comparisons
 from .decision import TraceEntry
 from .dose_rules import add_dose_rules, compute_amount
-from .engine import CompiledRuleset, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
+from .engine import CompiledRuleset, Conclusion, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
 from .engine_json import check_fact_shape, read_json, scalar_json, string_json, to_engine_json
 from .fact_kinds import FACT_KINDS, HISTORY_UNKNOWN, NOT_APPLICABLE, FactKind
 from .facts import flat_facts, list_count_key
@@ -518,8 +518,8 @@ def engine_program(
     # engine rules of those are one engine rule that draws them all, and one whose only premise
     # is one excluded finding value is no engine rule: it is drawn by the handler that draws that
     # exclusion, in the same firing (see ``exclude``).
-    untraced: dict[str, list[Callable[[Firing], None]]] = {}
-    following: dict[tuple[str, tuple[type, FindingValue]], list[Callable[[Firing], None]]] = {}
+    untraced: dict[str, list[Conclusion]] = {}
+    following: dict[tuple[str, tuple[type, FindingValue]], list[Conclusion]] = {}
 
     def add(name: str, formula: Formula, key: str, effect: Effect, traced: str | None) -> None:
         # traced: the pack rule the conclusion is the effect of, when it enters the trace
@@ -655,39 +655,47 @@ class Effect:
 
     asserts: PreparedFact | None = None
     failed: str | None = None
-    then: list[Callable[[Firing], None]] = field(default_factory=list)
+    then: list[Conclusion] = field(default_factory=list)
 
 
-def _conclusion(book: Conclusions, key: str, traced: str | None, effect: Effect) -> Callable[[Firing], None]:
+def _conclusion(book: Conclusions, key: str, traced: str | None, effect: Effect) -> Conclusion:
     """The handler drawing conclusion ``key`` once per evaluation (entering the trace as the effect
-    of pack rule ``traced``, when given) with ``effect``: a closure with everything bound, so that a
-    firing runs it without looking anything up."""
+    of pack rule ``traced``, when given) with ``effect``: it reads nothing of its firing, so the
+    engine runs it without one (:class:`~crs_rules.engine.Conclusion`), and everything it does is
+    bound here, so that a firing runs it without looking anything up. Its facts, and those of the
+    conclusions drawn with it, are asserted in the order drawn."""
     applied, trace, failed = book.applied, book.trace.append, book.failed.append
-    asserts, failing, then = effect.asserts, effect.failed, effect.then
+    own: tuple[PreparedFact, ...] = (effect.asserts,) if effect.asserts is not None else ()
+    failing, then = effect.failed, effect.then
     entry = TraceEntry(key, traced) if traced is not None else None  # the same text in every trace
 
-    def handler(firing: Firing) -> None:
-        if key not in applied:
-            applied[key] = None
-            if entry is not None:
-                trace(entry)
-            if failing is not None:
-                failed(failing)
-            if asserts is not None:
-                firing.assert_fact(asserts)
-            for follower in then:
-                follower(firing)
+    def draw() -> Sequence[PreparedFact]:
+        if key in applied:
+            return ()
+        applied[key] = None
+        if entry is not None:
+            trace(entry)
+        if failing is not None:
+            failed(failing)
+        if not then:
+            return own
+        facts = list(own)
+        for follower in then:
+            facts.extend(follower.draw())
+        return facts
 
-    return handler
+    return Conclusion(draw)
 
 
-def _all_of(group: list[Callable[[Firing], None]]) -> Callable[[Firing], None]:
-    """One handler running every handler of ``group`` (which may still grow while compiling)."""
-    def handler(firing: Firing) -> None:
+def _all_of(group: list[Conclusion]) -> Conclusion:
+    """One handler drawing every conclusion of ``group`` (which may still grow while compiling)."""
+    def draw() -> Sequence[PreparedFact]:
+        facts: list[PreparedFact] = []
         for member in group:
-            member(firing)
+            facts.extend(member.draw())
+        return facts
 
-    return handler
+    return Conclusion(draw)
 
 
 def _actions_read(protocol: Protocol) -> set[str]:

@@ -74,11 +74,12 @@ import durable_rules_engine as _dre
 from .engine_json import PreparedFact, check_fact_shape, count_properties, prepare_fact, to_engine_json
 from .engine_limits import MAX_ENGINE_TESTS, engine_failure, ruleset_chain_bound, ruleset_definition
 from .engine_process import DEFERRED_SIGNALS, pthread_sigmask, renew_after_fork, signal_mask, track_after_fork
-from .engine_values import ActionShape, Firing, Handler, RunResult, parse_action, stored_facts
+from .engine_values import ActionShape, Conclusion, Firing, Handler, RunResult, parse_action, stored_facts
 from .errors import EngineError
 
 __all__ = [
     "Handler",
+    "Conclusion",
     "Firing",
     "RunResult",
     "CompiledRuleset",
@@ -158,6 +159,7 @@ class CompiledRuleset:
         self._rule_names = frozenset(rules)
         self._hold_action_prefix = "{" + json.dumps(_HOLD_PREFIX)[:-1]
         self._handlers: dict[str, Handler] = dict(handlers)
+        self._origins: dict[str, str] = {}  # "rule <name>", made once per rule (see _drain)
         self._lock = threading.Lock()
         self._owner: int | None = None
         # The session of the current or last evaluation until it is deleted: a cleanup that an
@@ -450,6 +452,7 @@ class _Session:
         prefix, tails, known_rule = self.fact_prefix, self.tails, ruleset._knows_rule
         heads, shapes = ruleset._action_heads, ruleset._action_shapes
         fired, complete, handle = self.fired, _dre.complete_and_start_action, self.handle
+        origins, assert_fact = ruleset._origins, self._assert
         rule = ""
         while action is not None:
             if action[:hold_length] == hold_prefix:
@@ -465,11 +468,30 @@ class _Session:
                         f"evaluation (last: {rule}); the rules chain without end"
                     )
                 fired.append(rule)
+                handler = handlers[rule]
+                if type(handler) is Conclusion:
+                    # Reads nothing of the firing: no Firing is built, its facts are asserted here.
+                    origin = origins.get(rule)
+                    if origin is None:
+                        origin = origins[rule] = f"rule {rule}"
+                    try:
+                        for fact in handler.draw():
+                            if type(fact) is PreparedFact:
+                                assert_fact(fact.kind, fact.text, origin, fact.value)
+                            else:
+                                assert_fact(*ruleset._prepare(fact, origin), origin)
+                    except Exception as exc:
+                        raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
+                    try:
+                        action = complete(handle, self.state)
+                    except _dre.error as exc:
+                        raise engine_failure(f"{label}: completing the action of {rule} failed", exc) from exc
+                    continue
                 # The rule's handler, with the firing valid while it runs.
                 firing = Firing(rule, matched, self)
                 self.current = firing
                 try:
-                    returned: Any = handlers[rule](firing)
+                    returned: Any = handler(firing)
                 except Exception as exc:
                     raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
                 finally:

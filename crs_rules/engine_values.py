@@ -15,7 +15,7 @@ from typing import Any, NoReturn, Protocol
 from .engine_json import PreparedFact, read_json
 from .errors import EngineError
 
-__all__ = ["Firing", "RunResult", "Handler", "Matched", "parse_action", "stored_facts"]
+__all__ = ["Firing", "RunResult", "Handler", "Conclusion", "Matched", "parse_action", "stored_facts"]
 
 Handler = Callable[["Firing"], None]
 
@@ -95,6 +95,23 @@ def _fresh(value: Any) -> Any:
     if kind is list:
         return [_fresh(item) for item in value]
     return value
+
+
+class Conclusion:
+    """A handler that reads nothing of its firing: ``draw()`` keeps its own record and returns the
+    prepared facts to assert, in order (none: an empty sequence), which the evaluation asserts as
+    the firing rule's. The drain runs it without building a :class:`Firing`; called with a firing,
+    it asserts them through the firing, so it is an ordinary handler too. An exception raised by
+    ``draw()`` or by an assert fails the evaluation as a handler's does."""
+
+    __slots__ = ("draw",)
+
+    def __init__(self, draw: Callable[[], Sequence[PreparedFact]]) -> None:
+        self.draw = draw
+
+    def __call__(self, firing: Firing) -> None:
+        for fact in self.draw():
+            firing.assert_fact(fact)
 
 
 class Matched(Mapping[str, Mapping[str, Any]]):

@@ -17,7 +17,7 @@ from test_engine import fever_ruleset, obs
 
 import crs_rules.engine_values as engine_values
 from crs_rules import load_protocol, read_patient
-from crs_rules.engine import CompiledRuleset, Firing, PreparedFact
+from crs_rules.engine import CompiledRuleset, Firing, PreparedFact, prepare_fact
 from crs_rules.engine_json import read_json, to_engine_json
 from crs_rules.engine_values import ActionShape, parse_action, stored_facts
 from crs_rules.errors import EngineError
@@ -311,3 +311,32 @@ def test_a_value_read_from_a_matched_fact_is_the_one_indexing_reads_and_a_prepar
     # The observation is decoded for its firing (and read back for the result) only when its
     # content is not known; the alert is decoded by escalate and read back for the result.
     assert decoded == (["alert", "alert", "page"] if prepared else ["obs", "alert", "obs", "alert", "page"])
+
+
+def test_a_conclusion_asserts_what_it_draws_with_or_without_a_firing_and_fails_as_a_handler() -> None:
+    from crs_rules.engine import Conclusion
+
+    alert = prepare_fact({"t": "alert", "temp": 1})
+    drawn: list[str] = []
+
+    def draw() -> tuple[PreparedFact, ...]:
+        drawn.append("fever")
+        return (alert,)
+
+    ruleset = fever_ruleset(fever=Conclusion(draw))
+    assert ruleset.run([obs(39)]).facts == (obs(39), {"t": "alert", "temp": 1}, {"t": "page", "temp": 1})
+    assert ruleset.run([obs(37)]).fired == ()
+    assert drawn == ["fever"]
+    # Called as an ordinary handler, with its firing: the same facts.
+    through = fever_ruleset(fever=lambda firing: Conclusion(draw)(firing))
+    assert through.run([obs(39)]).facts == ruleset.run([obs(39)]).facts
+
+    def broken() -> tuple[PreparedFact, ...]:
+        raise KeyError("nothing")
+
+    with pytest.raises(EngineError, match=r"rule fever failed: KeyError: 'nothing'"):
+        fever_ruleset(fever=Conclusion(broken)).run([obs(39)])
+    with pytest.raises(EngineError, match=r"rule fever failed: EngineError: .*rule fever asserted a duplicate fact"):
+        fever_ruleset(fever=Conclusion(lambda: (alert, alert))).run([obs(39)])
+    with pytest.raises(EngineError, match=r"rule fever asserted a fact of undeclared kind 'lab'"):
+        fever_ruleset(fever=Conclusion(lambda: (prepare_fact({"t": "lab"}),))).run([obs(39)])
