@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .certainty import (
     FALSE,
@@ -47,8 +47,8 @@ from .certainty import (
 from .conditions import MAX_DNF_TERMS, comparisons
 from .decision import TraceEntry
 from .dose_rules import add_dose_rules, compute_amount
-from .engine import CompiledRuleset, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
-from .engine_json import check_fact_shape, to_engine_json
+from .engine import CompiledRuleset, Conclusion, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
+from .engine_json import check_fact_shape, read_json, scalar_json, string_json, to_engine_json
 from .fact_kinds import FACT_KINDS, HISTORY_UNKNOWN, NOT_APPLICABLE, FactKind
 from .facts import flat_facts, list_count_key
 from .model import GRADE_FINDING, Comparison, Condition, Protocol
@@ -202,6 +202,10 @@ class CompiledProtocol:
     _kept: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict, init=False)
     """For each fact path seen: its parents' keys and its own key when the observation holds it
     (see ``observation_reads``), else empty."""
+    _layout: _Layout | None = field(default=None, init=False)
+    """Where each fact goes in the observation's text (see :meth:`observation_fact`)."""
+    _list_texts: dict[tuple[str, tuple[Any, ...]], str] = field(default_factory=dict, init=False)
+    """The text of each list fact seen (path, names), up to ``MAX_LIST_TEXTS``."""
 
     def __post_init__(self) -> None:
         renew_after_fork(self, _lock=threading.Lock)  # a forked child starts with the lock free
@@ -216,13 +220,9 @@ class CompiledProtocol:
         """The patient as the engine's one observation fact (nested by path, absent when unknown).
         ``known``: the patient's :func:`~crs_rules.facts.flat_facts`, when already derived."""
         fact: dict[str, Any] = {"t": FactKind.OBSERVATION.value}
-        lists, kept = self._lists, self._kept
+        lists = self._lists
         for path, value in (flat_facts(patient, self.protocol) if known is None else known).items():
-            place = kept.get(path)
-            if place is None:
-                keys = path.split(".")
-                place = kept[path] = (tuple(keys[:-1]), keys[-1]) if self._read(path) else ((), "")
-            parents, leaf = place
+            parents, leaf = self._placement(path)
             if not leaf:
                 continue
             if isinstance(value, tuple):  # a list of names: counts and membership for the engine
@@ -241,6 +241,15 @@ class CompiledProtocol:
             node[leaf] = value
         return fact
 
+    def _placement(self, path: str) -> tuple[tuple[str, ...], str]:
+        """The parents' keys and the own key of the fact at ``path`` in the observation, or ``((), "")``
+        when the observation does not hold it (see ``observation_reads``)."""
+        place = self._kept.get(path)
+        if place is None:
+            keys = path.split(".")
+            place = self._kept[path] = (tuple(keys[:-1]), keys[-1]) if self._read(path) else ((), "")
+        return place
+
     def _read(self, path: str) -> bool:
         """Whether a rule or a handler reads the fact at ``path`` (or, for a list, what encodes it)."""
         reads = self.observation_reads
@@ -249,17 +258,92 @@ class CompiledProtocol:
         inside = path + "."
         return any(attribute.startswith(inside) for attribute in reads)
 
+    def observation_fact(self, patient: PatientState, known: Mapping[str, Any] | None = None) -> PreparedFact:
+        """The observation (:meth:`observation`) checked and serialised for the engine, its content read
+        back from its text: the text :func:`~crs_rules.engine_json.to_engine_json` writes (keys
+        sorted), with the same refusals.
+
+        The text is written straight from the flat facts: the facts the observation holds are visited
+        in the order of their keys (:class:`_Layout`, learnt from the paths seen), each value checked
+        and written where it stands, with the braces and keys between two of them made once. A value
+        the standard encoder would not write as :func:`~crs_rules.engine_json.to_engine_json` does,
+        or facts that nest unusually, go through :meth:`observation` and the careful encoder."""
+        facts = flat_facts(patient, self.protocol) if known is None else known
+        layout = self._layout
+        if layout is None or not facts.keys() <= layout.seen:
+            layout = self._layout = _layout(self, facts, layout)
+        text = self._written(layout, facts) if layout.regular else None
+        if text is not None:
+            return PreparedFact(FactKind.OBSERVATION.value, text, read_json(text))
+        observation = self.observation(patient, facts)
+        kind = check_fact_shape(observation, "the observation")
+        # Built here, fresh, of plain values (a list fact is already its counts) and serialised
+        # once; its content is what its text reads back as.
+        text = to_engine_json(observation, sort_keys=True, where="the observation")
+        return PreparedFact(kind, text, read_json(text))
+
+    def _written(self, layout: _Layout, facts: Mapping[str, Any]) -> str | None:
+        """The observation's text from ``facts`` by ``layout``, or None for a value it does not write."""
+        out: list[str] = []
+        append, get, between, list_texts = out.append, facts.get, layout.between, self._list_texts
+        previous = -1
+        for index, (path, default) in enumerate(layout.entries):
+            value = get(path, default)
+            if value is _ABSENT:
+                continue
+            piece = between[previous + 1][index]
+            append(piece if piece is not None else layout.fragment(previous, index))
+            previous = index
+            type_ = type(value)
+            if type_ is bool:
+                append("true" if value else "false")
+            elif type_ is float and (_PLAIN_FLOAT_LOW <= value < _PLAIN_FLOAT_HIGH
+                                     or -_PLAIN_FLOAT_HIGH < value <= -_PLAIN_FLOAT_LOW or value == 0.0):
+                append(float.__repr__(value))
+            elif type_ is int and _INT64_MIN <= value <= _INT64_MAX:
+                append(int.__repr__(value))
+            elif type_ is str and value.isascii():
+                append(string_json(value))
+            elif type_ is tuple:  # a list of names: as observation() encodes it
+                key = (path, value)
+                try:
+                    text = list_texts.get(key)
+                except TypeError:  # an unhashable name: the careful path words it
+                    return None
+                if text is None:
+                    text = self._list_text(path, value)
+                    if len(list_texts) < MAX_LIST_TEXTS:
+                        list_texts[key] = text
+                append(text)
+            else:
+                written = scalar_json(value)
+                if written is None:
+                    return None
+                append(written)
+        end = len(layout.entries)
+        piece = between[previous + 1][end]
+        append(piece if piece is not None else layout.fragment(previous, end))
+        return "".join(out)
+
+    def _list_text(self, path: str, names: tuple[Any, ...]) -> str:
+        """The text of a list fact as :meth:`observation` encodes it (keys sorted): its count, its
+        counts without some names, and whether it holds each name a rule tests."""
+        members, counts = self._lists.get(path, ((), ()))
+        texts = {"count": int.__repr__(len(names))}
+        if members:
+            texts["has"] = "{" + ",".join(
+                f"{string_json(name)}:{'true' if name in names else 'false'}" for name in sorted(members)) + "}"
+        for key, not_counting in counts:
+            texts[key] = int.__repr__(sum(1 for name in names if name not in not_counting))
+        parts = sorted(texts.items())
+        return "{" + ",".join(f"{string_json(key)}:{text}" for key, text in parts) + "}"
+
     def run(self, patient: PatientState, known: Mapping[str, Any] | None = None
             ) -> tuple[RunResult, tuple[TraceEntry, ...], frozenset[str]]:
         """Run the chain for one patient: the engine's result, the rules that took effect in order,
         and the rules the chain found certainly failing. ``known``: the patient's flat facts, when
         already derived. The lock keeps the once-per-evaluation bookkeeping of one patient whole."""
-        observation = self.observation(patient, known)
-        kind = check_fact_shape(observation, "the observation")
-        # Built here, fresh, of plain values (a list fact is already its counts) and serialised
-        # once; the result reads it back from the engine's text, as every input fact.
-        fact = PreparedFact(kind, to_engine_json(observation, sort_keys=True, where="the observation"),
-                            observation)
+        fact = self.observation_fact(patient, known)
         conclusions = self.conclusions
         with self._lock:
             conclusions.clear()
@@ -300,6 +384,81 @@ class Conclusions:
         if rule is not None:
             self.trace.append(TraceEntry(key, rule))
         return True
+
+
+_ABSENT: Any = object()
+#: Bound on the texts of list facts kept per compiled pack.
+MAX_LIST_TEXTS = 4096
+#: Floats in this range (and zero) have no exponent in their ``repr`` (it has one only below 1e-4
+#: or from 1e16 on); any other float is checked by writing it (:func:`scalar_json`).
+_PLAIN_FLOAT_LOW, _PLAIN_FLOAT_HIGH = 0.001, 1e15
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each fact the observation may hold goes in its text: every path seen so far (``seen``),
+    and those the observation holds in the order of their keys (``order``, the key tuples in
+    ``keys``; the kind ``t`` is one of them), so that the text is written by visiting them in order
+    and writing, between two present ones, the braces and keys that part them (``between``, made
+    at first use). ``regular`` is False when two paths nest inside each other or a key is one the
+    standard encoder, or the engine, would not take as written: the careful path then words it."""
+
+    seen: frozenset[str]
+    order: tuple[str, ...]
+    keys: tuple[tuple[str, ...], ...]
+    regular: bool
+    entries: tuple[tuple[str, Any], ...] = field(init=False, compare=False)
+    """(path, what to read when the facts lack it: the kind for ``t``, else absent) in order."""
+    between: list[list[str | None]] = field(init=False, compare=False)
+    """``between[previous + 1][index]``: the text between the values of ``order[previous]`` and
+    ``order[index]`` (-1: the start; ``len(order)``: the end), made at first use."""
+
+    def __post_init__(self) -> None:
+        entries = tuple((path, FactKind.OBSERVATION.value if path == "t" else _ABSENT) for path in self.order)
+        object.__setattr__(self, "entries", entries)
+        object.__setattr__(self, "between", [[None] * (len(self.order) + 1) for _ in range(len(self.order) + 1)])
+
+    def fragment(self, previous: int, index: int) -> str:
+        """The text between the value of ``order[previous]`` (-1: the start) and that of ``order[index]``
+        (``len(order)``: the end)."""
+        before = self.keys[previous] if previous >= 0 else ()
+        after = self.keys[index] if index < len(self.keys) else ()
+        common = 0
+        while common < min(len(before), len(after)) - 1 and before[common] == after[common]:
+            common += 1
+        parts = ["}" * (len(before) - 1 - common) if before else "{"]
+        if before and after:
+            parts.append(",")
+        if after:
+            parts.extend(string_json(key) + ":{" for key in after[common:-1])
+            parts.append(string_json(after[-1]) + ":")
+        else:
+            parts.append("}")
+        found = self.between[previous + 1][index] = "".join(parts)
+        return found
+
+
+def _layout(program: CompiledProtocol, paths: Iterable[str], known: _Layout | None) -> _Layout:
+    """The layout of ``known`` (None: none yet) grown with ``paths``."""
+    seen = set(known.seen) if known is not None else set()
+    seen.update(paths)
+    held = {tuple(path.split(".")): path for path in seen if program._placement(path)[1]}
+    held[("t",)] = "t"
+    keys = sorted(held)
+    # A fact at "t" would take the kind's place.
+    regular = not ("t" in seen and program._placement("t")[1])
+    for shorter, longer in zip(keys, keys[1:]):
+        if longer[:len(shorter)] == shorter:  # a fact inside another's place
+            regular = False
+    try:
+        check_fact_shape(dict.fromkeys({key[0] for key in keys}, "t"), "the observation")
+    except ValueError:
+        regular = False
+    names = [name for members, counts in program._lists.values() for name in (*members, *(key for key, _ in counts))]
+    if any(type(key) is not str or scalar_json(key) is None for key in (*names, *(k for kt in keys for k in kt))):
+        regular = False
+    return _Layout(frozenset(seen), tuple(held[key] for key in keys), tuple(keys), regular)
 
 
 def compile_protocol(protocol: Protocol) -> CompiledProtocol:
@@ -359,8 +518,8 @@ def engine_program(
     # engine rules of those are one engine rule that draws them all, and one whose only premise
     # is one excluded finding value is no engine rule: it is drawn by the handler that draws that
     # exclusion, in the same firing (see ``exclude``).
-    untraced: dict[str, list[Callable[[Firing], None]]] = {}
-    following: dict[tuple[str, tuple[type, FindingValue]], list[Callable[[Firing], None]]] = {}
+    untraced: dict[str, list[Conclusion]] = {}
+    following: dict[tuple[str, tuple[type, FindingValue]], list[Conclusion]] = {}
 
     def add(name: str, formula: Formula, key: str, effect: Effect, traced: str | None) -> None:
         # traced: the pack rule the conclusion is the effect of, when it enters the trace
@@ -496,39 +655,47 @@ class Effect:
 
     asserts: PreparedFact | None = None
     failed: str | None = None
-    then: list[Callable[[Firing], None]] = field(default_factory=list)
+    then: list[Conclusion] = field(default_factory=list)
 
 
-def _conclusion(book: Conclusions, key: str, traced: str | None, effect: Effect) -> Callable[[Firing], None]:
+def _conclusion(book: Conclusions, key: str, traced: str | None, effect: Effect) -> Conclusion:
     """The handler drawing conclusion ``key`` once per evaluation (entering the trace as the effect
-    of pack rule ``traced``, when given) with ``effect``: a closure with everything bound, so that a
-    firing runs it without looking anything up."""
+    of pack rule ``traced``, when given) with ``effect``: it reads nothing of its firing, so the
+    engine runs it without one (:class:`~crs_rules.engine.Conclusion`), and everything it does is
+    bound here, so that a firing runs it without looking anything up. Its facts, and those of the
+    conclusions drawn with it, are asserted in the order drawn."""
     applied, trace, failed = book.applied, book.trace.append, book.failed.append
-    asserts, failing, then = effect.asserts, effect.failed, effect.then
+    own: tuple[PreparedFact, ...] = (effect.asserts,) if effect.asserts is not None else ()
+    failing, then = effect.failed, effect.then
     entry = TraceEntry(key, traced) if traced is not None else None  # the same text in every trace
 
-    def handler(firing: Firing) -> None:
-        if key not in applied:
-            applied[key] = None
-            if entry is not None:
-                trace(entry)
-            if failing is not None:
-                failed(failing)
-            if asserts is not None:
-                firing.assert_fact(asserts)
-            for follower in then:
-                follower(firing)
+    def draw() -> Sequence[PreparedFact]:
+        if key in applied:
+            return ()
+        applied[key] = None
+        if entry is not None:
+            trace(entry)
+        if failing is not None:
+            failed(failing)
+        if not then:
+            return own
+        facts = list(own)
+        for follower in then:
+            facts.extend(follower.draw())
+        return facts
 
-    return handler
+    return Conclusion(draw)
 
 
-def _all_of(group: list[Callable[[Firing], None]]) -> Callable[[Firing], None]:
-    """One handler running every handler of ``group`` (which may still grow while compiling)."""
-    def handler(firing: Firing) -> None:
+def _all_of(group: list[Conclusion]) -> Conclusion:
+    """One handler drawing every conclusion of ``group`` (which may still grow while compiling)."""
+    def draw() -> Sequence[PreparedFact]:
+        facts: list[PreparedFact] = []
         for member in group:
-            member(firing)
+            facts.extend(member.draw())
+        return facts
 
-    return handler
+    return Conclusion(draw)
 
 
 def _actions_read(protocol: Protocol) -> set[str]:

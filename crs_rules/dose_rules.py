@@ -67,6 +67,10 @@ def _exact(number: float) -> Fraction:
     return exact_decimal(number)
 
 
+#: The kinds of the facts the handlers assert (an enum member's value read once).
+DOSE, WITHHELD = FactKind.DOSE.value, FactKind.WITHHELD.value
+
+
 def _handler_reads(drug: Drug) -> tuple[str, ...]:
     """The observation's paths the dose proposal of ``drug`` reads."""
     return ("patient.weight_kg", "patient.child", f"history.{drug.id}.hours_since_first_in_course")
@@ -100,13 +104,16 @@ def add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[
 
     def propose_dose(firing: Firing) -> None:
         # Reads exactly the paths _handler_reads names (the observation holds only what is read).
-        action, patient = firing.matched["a"], firing.matched["o"]
+        # Of the observation, only those values are read (it is not decoded whole).
+        action, patient = firing.matched["a"], {"patient": firing.read("o", "patient")}
         regimen = drug.regimen(action["regimen"])
         assert regimen is not None, "validated packs name existing regimens"
-        dose: dict[str, Any] = {"t": FactKind.DOSE.value, "rule": action["rule"], "action": action["action"],
+        dose: dict[str, Any] = {"t": DOSE, "rule": action["rule"], "action": action["action"],
                                 "drug": drug.id, "regimen": regimen.id}
-        history = patient.get("history", {}).get(drug.id, {})
-        first = history.get("hours_since_first_in_course")
+        try:
+            first = firing.read("o", "history", drug.id, "hours_since_first_in_course")
+        except KeyError:
+            first = None
         if (regimen.for_days is not None and regimen.then is not None and first is not None
                 and first >= regimen.for_days * HOURS_PER_DAY):
             # The course is complete: what follows it (the taper), with no amount.
@@ -131,7 +138,7 @@ def add_dose_rules(drug: Drug, rules: dict[str, dict[str, Any]], handlers: dict[
 
         def withhold(firing: Firing) -> None:
             dose = firing.matched["d"]
-            firing.assert_fact({"t": FactKind.WITHHELD.value, "rule": dose["rule"], "action": dose["action"],
+            firing.assert_fact({"t": WITHHELD, "rule": dose["rule"], "action": dose["action"],
                                 "drug": drug.id, "limit": limit})
 
         handlers[name] = _recorded(name, withhold)

@@ -74,11 +74,12 @@ import durable_rules_engine as _dre
 from .engine_json import PreparedFact, check_fact_shape, count_properties, prepare_fact, to_engine_json
 from .engine_limits import MAX_ENGINE_TESTS, engine_failure, ruleset_chain_bound, ruleset_definition
 from .engine_process import DEFERRED_SIGNALS, pthread_sigmask, renew_after_fork, signal_mask, track_after_fork
-from .engine_values import ActionShape, Firing, Handler, RunResult, parse_action, stored_facts
+from .engine_values import ActionShape, Conclusion, Firing, Handler, RunResult, parse_action, stored_facts
 from .errors import EngineError
 
 __all__ = [
     "Handler",
+    "Conclusion",
     "Firing",
     "RunResult",
     "CompiledRuleset",
@@ -158,6 +159,7 @@ class CompiledRuleset:
         self._rule_names = frozenset(rules)
         self._hold_action_prefix = "{" + json.dumps(_HOLD_PREFIX)[:-1]
         self._handlers: dict[str, Handler] = dict(handlers)
+        self._origins: dict[str, str] = {}  # "rule <name>", made once per rule (see _drain)
         self._lock = threading.Lock()
         self._owner: int | None = None
         # The session of the current or last evaluation until it is deleted: a cleanup that an
@@ -186,8 +188,9 @@ class CompiledRuleset:
         """Evaluate ``facts`` in a fresh session and return what the session holds at the end.
 
         A fact is a mapping or a :class:`PreparedFact` (checked and serialised once by
-        :func:`prepare_fact`; of an input fact only its kind and text are used: what the result holds
-        for it is read back from the engine's text). Facts are asserted in order; rules fire and
+        :func:`prepare_fact`; its value, when given, is what its text reads back as: the result holds a
+        copy of it, and handlers read it without decoding the text; without one, what the result
+        holds is read back from the engine's text). Facts are asserted in order; rules fire and
         chain until nothing is pending. Raises
         :class:`ValueError` for a malformed fact (reserved ``sid``/``id`` key, ``None``, non-JSON
         value) and :class:`EngineError` when the engine refuses or loses a fact, a handler
@@ -198,11 +201,12 @@ class CompiledRuleset:
         """
         if type(facts) is not list and (isinstance(facts, (str, bytes)) or not isinstance(facts, Sequence)):
             raise ValueError("facts must be a sequence of mappings")
-        prepared = [(fact.kind, fact.text) if type(fact) is PreparedFact else self._prepare(fact, f"input fact {index}")
+        prepared = [(fact.kind, fact.text, fact.value) if type(fact) is PreparedFact
+                    else (*self._prepare(fact, f"input fact {index}"), None)
                     for index, fact in enumerate(facts)]
         # Refuse what the session would refuse before any fact reaches the engine.
         texts: set[str] = set()
-        for kind, text in prepared:
+        for kind, text, _ in prepared:
             if kind not in self.fact_kinds:
                 raise EngineError(
                     f"{self.label}: input asserted a fact of undeclared kind {kind!r} "
@@ -228,7 +232,7 @@ class CompiledRuleset:
             if previous is not None and pthread_sigmask is not None:
                 pthread_sigmask(signal.SIG_SETMASK, previous)
 
-    def _run_locked(self, prepared: list[tuple[str, str]]) -> RunResult:
+    def _run_locked(self, prepared: list[tuple[str, str, Mapping[str, Any] | None]]) -> RunResult:
         with self._lock:
             try:
                 self._owner = threading.get_ident()
@@ -294,6 +298,11 @@ def _fact_id(sequence: int) -> int | str:
     return sequence
 
 
+_sequence_number = _fact_id
+#: The texts of the first fact ids, by sequence number (index 0 unused).
+_ID_TEXTS = [str(_fact_id(sequence)) for sequence in range(1024)]
+
+
 def _origin(source: str | Firing) -> str:
     """Where a fact comes from, in words (built only when something is wrong)."""
     return source if isinstance(source, str) else f"rule {source.rule}"
@@ -316,12 +325,16 @@ class _Session:
         # Every fact of this session starts its engine text with this, then its id and a comma.
         self.fact_prefix = '{"sid":' + _json_string(sid) + ',"id":'
         self.state: Any = None
-        # Fact ids are the sequence numbers 1, 2, ... (see MAX_FACTS).
+        # Fact ids are the sequence numbers 1, 2, ... (see MAX_FACTS): the texts of the first ones
+        # are made once (unless _fact_id was replaced).
+        self.id_texts = _ID_TEXTS if _fact_id is _sequence_number else None
         # id's JSON text (as actions write it) -> the text given to the engine, less fact_prefix
         self.tails: dict[str, str] = {}
         # For each fact, in order: its id's text, kind, text without sid/id, content if known.
         self.asserted: list[tuple[str, str, str, Mapping[str, Any] | None]] = []
         self.seen: set[str] = set()
+        # id's text -> content, for the facts whose content is known (see Firing.read)
+        self.values: dict[str, Mapping[str, Any]] = {}
         self.fired: list[str] = []
         self.current: Firing | None = None
         self.failure: BaseException | None = None  # a failed assert inside a handler
@@ -335,11 +348,11 @@ class _Session:
 
     # -- evaluation ----------------------------------------------------------------------------
 
-    def evaluate(self, prepared: list[tuple[str, str]]) -> RunResult:
+    def evaluate(self, prepared: list[tuple[str, str, Mapping[str, Any] | None]]) -> RunResult:
         succeeded = False
         try:
-            for kind, text in prepared:
-                self._assert(kind, text, "input")
+            for kind, text, value in prepared:
+                self._assert(kind, text, "input", value)
             self._drain()
             result = self._collect()
             succeeded = True
@@ -439,6 +452,7 @@ class _Session:
         prefix, tails, known_rule = self.fact_prefix, self.tails, ruleset._knows_rule
         heads, shapes = ruleset._action_heads, ruleset._action_shapes
         fired, complete, handle = self.fired, _dre.complete_and_start_action, self.handle
+        origins, assert_fact = ruleset._origins, self._assert
         rule = ""
         while action is not None:
             if action[:hold_length] == hold_prefix:
@@ -454,11 +468,30 @@ class _Session:
                         f"evaluation (last: {rule}); the rules chain without end"
                     )
                 fired.append(rule)
+                handler = handlers[rule]
+                if type(handler) is Conclusion:
+                    # Reads nothing of the firing: no Firing is built, its facts are asserted here.
+                    origin = origins.get(rule)
+                    if origin is None:
+                        origin = origins[rule] = f"rule {rule}"
+                    try:
+                        for fact in handler.draw():
+                            if type(fact) is PreparedFact:
+                                assert_fact(fact.kind, fact.text, origin, fact.value)
+                            else:
+                                assert_fact(*ruleset._prepare(fact, origin), origin)
+                    except Exception as exc:
+                        raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
+                    try:
+                        action = complete(handle, self.state)
+                    except _dre.error as exc:
+                        raise engine_failure(f"{label}: completing the action of {rule} failed", exc) from exc
+                    continue
                 # The rule's handler, with the firing valid while it runs.
                 firing = Firing(rule, matched, self)
                 self.current = firing
                 try:
-                    returned: Any = handlers[rule](firing)
+                    returned: Any = handler(firing)
                 except Exception as exc:
                     raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
                 finally:
@@ -521,10 +554,14 @@ class _Session:
         if text in seen:
             self._fail(f"{_origin(source)} asserted a duplicate fact of kind {kind!r}: {text[:200]}")
         sequence = len(asserted) + 1
-        if sequence > MAX_FACTS:
-            self._fail(f"more than {MAX_FACTS} facts in one evaluation ({_origin(source)})")
-        fact_id = _fact_id(sequence)
-        token = str(fact_id) if type(fact_id) is int else json.dumps(fact_id)  # as the engine writes it
+        ids = self.id_texts
+        if ids is not None and sequence < len(ids):
+            token = ids[sequence]
+        else:
+            if sequence > MAX_FACTS:
+                self._fail(f"more than {MAX_FACTS} facts in one evaluation ({_origin(source)})")
+            fact_id = _fact_id(sequence)
+            token = str(fact_id) if type(fact_id) is int else json.dumps(fact_id)  # as the engine writes it
         # ``text`` is a non-empty JSON object (it has "t"): splice the engine's keys in front.
         tail = f"{token},{text[1:]}"
         engine_text = self.fact_prefix + tail
@@ -548,6 +585,8 @@ class _Session:
         elif state != self.state:
             self._fail(f"{_origin(source)}: the engine put a fact in another session ({state})")
         self.tails[token] = tail
+        if value is not None:
+            self.values[token] = value
         asserted.append((token, kind, text, value))
         seen.add(text)
 

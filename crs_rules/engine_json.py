@@ -18,7 +18,7 @@ from json.encoder import encode_basestring as _encode_string  # the ensure_ascii
 from typing import Any
 
 __all__ = ["to_engine_json", "PreparedFact", "prepare_fact", "check_fact_shape", "count_properties", "RESERVED_KEYS",
-           "read_json"]
+           "read_json", "scalar_json", "string_json"]
 
 #: Keys the engine keeps for itself inside a fact.
 RESERVED_KEYS = frozenset({"sid", "id"})
@@ -185,6 +185,28 @@ def _plain_scalar(value: Any) -> bool:
     if kind is float:
         return math.isfinite(value) and "e" not in float.__repr__(value)
     return kind is bool
+
+
+def scalar_json(value: Any) -> str | None:
+    """The JSON text :func:`to_engine_json` writes for a scalar that the standard encoder writes the
+    same way (see :func:`_plain`): a string, a boolean, a 64-bit integer or a finite float whose
+    ``repr`` has no exponent. None for anything else (a container, ``None``, a subclass, a value
+    the careful encoder must write or refuse): the caller then serialises through
+    :func:`to_engine_json`, which words the refusal."""
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is str or kind is int or kind is float:
+        if not _plain_scalar(value):
+            return None
+        if kind is str:
+            return _encode_string(value)
+        return int.__repr__(value) if kind is int else float.__repr__(value)
+    return None
+
+
+#: The JSON text of a string (as the standard encoder writes it with ``ensure_ascii=False``).
+string_json: Callable[[str], str] = _encode_string
 
 
 def _encodable(text: str) -> bool:

@@ -15,12 +15,17 @@ from typing import Any, NoReturn, Protocol
 from .engine_json import PreparedFact, read_json
 from .errors import EngineError
 
-__all__ = ["Firing", "RunResult", "Handler", "Matched", "parse_action", "stored_facts"]
+__all__ = ["Firing", "RunResult", "Handler", "Conclusion", "Matched", "parse_action", "stored_facts"]
 
 Handler = Callable[["Firing"], None]
 
 
 class _Asserting(Protocol):
+    @property
+    def values(self) -> Mapping[str, Mapping[str, Any]]:
+        """The content of each fact whose content is known without decoding it (a prepared fact's),
+        by its id's text."""
+
     def assert_from_handler(self, firing: Firing, fact: Mapping[str, Any] | PreparedFact, /) -> None: ...
 
 
@@ -55,6 +60,18 @@ class Firing:
             found = self._matched = Matched(self._tails)
         return found
 
+    def read(self, alias: str, *keys: str) -> Any:
+        """``firing.matched[alias][key][...]``: one value of a matched fact, read without copying the
+        rest of the fact (a fact whose content is known, a prepared one, is not decoded at all).
+        Raises :class:`KeyError` where indexing would; a container is a fresh copy."""
+        tail = self._tails[alias]
+        node: Any = self._session.values.get(tail[:_ID_READ].partition(",")[0])
+        if node is None:
+            node = self.matched[alias]
+        for key in keys:
+            node = node[key]
+        return _fresh(node)
+
     def __repr__(self) -> str:
         return f"Firing(rule={self._rule!r}, aliases={list(self._tails)!r})"
 
@@ -68,6 +85,33 @@ class Firing:
         catches the exception.
         """
         self._session.assert_from_handler(self, fact)
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of a JSON value (its containers new; strings and numbers are immutable)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _fresh(item) for key, item in value.items()}
+    if kind is list:
+        return [_fresh(item) for item in value]
+    return value
+
+
+class Conclusion:
+    """A handler that reads nothing of its firing: ``draw()`` keeps its own record and returns the
+    prepared facts to assert, in order (none: an empty sequence), which the evaluation asserts as
+    the firing rule's. The drain runs it without building a :class:`Firing`; called with a firing,
+    it asserts them through the firing, so it is an ordinary handler too. An exception raised by
+    ``draw()`` or by an assert fails the evaluation as a handler's does."""
+
+    __slots__ = ("draw",)
+
+    def __init__(self, draw: Callable[[], Sequence[PreparedFact]]) -> None:
+        self.draw = draw
+
+    def __call__(self, firing: Firing) -> None:
+        for fact in self.draw():
+            firing.assert_fact(fact)
 
 
 class Matched(Mapping[str, Mapping[str, Any]]):
@@ -112,6 +156,9 @@ class RunResult:
     """Names of the rules that fired, in firing order (catch-all rules excluded)."""
 
 
+#: How much of a fact's text the fast reading of an action reads its id from (ids are sequence numbers).
+_ID_READ = 24
+
 #: Bound on the action shapes remembered per ruleset (one per rule and set of aliases in practice).
 MAX_ACTION_SHAPES = 4096
 
@@ -154,7 +201,9 @@ def parse_action(action: str, prefix: str, tails: Mapping[str, str], label: str,
                 for alias in aliases:
                     # Any difference from the known shape: the full reading below says what it is.
                     part = parts[index]
-                    tail = tails.get(part.partition(",")[0])
+                    # The id is the text before the first comma: read from the part's start only (a
+                    # longer id finds nothing here, and the full reading reads it).
+                    tail = tails.get(part[:_ID_READ].partition(",")[0])
                     if tail is None or part != tail + separators[index - 1]:
                         break
                     found[alias] = tail

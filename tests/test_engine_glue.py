@@ -17,7 +17,7 @@ from test_engine import fever_ruleset, obs
 
 import crs_rules.engine_values as engine_values
 from crs_rules import load_protocol, read_patient
-from crs_rules.engine import CompiledRuleset, Firing, PreparedFact
+from crs_rules.engine import CompiledRuleset, Firing, PreparedFact, prepare_fact
 from crs_rules.engine_json import read_json, to_engine_json
 from crs_rules.engine_values import ActionShape, parse_action, stored_facts
 from crs_rules.errors import EngineError
@@ -188,3 +188,155 @@ def test_a_ruleset_takes_prepared_input_facts_with_their_value_as_the_result() -
     fact = PreparedFact("obs", to_engine_json(value, sort_keys=True), value)
     result = ruleset.run([fact])
     assert result.facts == (value,) and result.facts[0] is not value  # a copy
+
+
+def _observation_case(example: str) -> tuple[Any, Any, dict[str, Any]]:
+    protocol = load_protocol(REPO_ROOT / "rules")
+    program = compiled(protocol)
+    state = normalise(read_patient(REPO_ROOT / "examples" / example), protocol)
+    return program, state, dict(flat_facts(state, protocol))
+
+
+def _careful(program: Any, state: Any, known: dict[str, Any]) -> str:
+    return to_engine_json(program.observation(state, known), sort_keys=True, where="the observation")
+
+
+def test_the_observation_written_from_the_flat_facts_is_the_encoders_text_for_every_generated_patient() -> None:
+    from crs_rules.errors import InvalidInputError
+    from crs_rules.evaluation import _accept
+    from crs_rules.impact import population_inputs
+
+    protocol = load_protocol(REPO_ROOT / "rules")
+    program = compiled(protocol)
+    checked = 0
+    for _, data in population_inputs((protocol,), 300, 7):
+        try:
+            state = normalise(_accept(data), protocol)
+        except InvalidInputError:
+            continue
+        known = flat_facts(state, protocol)
+        fact = program.observation_fact(state, known)
+        assert fact.kind == "observation"
+        assert fact.text == _careful(program, state, known)
+        assert fact.value == program.observation(state, known)
+        checked += 1
+    assert checked > 200
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("vitals.temperature_c", 1e-05),  # an exponent in its repr: written in plain decimal
+    ("vitals.temperature_c", 123456789012345678.0),
+    ("vitals.temperature_c", -0.0),
+    ("vitals.temperature_c", 0.0001),
+    ("patient.weight_kg", 2**63 - 1),
+    ("vitals.oxygen.device", "cânula"),  # not ASCII
+    ("vitals.oxygen.device", 'a "quoted"\\ name\n'),
+])
+def test_an_observation_value_the_fast_writer_does_not_take_is_written_as_the_careful_encoder_writes_it(
+    path: str, value: Any,
+) -> None:
+    program, state, known = _observation_case("grade3-adult.yaml")
+    known[path] = value
+    fact = program.observation_fact(state, known)
+    assert fact.text == _careful(program, state, known)
+    assert fact.value == json.loads(fact.text)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (float("nan"), "not a finite number"),
+    (2**63, "outside the signed 64-bit range"),
+    ("\ud800", "not valid Unicode"),
+    (None, "None is not allowed"),
+    (object(), "is not a JSON value"),
+])
+def test_an_observation_value_the_engine_cannot_take_is_refused_as_before(value: Any, message: str) -> None:
+    program, state, known = _observation_case("grade3-adult.yaml")
+    known["vitals.temperature_c"] = value
+    with pytest.raises(ValueError, match=message) as fast:
+        program.observation_fact(state, known)
+    with pytest.raises(ValueError) as careful:
+        _careful(program, state, known)
+    assert str(fast.value) == str(careful.value)
+
+
+def test_facts_that_nest_inside_each_other_fail_as_the_observation_fails() -> None:
+    import dataclasses
+
+    program, state, known = _observation_case("grade3-adult.yaml")
+    # Every fact held (no reads to bound the observation): a fact in the place of another.
+    everything = dataclasses.replace(program, observation_reads=None)
+    assert everything.observation_fact(state, known).text == _careful(everything, state, known)
+    # After the facts inside it, the fact takes their place; before them, they cannot nest in it.
+    after = {**known, "vitals.oxygen": 1}
+    assert everything.observation_fact(state, after).text == _careful(everything, state, after)
+    before = {"vitals.oxygen": 1, **known}
+    with pytest.raises(TypeError) as fast:
+        everything.observation_fact(state, before)
+    with pytest.raises(TypeError) as careful:
+        everything.observation(state, before)
+    assert str(fast.value) == str(careful.value)
+    # The layout learnt the clash: a patient without it is still written exactly.
+    assert everything.observation_fact(state, known).text == _careful(everything, state, known)
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_value_read_from_a_matched_fact_is_the_one_indexing_reads_and_a_prepared_fact_is_not_decoded(
+    monkeypatch: pytest.MonkeyPatch, prepared: bool,
+) -> None:
+    decoded: list[str] = []
+    real_read = read_json
+
+    def counting(text: str) -> Any:
+        decoded.append(json.loads(text)["t"])
+        return real_read(text)
+
+    seen: list[Any] = []
+
+    def fever(firing: Firing) -> None:
+        vitals = firing.read("o", "vitals")
+        vitals["temp"] = 0  # a fresh copy: changes nothing else
+        seen.extend([firing.read("o", "vitals", "temp"), firing.read("o", "ward"), vitals])
+        with pytest.raises(KeyError):
+            firing.read("o", "vitals", "pulse")
+        with pytest.raises(KeyError):
+            firing.read("x")
+        firing.assert_fact({"t": "alert", "temp": firing.read("o", "vitals", "temp")})
+
+    value = {"t": "obs", "vitals": {"temp": 39}, "ward": "b"}
+    fact: Any = PreparedFact("obs", to_engine_json(value, sort_keys=True), read_json(to_engine_json(value)))
+    monkeypatch.setattr(engine_values, "read_json", counting)
+    result = fever_ruleset(fever=fever).run([fact if prepared else value])
+    assert seen == [39, "b", {"temp": 0}]
+    assert result.facts == (value, {"t": "alert", "temp": 39}, {"t": "page", "temp": 39})
+    # The observation is decoded for its firing (and read back for the result) only when its
+    # content is not known; the alert is decoded by escalate and read back for the result.
+    assert decoded == (["alert", "alert", "page"] if prepared else ["obs", "alert", "obs", "alert", "page"])
+
+
+def test_a_conclusion_asserts_what_it_draws_with_or_without_a_firing_and_fails_as_a_handler() -> None:
+    from crs_rules.engine import Conclusion
+
+    alert = prepare_fact({"t": "alert", "temp": 1})
+    drawn: list[str] = []
+
+    def draw() -> tuple[PreparedFact, ...]:
+        drawn.append("fever")
+        return (alert,)
+
+    ruleset = fever_ruleset(fever=Conclusion(draw))
+    assert ruleset.run([obs(39)]).facts == (obs(39), {"t": "alert", "temp": 1}, {"t": "page", "temp": 1})
+    assert ruleset.run([obs(37)]).fired == ()
+    assert drawn == ["fever"]
+    # Called as an ordinary handler, with its firing: the same facts.
+    through = fever_ruleset(fever=lambda firing: Conclusion(draw)(firing))
+    assert through.run([obs(39)]).facts == ruleset.run([obs(39)]).facts
+
+    def broken() -> tuple[PreparedFact, ...]:
+        raise KeyError("nothing")
+
+    with pytest.raises(EngineError, match=r"rule fever failed: KeyError: 'nothing'"):
+        fever_ruleset(fever=Conclusion(broken)).run([obs(39)])
+    with pytest.raises(EngineError, match=r"rule fever failed: EngineError: .*rule fever asserted a duplicate fact"):
+        fever_ruleset(fever=Conclusion(lambda: (alert, alert))).run([obs(39)])
+    with pytest.raises(EngineError, match=r"rule fever asserted a fact of undeclared kind 'lab'"):
+        fever_ruleset(fever=Conclusion(lambda: (prepare_fact({"t": "lab"}),))).run([obs(39)])
