@@ -270,9 +270,11 @@ class CompiledProtocol:
         or facts that nest unusually, go through :meth:`observation` and the careful encoder."""
         facts = flat_facts(patient, self.protocol) if known is None else known
         layout = self._layout
-        if layout is None or not facts.keys() <= layout.seen:
+        # Paths come from the fields and the pack, so few are ever seen; past the bound, facts at
+        # paths not seen yet take the careful path.
+        if layout is None or (not facts.keys() <= layout.seen and len(layout.seen) < MAX_LAYOUT_PATHS):
             layout = self._layout = _layout(self, facts, layout)
-        text = self._written(layout, facts) if layout.regular else None
+        text = self._written(layout, facts) if layout.regular and facts.keys() <= layout.seen else None
         if text is not None:
             return PreparedFact(FactKind.OBSERVATION.value, text, read_json(text))
         observation = self.observation(patient, facts)
@@ -387,6 +389,8 @@ class Conclusions:
 
 
 _ABSENT: Any = object()
+#: Bound on the fact paths an observation layout learns (see CompiledProtocol.observation_fact).
+MAX_LAYOUT_PATHS = 4096
 #: Bound on the texts of list facts kept per compiled pack.
 MAX_LIST_TEXTS = 4096
 #: Floats in this range (and zero) have no exponent in their ``repr`` (it has one only below 1e-4

@@ -340,3 +340,19 @@ def test_a_conclusion_asserts_what_it_draws_with_or_without_a_firing_and_fails_a
         fever_ruleset(fever=Conclusion(lambda: (alert, alert))).run([obs(39)])
     with pytest.raises(EngineError, match=r"rule fever asserted a fact of undeclared kind 'lab'"):
         fever_ruleset(fever=Conclusion(lambda: (prepare_fact({"t": "lab"}),))).run([obs(39)])
+
+
+def test_past_the_bound_on_paths_learnt_facts_at_new_paths_take_the_careful_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    import crs_rules.compilation as compilation
+
+    program, state, known = _observation_case("grade3-adult.yaml")
+    everything = dataclasses.replace(program, observation_reads=None)
+    monkeypatch.setattr(compilation, "MAX_LAYOUT_PATHS", len(known))
+    assert everything.observation_fact(state, known).text == _careful(everything, state, known)
+    learnt = everything._layout
+    more = {**known, "vitals.extra": 2.5}
+    assert everything.observation_fact(state, more).text == _careful(everything, state, more)
+    assert everything._layout is learnt  # not learnt: written by the careful path
+    assert everything.observation_fact(state, known).text == _careful(everything, state, known)
