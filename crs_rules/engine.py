@@ -554,12 +554,12 @@ class _Session:
         if text in seen:
             self._fail(f"{_origin(source)} asserted a duplicate fact of kind {kind!r}: {text[:200]}")
         sequence = len(asserted) + 1
+        if sequence > MAX_FACTS:
+            self._fail(f"more than {MAX_FACTS} facts in one evaluation ({_origin(source)})")
         ids = self.id_texts
         if ids is not None and sequence < len(ids):
             token = ids[sequence]
         else:
-            if sequence > MAX_FACTS:
-                self._fail(f"more than {MAX_FACTS} facts in one evaluation ({_origin(source)})")
             fact_id = _fact_id(sequence)
             token = str(fact_id) if type(fact_id) is int else json.dumps(fact_id)  # as the engine writes it
         # ``text`` is a non-empty JSON object (it has "t"): splice the engine's keys in front.

@@ -238,7 +238,9 @@ def to_engine_json(value: Any, *, sort_keys: bool = False, where: str = "value")
 @dataclass(frozen=True)
 class PreparedFact:
     """A fact already checked and serialised (:func:`prepare_fact`): its kind and canonical JSON
-    (and, read back from that text, its content)."""
+    (and, read back from that text, its content). The content is what handlers read of the fact
+    and what each result copies; it must be left as it is (a changed content would no longer be
+    what the engine was given)."""
 
     kind: str
     text: str

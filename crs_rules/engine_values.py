@@ -300,7 +300,9 @@ def stored_facts(raw: str, prefix: str, tails: Mapping[str, str],
     if (len(pieces) != len(facts) + 1 or pieces[0] or len(tails) != len(facts)
             or set(pieces[1:]) != set(tails.values())):
         _read_listing(raw, prefix, tails, facts, label)
-    return tuple([dict(value) if value is not None else read_json(text) for _, _, text, value in facts])
+    # A known content is shared with the fact that carried it: the result gets its own copy, whole,
+    # so that changing one result can change nothing else.
+    return tuple([_fresh(value) if value is not None else read_json(text) for _, _, text, value in facts])
 
 
 def _read_listing(raw: str, prefix: str, tails: Mapping[str, str],

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from test_engine import fever_ruleset, obs
 
+import crs_rules.engine as engine
 import crs_rules.engine_values as engine_values
 from crs_rules import load_protocol, read_patient
 from crs_rules.engine import CompiledRuleset, Firing, PreparedFact, prepare_fact
@@ -356,3 +357,25 @@ def test_past_the_bound_on_paths_learnt_facts_at_new_paths_take_the_careful_path
     assert everything.observation_fact(state, more).text == _careful(everything, state, more)
     assert everything._layout is learnt  # not learnt: written by the careful path
     assert everything.observation_fact(state, known).text == _careful(everything, state, known)
+
+
+def test_a_result_is_its_own_copy_of_a_prepared_fact_reused_across_runs() -> None:
+    """Changing a nested value of one result changes neither what a later run reports nor what its
+    handlers read: the prepared fact's content is copied whole into each result."""
+    rules = {"hot": {"all": [{"o": {"$and": [{"t": "obs"}, {"$gt": {"vitals.temp": 38}}]}}]}}
+    read: list[Any] = []
+    ruleset = CompiledRuleset(rules, {"hot": lambda firing: read.append(firing.read("o", "vitals", "temp"))},
+                              ["obs"], "reused prepared fact")
+    prepared = prepare_fact({"t": "obs", "vitals": {"temp": 39}})
+    first = ruleset.run([prepared])
+    first.facts[0]["vitals"]["temp"] = 36
+    second = ruleset.run([prepared])
+    assert second.fired == ("hot",) and read == [39, 39]
+    assert second.facts[0]["vitals"]["temp"] == 39 and prepared.value == {"t": "obs", "vitals": {"temp": 39}}
+
+
+def test_a_lowered_bound_on_facts_per_evaluation_holds_from_the_first_fact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "MAX_FACTS", 3)
+    ruleset = CompiledRuleset({}, {}, ["obs"], "bound")
+    with pytest.raises(EngineError, match="more than 3 facts in one evaluation"):
+        ruleset.run([{"t": "obs", "k": index} for index in range(6)])
