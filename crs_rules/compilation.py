@@ -48,7 +48,7 @@ from .conditions import MAX_DNF_TERMS, comparisons
 from .decision import TraceEntry
 from .dose_rules import add_dose_rules, compute_amount
 from .engine import CompiledRuleset, Conclusion, Firing, PreparedFact, RunResult, prepare_fact, renew_after_fork
-from .engine_json import check_fact_shape, read_json, scalar_json, string_json, to_engine_json
+from .engine_json import INT64_MAX, INT64_MIN, check_fact_shape, read_json, scalar_json, string_json, to_engine_json
 from .fact_kinds import FACT_KINDS, HISTORY_UNKNOWN, NOT_APPLICABLE, FactKind
 from .facts import flat_facts, list_count_key
 from .model import GRADE_FINDING, Comparison, Condition, Protocol
@@ -302,7 +302,7 @@ class CompiledProtocol:
             elif type_ is float and (_PLAIN_FLOAT_LOW <= value < _PLAIN_FLOAT_HIGH
                                      or -_PLAIN_FLOAT_HIGH < value <= -_PLAIN_FLOAT_LOW or value == 0.0):
                 append(float.__repr__(value))
-            elif type_ is int and _INT64_MIN <= value <= _INT64_MAX:
+            elif type_ is int and INT64_MIN <= value <= INT64_MAX:
                 append(int.__repr__(value))
             elif type_ is str and value.isascii():
                 append(string_json(value))
@@ -394,9 +394,9 @@ MAX_LAYOUT_PATHS = 4096
 #: Bound on the texts of list facts kept per compiled pack.
 MAX_LIST_TEXTS = 4096
 #: Floats in this range (and zero) have no exponent in their ``repr`` (it has one only below 1e-4
-#: or from 1e16 on); any other float is checked by writing it (:func:`scalar_json`).
+#: or from 1e16 on: the range is kept well inside, so no float near either edge is written here);
+#: any other float is checked by writing it (:func:`scalar_json`).
 _PLAIN_FLOAT_LOW, _PLAIN_FLOAT_HIGH = 0.001, 1e15
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ from json.encoder import encode_basestring as _encode_string  # the ensure_ascii
 from typing import Any
 
 __all__ = ["to_engine_json", "PreparedFact", "prepare_fact", "check_fact_shape", "count_properties", "RESERVED_KEYS",
-           "read_json", "scalar_json", "string_json"]
+           "read_json", "scalar_json", "string_json", "INT64_MIN", "INT64_MAX"]
 
 #: Keys the engine keeps for itself inside a fact.
 RESERVED_KEYS = frozenset({"sid", "id"})
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
+#: The engine keeps integers as signed 64-bit: one outside this range would be clamped silently.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _SORTED_ENCODER = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True
@@ -89,7 +90,7 @@ def _encode(value: Any, out: list[str], where: str, sort_keys: bool) -> None:
     elif value is False:
         out.append("false")
     elif isinstance(value, int):
-        if not _INT64_MIN <= value <= _INT64_MAX:
+        if not INT64_MIN <= value <= INT64_MAX:
             raise ValueError(
                 f"{where}: integer {value} is outside the signed 64-bit range (the engine "
                 "clamps it, so comparisons on it would be wrong)"
@@ -164,7 +165,7 @@ def _plain(value: Any) -> bool:
             elif kind is bool:
                 continue
             elif kind is int:
-                if not _INT64_MIN <= item <= _INT64_MAX:
+                if not INT64_MIN <= item <= INT64_MAX:
                     return False
             elif kind is float:
                 if not math.isfinite(item) or "e" in float.__repr__(item):
@@ -181,7 +182,7 @@ def _plain_scalar(value: Any) -> bool:
     if kind is str:
         return bool(value.isascii()) or _encodable(value)
     if kind is int:
-        return bool(_INT64_MIN <= value <= _INT64_MAX)
+        return bool(INT64_MIN <= value <= INT64_MAX)
     if kind is float:
         return math.isfinite(value) and "e" not in float.__repr__(value)
     return kind is bool
