@@ -5,7 +5,9 @@ patients (:mod:`~crs_rules.population`), each patient's outcome under both packs
 (:mod:`~crs_rules.outcomes`), spread over worker processes, and the report
 (:mod:`~crs_rules.impact_report`). Patients are evaluated in batches, one pack at a time
 (:func:`~crs_rules.evaluation.evaluate_many`, the decisions :func:`evaluate_one` gives), by
-:class:`_Evaluator`, the single place to change for another way of evaluating.
+:class:`_Evaluator`, the single place to change for another way of evaluating. The two outcomes
+of a patient are compared where they are made, so a worker sends back each patient's state and,
+only for a patient whose decision differs, both outcomes and their differences.
 """
 
 from __future__ import annotations
@@ -148,8 +150,8 @@ def _evaluate_all(old: Protocol, new: Protocol, items: Iterable[tuple[str, Mappi
     it pays. Gives the items and their results.
 
     Evaluations of one pack are serialised within a process, so processes are what scales. The
-    items are drawn here while the workers evaluate the first ones, and sent in small batches
-    (the workers end together); results come back in order, so the report does not depend on the
+    items are drawn here while the workers evaluate the first ones, and sent in small batches,
+    smaller towards the end (the workers end together); results come back in order, so the report does not depend on the
     number of workers. Both packs are compiled here first, so forked workers start with
     them. ``meanwhile`` runs in this process while the workers evaluate (before the items,
     without workers).
