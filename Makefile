@@ -24,10 +24,12 @@ example: $(BIN)/crs-rules
 	$(BIN)/crs-rules evaluate examples/grade3-adult.yaml
 
 # The wheel check runs alongside ruff, mypy and pytest (it mostly waits for pip and the disk); its
-# lines are printed after theirs. The target fails if any of them fails.
+# lines are printed after theirs. The target fails if any of them fails. pytest's two workers each
+# take one half of the tests in order (a module's fixtures are then mostly made once, not on both)
+# and take over part of the other's remaining tests when they run out (`--dist worksteal`).
 define checks
 	log=$$(mktemp); bash tests/wheel_smoke.sh $(BIN)/python >$$log 2>&1 & wheel=$$!; \
-	$(BIN)/ruff check && $(BIN)/python -m mypy && $(BIN)/python -m pytest -n 2 $(1); status=$$?; \
+	$(BIN)/ruff check && $(BIN)/python -m mypy && $(BIN)/python -m pytest -n 2 --dist worksteal $(1); status=$$?; \
 	wait $$wheel || status=1; cat $$log; rm -f $$log; exit $$status
 endef
 

@@ -39,6 +39,7 @@ def property_twins(examples: int | None = None) -> list[Any]:
     full = examples if examples is not None else settings().max_examples
     return [pytest.param(max(10, full // 4), id="fast"), pytest.param(full, id="full", marks=pytest.mark.slow)]
 
+
 #: The environment variable naming the pack folder the pack-dependent tests load instead of ``rules/``.
 PACK_VARIABLE = "CRS_RULES_PACK"
 

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 FORK_CHILD = """
@@ -75,11 +77,14 @@ print(json.dumps({"forks": forks, "deadlocks": deadlocks, "failed": failed,
 """
 
 
-def test_children_forked_while_threads_evaluate_evaluate_correctly_and_exit() -> None:
+# 40 forks (marked slow: make test-all and CI); 20 in make test, where a lock held at the fork in 16
+# of 40 would still deadlock some child all but surely.
+@pytest.mark.parametrize("forks", [pytest.param(20, id="fast"), pytest.param(40, id="full", marks=pytest.mark.slow)])
+def test_children_forked_while_threads_evaluate_evaluate_correctly_and_exit(forks: int) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-c", FORK_CHILD, str(ROOT), "40", "5"]
+    command = [sys.executable, "-c", FORK_CHILD, str(ROOT), str(forks), "5"]
     child = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
     assert child.returncode == 0, child.stderr[-3000:]
     stats = json.loads(child.stdout)
-    assert stats == {"forks": 40, "deadlocks": 0, "failed": 0, "thread_errors": []}
+    assert stats == {"forks": forks, "deadlocks": 0, "failed": 0, "thread_errors": []}

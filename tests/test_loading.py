@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 import yaml
+from conftest import property_twins
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -656,16 +657,24 @@ def assert_well_formed(result: object) -> None:
         assert isinstance(document.data, dict)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text())
-def test_any_text_gives_a_result_and_never_raises(text: str) -> None:
-    assert_well_formed(load_yaml_text(text, FILE))
+@pytest.mark.parametrize("examples", property_twins(300))
+def test_any_text_gives_a_result_and_never_raises(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.text())
+    def check(text: str) -> None:
+        assert_well_formed(load_yaml_text(text, FILE))
+
+    check()
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(YAMLISH)
-def test_any_yaml_looking_text_gives_a_result_and_never_raises(text: str) -> None:
-    assert_well_formed(load_yaml_text(text, FILE))
+@pytest.mark.parametrize("examples", property_twins(500))
+def test_any_yaml_looking_text_gives_a_result_and_never_raises(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(YAMLISH)
+    def check(text: str) -> None:
+        assert_well_formed(load_yaml_text(text, FILE))
+
+    check()
 
 
 NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8)
@@ -701,17 +710,19 @@ def every_path(data: object, path: tuple[str | int, ...] = ()) -> list[tuple[str
     return paths
 
 
-@settings(max_examples=200, deadline=None)
-@given(DATA)
-def test_ordinary_data_written_by_pyyaml_loads_back_equal_with_every_position(
-    data: dict[str, object],
-) -> None:
-    document, problems = load_yaml_text(yaml.safe_dump(data, sort_keys=False), FILE)
-    assert problems == []
-    assert document is not None
-    assert document.data == data
-    for path in every_path(data):
-        assert path in document.value_marks
-        assert document.position(path)[0] >= 1
-        if path and isinstance(path[-1], str):
-            assert path in document.key_marks
+@pytest.mark.parametrize("examples", property_twins(200))
+def test_ordinary_data_written_by_pyyaml_loads_back_equal_with_every_position(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(DATA)
+    def check(data: dict[str, object]) -> None:
+        document, problems = load_yaml_text(yaml.safe_dump(data, sort_keys=False), FILE)
+        assert problems == []
+        assert document is not None
+        assert document.data == data
+        for path in every_path(data):
+            assert path in document.value_marks
+            assert document.position(path)[0] >= 1
+            if path and isinstance(path[-1], str):
+                assert path in document.key_marks
+
+    check()

@@ -153,8 +153,11 @@ def test_never_both_methylprednisolone_regimens(protocol: Protocol, examples: in
 # --------------------------------------------------------------------------------------------
 # The strategies reach what the properties are about
 
-# Search without shrinking: any example will do, the first found is enough.
-COVERAGE_SEARCH = settings(max_examples=3000, phases=[Phase.generate], database=None,
+# Search without shrinking: any example will do, the first found is enough. The example found is
+# kept in Hypothesis's example database (.hypothesis/, a key per case) and tried first by the next
+# run in this folder, regenerated through the current strategies, so it still shows that they reach
+# the case; without it (a fresh clone, as in CI, or a strategy changed) the search starts afresh.
+COVERAGE_SEARCH = settings(max_examples=3000, phases=[Phase.reuse, Phase.generate],
                            suppress_health_check=list(HealthCheck))
 
 
@@ -182,5 +185,5 @@ def test_the_strategies_reach_the_steroid_and_name_cases(protocol: Protocol, cas
                                                             "max_doses_per_course"} for w in decision.withheld)
 
     found = find(st.one_of(complete_patient_states(febrile_hypotensive=True), states_after_methylprednisolone()),
-                 reached, settings=COVERAGE_SEARCH)
+                 reached, settings=COVERAGE_SEARCH, database_key=f"{__name__}: the strategies reach {case}".encode())
     assert reached(found)

@@ -578,8 +578,11 @@ def test_withheld_doses_become_eligible_at_next_eligible_at_for_their_time_based
 # The strategies reach what the properties are about
 
 
-# Search without shrinking: any example will do, the first found is enough.
-COVERAGE_SEARCH = settings(max_examples=3000, phases=[Phase.generate], database=None,
+# Search without shrinking: any example will do, the first found is enough. The example found is
+# kept in Hypothesis's example database (.hypothesis/, a key per case) and tried first by the next
+# run in this folder, regenerated through the current strategies, so it still shows that they reach
+# the case; without it (a fresh clone, as in CI, or a strategy changed) the search starts afresh.
+COVERAGE_SEARCH = settings(max_examples=3000, phases=[Phase.reuse, Phase.generate],
                            suppress_health_check=list(HealthCheck))
 
 
@@ -588,7 +591,7 @@ def test_the_strategies_reach_every_dose_limit(protocol: Protocol, limit: str) -
     found = find(
         febrile_hypotensive_states(),
         lambda s: any(limit in w.limits for w in evaluate(s, protocol).withheld),
-        settings=COVERAGE_SEARCH,
+        settings=COVERAGE_SEARCH, database_key=f"{__name__}: the strategies reach {limit}".encode(),
     )
     assert any(limit in w.limits for w in evaluate(found, protocol).withheld)
 
@@ -598,6 +601,6 @@ def test_the_strategies_reach_every_grade(protocol: Protocol, grade: int) -> Non
     found = find(
         complete_patient_states(),
         lambda s: evaluate(s, protocol).crs_grade == grade,
-        settings=COVERAGE_SEARCH,
+        settings=COVERAGE_SEARCH, database_key=f"{__name__}: the strategies reach grade {grade}".encode(),
     )
     assert reference_grade(found) == grade

@@ -12,8 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from hypothesis import given
+from conftest import property_twins
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crs_rules import _patient_checks
@@ -74,16 +76,26 @@ def test_the_patient_schema_is_compiled_and_every_example_takes_the_fast_path() 
         assert list(JSONSCHEMA.iter_errors(example)) == []
 
 
-@given(edited_examples())
-def test_whatever_the_compiled_code_accepts_jsonschema_accepts(data: dict[str, Any]) -> None:
-    if ACCEPTS(data):
-        assert list(JSONSCHEMA.iter_errors(data)) == []
+@pytest.mark.parametrize("examples", property_twins())
+def test_whatever_the_compiled_code_accepts_jsonschema_accepts(examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(edited_examples())
+    def check(data: dict[str, Any]) -> None:
+        if ACCEPTS(data):
+            assert list(JSONSCHEMA.iter_errors(data)) == []
+
+    check()
 
 
-@given(json_values)
-def test_arbitrary_values_accepted_by_the_compiled_code_are_accepted_by_jsonschema(data: Any) -> None:
-    if ACCEPTS(data):
-        assert list(JSONSCHEMA.iter_errors(data)) == []
+@pytest.mark.parametrize("examples", property_twins())
+def test_arbitrary_values_accepted_by_the_compiled_code_are_accepted_by_jsonschema(examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(json_values)
+    def check(data: Any) -> None:
+        if ACCEPTS(data):
+            assert list(JSONSCHEMA.iter_errors(data)) == []
+
+    check()
 
 
 def test_a_refusal_is_worded_by_jsonschema() -> None:
@@ -166,9 +178,14 @@ def test_every_example_takes_the_accept_path_and_reads_as_every_check_reads_it()
         assert _agree(_with_datetime_objects(example))
 
 
-@given(edited_examples())
-def test_whatever_the_accept_path_accepts_every_check_accepts_as_the_same_state(data: dict[str, Any]) -> None:
-    _agree(data)
+@pytest.mark.parametrize("examples", property_twins())
+def test_whatever_the_accept_path_accepts_every_check_accepts_as_the_same_state(examples: int) -> None:
+    @settings(max_examples=examples)
+    @given(edited_examples())
+    def check(data: dict[str, Any]) -> None:
+        _agree(data)
+
+    check()
 
 
 def test_the_accept_path_takes_examples_with_a_value_removed_and_reads_them_as_every_check_does() -> None:
