@@ -227,13 +227,11 @@ class Replay:
                 continue
             calls = self._reused[index]
             own = next((argument for call, argument in self._calls[index] if call == DELETE), "")
-            for position, (reply, recorded) in enumerate(zip(got, expected)):
-                if calls[position][0] == DELETE:
-                    continue
-                if _comparable(_renamed(reply, own)) != _comparable(recorded):
-                    wrong.append(f"patient {index}, engine call {position} in the kept session: {str(reply)[:120]} "
-                                 f"instead of {str(recorded)[:120]}")
-                    break
+            retracted = {position for position, (call, _) in enumerate(calls) if call == DELETE}
+            found = _first_difference(index, [_renamed(reply, own) for reply in got], expected,
+                                      " in the kept session", retracted)
+            if found:
+                wrong.append(found)
             left = json.loads(self._module.get_facts(self._handle, _BARE_SID))
             if left:
                 wrong.append(f"patient {index}: the kept session still holds {len(left)} facts after retracting")
@@ -265,14 +263,9 @@ class Replay:
                 wrong.append(f"patient {index}: the engine refused a call ({exc})")
                 self._forget(index)
                 continue
-            if len(got) != len(expected):
-                wrong.append(f"patient {index}: {len(got)} engine calls, {len(expected)} in the evaluation")
-                continue
-            for position, (reply, recorded) in enumerate(zip(got, expected)):
-                if _comparable(reply) != _comparable(recorded):
-                    wrong.append(f"patient {index}, engine call {position}: {str(reply)[:120]} "
-                                 f"instead of {str(recorded)[:120]}")
-                    break
+            found = _first_difference(index, got, expected)
+            if found:
+                wrong.append(found)
         return wrong
 
 
@@ -311,6 +304,19 @@ def _one_session(call: int, argument: Any) -> Any:
     if call in (READ, DELETE):
         return _BARE_SID
     return argument
+
+
+def _first_difference(index: int, got: Sequence[Any], expected: Sequence[Any], where: str = "",
+                      ignored: frozenset[int] | set[int] = frozenset()) -> str | None:
+    """The first of a replay's replies that differs from the evaluation's, in words (None: none);
+    the calls at the positions ``ignored`` are not compared."""
+    if len(got) != len(expected):
+        return f"patient {index}: {len(got)} engine calls{where}, {len(expected)} in the evaluation"
+    for position, (reply, recorded) in enumerate(zip(got, expected)):
+        if position not in ignored and _comparable(reply) != _comparable(recorded):
+            return (f"patient {index}, engine call {position}{where}: {str(reply)[:120]} "
+                    f"instead of {str(recorded)[:120]}")
+    return None
 
 
 def _renamed(reply: Any, sid: str) -> Any:
