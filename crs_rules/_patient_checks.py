@@ -40,7 +40,7 @@ from ._input_words import (
 )
 from ._patient_contract import Path_, PatientState, build_state, contract_schema, register
 from .fields import field
-from .schema_check import accept_first
+from .schema_check import accept_first, plain_scalar
 
 __all__ = ["collect", "value_at"]
 
@@ -456,7 +456,7 @@ def _plain_copy(data: Any, plan: _Plan, path: Path_, times: list[tuple[Path_, st
             sub = properties.get(key) if type(key) is str else None
             if sub is None:
                 raise _NotPlain
-            kind = type(value)  # the plain leaves here, as below; anything else by the call below
+            kind = type(value)  # the plain leaves here (plain_scalar, inlined); anything else by the call below
             if kind is str and "\n" not in value and "\r" not in value:
                 if sub.date_time:
                     times.append(((*path, key), value))
@@ -474,14 +474,7 @@ def _plain_copy(data: Any, plan: _Plan, path: Path_, times: list[tuple[Path_, st
                                        for item in data):
             return list(data)  # a list of names or choices
         return [_plain_copy(item, items, (*path, index), times) for index, item in enumerate(data)]
-    kind = type(data)
-    if kind is str:
-        if "\n" in data or "\r" in data:
-            raise _NotPlain
-    elif kind is float:
-        if not math.isfinite(data):
-            raise _NotPlain
-    elif not (kind is bool or kind is int or data is None):
+    if not plain_scalar(data):
         raise _NotPlain
     return data
 

@@ -270,11 +270,13 @@ class CompiledProtocol:
         or facts that nest unusually, go through :meth:`observation` and the careful encoder."""
         facts = flat_facts(patient, self.protocol) if known is None else known
         layout = self._layout
+        covered = layout is not None and facts.keys() <= layout.seen
         # Paths come from the fields and the pack, so few are ever seen; past the bound, facts at
         # paths not seen yet take the careful path.
-        if layout is None or (not facts.keys() <= layout.seen and len(layout.seen) < MAX_LAYOUT_PATHS):
+        if layout is None or (not covered and len(layout.seen) < MAX_LAYOUT_PATHS):
             layout = self._layout = _layout(self, facts, layout)
-        text = self._written(layout, facts) if layout.regular and facts.keys() <= layout.seen else None
+            covered = True  # the layout now holds every path of these facts
+        text = self._written(layout, facts) if layout.regular and covered else None
         if text is not None:
             return PreparedFact(FactKind.OBSERVATION.value, text, read_json(text))
         observation = self.observation(patient, facts)

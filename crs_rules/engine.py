@@ -482,22 +482,18 @@ class _Session:
                                 assert_fact(*ruleset._prepare(fact, origin), origin)
                     except Exception as exc:
                         raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
+                else:
+                    # The rule's handler, with the firing valid while it runs.
+                    firing = Firing(rule, matched, self)
+                    self.current = firing
                     try:
-                        action = complete(handle, self.state)
-                    except _dre.error as exc:
-                        raise engine_failure(f"{label}: completing the action of {rule} failed", exc) from exc
-                    continue
-                # The rule's handler, with the firing valid while it runs.
-                firing = Firing(rule, matched, self)
-                self.current = firing
-                try:
-                    returned: Any = handler(firing)
-                except Exception as exc:
-                    raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
-                finally:
-                    self.current = None
-                if self.failure is not None or returned is not None:
-                    self._handler_failed(rule, returned)
+                        returned: Any = handler(firing)
+                    except Exception as exc:
+                        raise EngineError(f"{label}: rule {rule} failed: {type(exc).__name__}: {exc}") from exc
+                    finally:
+                        self.current = None
+                    if self.failure is not None or returned is not None:
+                        self._handler_failed(rule, returned)
             try:
                 action = complete(handle, self.state)
             except _dre.error as exc:

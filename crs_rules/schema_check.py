@@ -29,7 +29,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Protocol, TypeVar,
 
 import fastjsonschema
 
-__all__ = ["AcceptFirst", "accept_first", "compile_acceptor", "compile_plain_acceptor", "plain_json"]
+__all__ = ["AcceptFirst", "accept_first", "compile_acceptor", "compile_plain_acceptor", "plain_json", "plain_scalar"]
 
 #: Keywords whose meaning is the same in draft 2020-12 and in the draft-7 code fastjsonschema writes
 #: (annotations included). Any other keyword keeps a schema on the jsonschema path.
@@ -190,13 +190,7 @@ def plain_json(value: Any) -> bool:
         if nodes > MAX_NODES:
             return False
         kind = type(item)
-        if kind is str:
-            if "\n" in item or "\r" in item:
-                return False
-        elif kind is float:
-            if not math.isfinite(item):
-                return False
-        elif kind is dict or kind is list:
+        if kind is dict or kind is list:
             if depth >= MAX_DEPTH:
                 return False
             if kind is dict:
@@ -206,9 +200,20 @@ def plain_json(value: Any) -> bool:
                     stack.append((child, depth + 1))
             else:
                 stack.extend((child, depth + 1) for child in item)
-        elif not (kind is bool or kind is int or item is None):
+        elif not plain_scalar(item):
             return False
     return True
+
+
+def plain_scalar(value: Any) -> bool:
+    """Whether ``value`` is a plain JSON scalar, one both validators read alike: a text without a
+    line break, a finite float, an integer, a boolean or None (exact types: a subclass is not)."""
+    kind = type(value)
+    if kind is str:
+        return "\n" not in value and "\r" not in value
+    if kind is float:
+        return math.isfinite(value)
+    return kind is bool or kind is int or value is None
 
 
 class AcceptFirst(Generic[V]):
